@@ -1,0 +1,25 @@
+//! vecbox: a network-function sandbox appliance built on User Mode Linux's vector
+//! transports.
+//!
+//! Layers, top to bottom (each may call only those below it):
+//! - [`cli`]: the `vecbox` command.
+//! - [`guest`]: one guest process — transports, sandbox, event loop, counters.
+//! - [`nf`]: network functions over batches of frames (xconnect, bridge).
+//! - [`transport`]: the `vecN:` spec and the vector transports (raw, tap, hybrid, fd).
+//! - [`netlink`]: namespaces and links over rtnetlink.
+//! - [`filter`]: classic BPF programs.
+//! - [`wire`]: typed views of headers, checksums, software segmentation.
+//! - [`buf`], [`metrics`]: the buffer pool and the counters, shared by all.
+//! - [`sys`]: every `unsafe` system call wrapper.
+#![deny(unsafe_code)]
+
+pub mod buf;
+pub mod cli;
+pub mod filter;
+pub mod guest;
+pub mod metrics;
+pub mod netlink;
+pub mod nf;
+pub mod sys;
+pub mod transport;
+pub mod wire;

@@ -1,0 +1,186 @@
+//! Counters kept by guests: per port packets, bytes, drops by reason, batch sizes and
+//! offload use. They are plain integers owned by the single guest thread (no locks or
+//! atomics on the hot path) and only ever grow (Prometheus counter semantics).
+
+use std::fmt;
+
+/// Why a frame was dropped. Every drop in vecbox is counted under one of these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Shorter than an Ethernet header.
+    Runt,
+    /// Longer than the receive buffer (the kernel truncated it), or than the output MTU.
+    Oversize,
+    /// The virtio-net header was invalid or inconsistent with the frame.
+    BadVnetHeader,
+    /// No free buffer to receive into.
+    NoBuffer,
+    /// The output port's transmit queue was full.
+    TxQueueFull,
+    /// The kernel refused the frame on transmit (error other than EAGAIN/ENOBUFS).
+    TxError,
+    /// A GSO frame that vecbox cannot segment (UFO, unknown headers).
+    GsoUnsupported,
+    /// The checksum could not be completed (bad csum_start/offset).
+    ChecksumError,
+    /// The network function had nowhere to send it (e.g. bridge: destination on the
+    /// ingress port).
+    NoRoute,
+    /// Encapsulation header did not match the configuration.
+    EncapError,
+    /// Dropped by a filter or a rule.
+    Filtered,
+}
+
+impl DropReason {
+    /// Every reason, in counter order.
+    pub const ALL: [DropReason; 11] = [
+        DropReason::Runt,
+        DropReason::Oversize,
+        DropReason::BadVnetHeader,
+        DropReason::NoBuffer,
+        DropReason::TxQueueFull,
+        DropReason::TxError,
+        DropReason::GsoUnsupported,
+        DropReason::ChecksumError,
+        DropReason::NoRoute,
+        DropReason::EncapError,
+        DropReason::Filtered,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Stable snake_case name (used in stats output and metric labels).
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Runt => "runt",
+            DropReason::Oversize => "oversize",
+            DropReason::BadVnetHeader => "bad_vnet_header",
+            DropReason::NoBuffer => "no_buffer",
+            DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::TxError => "tx_error",
+            DropReason::GsoUnsupported => "gso_unsupported",
+            DropReason::ChecksumError => "checksum_error",
+            DropReason::NoRoute => "no_route",
+            DropReason::EncapError => "encap_error",
+            DropReason::Filtered => "filtered",
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Batch-size distribution: power-of-two buckets (1, 2, 3-4, 5-8, ... , >256) plus
+/// UML's `queue_max` and `queue_running_average` (`avg = (avg + n) / 2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BatchStats {
+    pub buckets: [u64; Self::BUCKETS],
+    pub max: u64,
+    pub running_average: u64,
+    pub batches: u64,
+}
+
+impl BatchStats {
+    /// Number of histogram buckets.
+    pub const BUCKETS: usize = 10;
+
+    /// Upper bound (inclusive) of bucket `i`; the last bucket is unbounded.
+    pub fn bucket_le(i: usize) -> Option<u64> {
+        (i + 1 < Self::BUCKETS).then(|| 1u64 << i)
+    }
+
+    /// Record one batch of `n` (> 0) frames.
+    pub fn record(&mut self, n: usize) {
+        let n = n as u64;
+        if n == 0 {
+            return;
+        }
+        let idx = (64 - (n - 1).leading_zeros()) as usize;
+        self.buckets[idx.min(Self::BUCKETS - 1)] += 1;
+        self.max = self.max.max(n);
+        self.running_average = (self.running_average + n) >> 1;
+        self.batches += 1;
+    }
+}
+
+/// Counters of one port (one `vecN` interface of a guest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: [u64; DropReason::COUNT],
+    pub rx_batch: BatchStats,
+    pub tx_batch: BatchStats,
+    /// Partial or refused `sendmmsg` (UML `tx_restart_queue`).
+    pub tx_restart_queue: u64,
+    /// Frames received with DATA_VALID (UML `rx_csum_offload_good`).
+    pub rx_csum_offload_good: u64,
+    /// GSO super-frames received whole.
+    pub rx_gso_frames: u64,
+    /// GSO super-frames sent whole to a port that takes them.
+    pub tx_gso_frames: u64,
+    /// GSO super-frames split in software before transmit.
+    pub tx_gso_segmented: u64,
+    /// Segments produced by software segmentation.
+    pub tx_gso_segments: u64,
+    /// Checksums completed in software before transmit.
+    pub tx_csum_completed: u64,
+    /// Kernel features the port had to do without (probe failed; see the log).
+    pub fallbacks: u64,
+}
+
+impl PortStats {
+    /// Count one dropped frame.
+    #[inline]
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    /// Dropped frames for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// All drops.
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_buckets_are_powers_of_two() {
+        let mut b = BatchStats::default();
+        for n in [1, 2, 3, 4, 5, 64, 65, 256, 257, 10_000] {
+            b.record(n);
+        }
+        b.record(0);
+        assert_eq!(b.buckets, [1, 1, 2, 1, 0, 0, 1, 1, 1, 2]);
+        assert_eq!(b.max, 10_000);
+        assert_eq!(b.batches, 10);
+        assert_eq!(BatchStats::bucket_le(0), Some(1));
+        assert_eq!(BatchStats::bucket_le(8), Some(256));
+        assert_eq!(BatchStats::bucket_le(9), None);
+    }
+
+    #[test]
+    fn drop_reason_names_are_unique() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+}

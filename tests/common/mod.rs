@@ -1,0 +1,405 @@
+//! Shared pieces of the integration tests: uniquely named network namespaces that are
+//! removed pass or fail, guests started and stopped, and real traffic tools (ping,
+//! iperf3, trafgen) run inside the namespaces.
+//!
+//! Every kernel object a test creates lives inside a namespace named
+//! `vbt<pid>x<n>-<role>`; deleting the namespace removes its interfaces. The whole
+//! suite's leak check (scripts/leakcheck) looks for that prefix afterwards.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const VECBOX: &str = env!("CARGO_BIN_EXE_vecbox");
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Fail loudly when a tool the test needs is missing (CI installs them all).
+pub fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(found, "this test needs `{tool}` (install it: see .ci/run)");
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "integration tests create network namespaces: run them as root (see README)"
+    );
+}
+
+/// Run a command, panic with its output on failure.
+pub fn run(cmd: &[&str]) -> Output {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A set of namespaces for one test; all removed on drop (with whatever they contain).
+pub struct Lab {
+    pub tag: String,
+    namespaces: Vec<String>,
+    children: Vec<Child>,
+    pub dir: PathBuf,
+}
+
+impl Lab {
+    pub fn new() -> Lab {
+        require_root();
+        require_tool("ip");
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("vbt{}x{}", std::process::id(), n);
+        let dir = std::env::temp_dir().join(&tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        Lab {
+            tag,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        }
+    }
+
+    /// Create namespace `<tag>-<role>` with loopback up; returns its name.
+    pub fn ns(&mut self, role: &str) -> String {
+        let name = format!("{}-{role}", self.tag);
+        run(&["ip", "netns", "add", &name]);
+        self.namespaces.push(name.clone());
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        name
+    }
+
+    /// veth pair `a` (in `ns_a`) – `b` (in `ns_b`), both up.
+    pub fn veth(&self, ns_a: &str, a: &str, ns_b: &str, b: &str) {
+        run(&[
+            "ip", "-n", ns_a, "link", "add", a, "type", "veth", "peer", "name", b, "netns", ns_b,
+        ]);
+        run(&["ip", "-n", ns_a, "link", "set", a, "up"]);
+        run(&["ip", "-n", ns_b, "link", "set", b, "up"]);
+    }
+
+    /// Give `ifname` in `ns` an address (`10.x.y.z/24` form) and bring it up.
+    pub fn addr(&self, ns: &str, ifname: &str, cidr: &str) {
+        run(&["ip", "-n", ns, "addr", "add", cidr, "dev", ifname]);
+        run(&["ip", "-n", ns, "link", "set", ifname, "up"]);
+    }
+
+    /// Keep a port of a guest's namespace quiet: no IPv6 on it, so the guest only
+    /// forwards the test's own traffic.
+    pub fn quiet(&self, ns: &str, ifname: &str) {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{ifname}.disable_ipv6=1"),
+        ]);
+    }
+
+    /// `ip netns exec ns cmd...`
+    pub fn exec(&self, ns: &str, cmd: &[&str]) -> Output {
+        let mut full = vec!["ip", "netns", "exec", ns];
+        full.extend_from_slice(cmd);
+        Command::new(full[0]).args(&full[1..]).output().unwrap()
+    }
+
+    /// Start a process inside `ns`, owned by the lab (killed on drop).
+    pub fn spawn(&mut self, ns: &str, cmd: &[&str]) -> usize {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// Ping `ip` from `ns`; true if at least one reply came back.
+    pub fn ping(&self, ns: &str, ip: &str, count: u32) -> bool {
+        require_tool("ping");
+        let out = self.exec(
+            ns,
+            &["ping", "-c", &count.to_string(), "-i", "0.2", "-W", "2", ip],
+        );
+        out.status.success()
+    }
+
+    /// iperf3 TCP from `ns_c` to a server at `ip` in `ns_s`; bits/s received.
+    pub fn iperf3(&mut self, ns_s: &str, ns_c: &str, ip: &str, secs: u32) -> f64 {
+        require_tool("iperf3");
+        let port = 20000 + (COUNTER.fetch_add(1, Ordering::SeqCst) % 10000) as u16;
+        let port_s = port.to_string();
+        self.spawn(ns_s, &["iperf3", "-s", "-1", "-B", ip, "-p", &port_s]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let out = self.exec(
+                ns_c,
+                &[
+                    "iperf3",
+                    "-c",
+                    ip,
+                    "-p",
+                    &port_s,
+                    "-t",
+                    &secs.to_string(),
+                    "-J",
+                    "--connect-timeout",
+                    "2000",
+                ],
+            );
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            if out.status.success() {
+                let v: serde_json::Value = serde_json::from_str(&text).expect("iperf3 -J output");
+                return v["end"]["sum_received"]["bits_per_second"]
+                    .as_f64()
+                    .unwrap_or(0.0);
+            }
+            assert!(Instant::now() < deadline, "iperf3 failed: {text}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// MAC address of `ifname` in `ns`.
+    pub fn mac(&self, ns: &str, ifname: &str) -> String {
+        let out = run(&["ip", "-n", ns, "-j", "link", "show", ifname]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["address"].as_str().unwrap().to_string()
+    }
+
+    /// Kernel counter `name` (rx_packets, tx_packets, ...) of `ifname` in `ns`.
+    pub fn counter(&self, ns: &str, ifname: &str, name: &str) -> u64 {
+        let out = self.exec(
+            ns,
+            &["cat", &format!("/sys/class/net/{ifname}/statistics/{name}")],
+        );
+        // /sys shows the namespace of whoever mounted it: `ip netns exec` remounts sysfs.
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// Send `count` 64-byte UDP frames with trafgen from `ifname` in `ns` to `dst_mac`/`dst_ip`.
+    pub fn trafgen(
+        &self,
+        ns: &str,
+        ifname: &str,
+        dst_mac: &str,
+        src_ip: &str,
+        dst_ip: &str,
+        count: u64,
+    ) {
+        require_tool("trafgen");
+        let conf = self.dir.join(format!("trafgen-{ifname}.cfg"));
+        let src_mac = self.mac(ns, ifname);
+        std::fs::write(
+            &conf,
+            format!(
+                "{{ eth(da={dst_mac}, sa={src_mac}, type=0x0800), ipv4(saddr={src_ip}, daddr={dst_ip}, ttl=64), udp(sp=9, dp=9), fill(0x41, 18) }}\n"
+            ),
+        )
+        .unwrap();
+        let out = self.exec(
+            ns,
+            &[
+                "trafgen",
+                "--dev",
+                ifname,
+                "--conf",
+                conf.to_str().unwrap(),
+                "--num",
+                &count.to_string(),
+                "--cpus",
+                "1",
+                "-q",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "trafgen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = Command::new("ip")
+                .args(["netns", "pids", ns])
+                .output()
+                .map(|o| {
+                    for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                        let _ = Command::new("kill").args(["-9", pid]).status();
+                    }
+                });
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A running `vecbox guest`.
+pub struct Guest {
+    pub child: Option<Child>,
+    pub stats: PathBuf,
+    pub stderr: mpsc::Receiver<String>,
+    pub ready: String,
+}
+
+impl Guest {
+    /// Start `vecbox guest FUNCTION ARGS` in `ns` and wait for its ready line.
+    pub fn start(lab: &Lab, ns: &str, function: &str, args: &[&str]) -> Guest {
+        Self::start_with(lab, ns, function, args, &[], None)
+    }
+
+    /// As [`Guest::start`], with environment variables and an optional wrapper command
+    /// (e.g. `setpriv ...`) in front of vecbox.
+    pub fn start_with(
+        lab: &Lab,
+        ns: &str,
+        function: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: Option<&[&str]>,
+    ) -> Guest {
+        Self::try_start(lab, ns, function, args, env, wrapper)
+            .unwrap_or_else(|e| panic!("guest did not start: {e}"))
+    }
+
+    /// Start and wait for ready; `Err(stderr)` if it exits first.
+    pub fn try_start(
+        lab: &Lab,
+        ns: &str,
+        function: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: Option<&[&str]>,
+    ) -> Result<Guest, String> {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let stats = lab.dir.join(format!("guest{n}.json"));
+        let vecbox = wrapper
+            .map(|w| w.last().copied().unwrap_or(VECBOX))
+            .unwrap_or(VECBOX);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]);
+        if let Some(w) = wrapper {
+            cmd.args(&w[..w.len() - 1]);
+        }
+        cmd.arg(vecbox).arg("guest").arg(function).args(args);
+        cmd.arg(format!("stats={}", stats.display()));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left.min(Duration::from_millis(100))) {
+                Ok(line) if line.contains(" ready: ") => {
+                    return Ok(Guest {
+                        child: Some(child),
+                        stats,
+                        stderr: rx,
+                        ready: line,
+                    });
+                }
+                Ok(line) => seen.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        let status = child.wait().ok();
+        while let Ok(line) = rx.try_recv() {
+            seen.push(line);
+        }
+        Err(format!("{status:?}: {}", seen.join("\n")))
+    }
+
+    /// SIGTERM the guest, wait, and return its JSON report.
+    pub fn stop(mut self) -> serde_json::Value {
+        let mut child = self.child.take().unwrap();
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // `ip netns exec` execs vecbox in place, so the child pid is vecbox's.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "guest exited with {status}");
+        let text = std::fs::read_to_string(&self.stats).expect("guest stats file");
+        serde_json::from_str(&text).unwrap()
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Port `i`'s counter `name` from a guest report.
+pub fn port_stat(report: &serde_json::Value, i: usize, name: &str) -> u64 {
+    report["ports"][i]["stats"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
+/// Port `i`'s drops for `reason` from a guest report.
+pub fn port_drops(report: &serde_json::Value, i: usize, reason: &str) -> u64 {
+    report["ports"][i]["drops"]
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d[0] == reason))
+        .and_then(|d| d[1].as_u64())
+        .unwrap_or(0)
+}
+
+/// A temporary file path in the lab's directory.
+pub fn lab_file(lab: &Lab, name: &str) -> PathBuf {
+    lab.dir.join(name)
+}
+
+/// `true` if `path` exists.
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

@@ -1,0 +1,200 @@
+//! A guest between two hosts in network namespaces, over raw, tap and hybrid ports,
+//! with gro=1 and gro=0: ping, iperf3 TCP (TSO/GRO on the veths) in both directions and
+//! a trafgen burst must all cross, and the guest's counters must say how.
+
+mod common;
+
+use common::{Guest, Lab, port_drops, port_stat};
+
+/// Host A ─ veth ─ [guest] ─ port 1 ─ host B.
+///
+/// raw: the guest runs in its own namespace `g` holding `ga` and `gb`, peers of A's `a0`
+/// and B's `b0`. tap/hybrid: the guest runs inside host B's namespace, its second port is
+/// tap `tb` there (B's address is on the tap) and `ga` sits beside it with ARP and IPv6
+/// off, so B is reachable only through the guest.
+struct Line {
+    lab: Lab,
+    a: String,
+    b: String,
+    guest_ns: String,
+    b_if: &'static str,
+}
+
+const A_IP: &str = "10.71.0.1";
+const B_IP: &str = "10.71.0.2";
+
+fn line(second: &str) -> Line {
+    let mut lab = Lab::new();
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    if second == "raw" {
+        let g = lab.ns("g");
+        lab.veth(&a, "a0", &g, "ga");
+        lab.veth(&b, "b0", &g, "gb");
+        lab.quiet(&g, "ga");
+        lab.quiet(&g, "gb");
+        lab.addr(&a, "a0", &format!("{A_IP}/24"));
+        lab.addr(&b, "b0", &format!("{B_IP}/24"));
+        Line {
+            lab,
+            a,
+            b,
+            guest_ns: g,
+            b_if: "b0",
+        }
+    } else {
+        lab.veth(&a, "a0", &b, "ga");
+        lab.quiet(&b, "ga");
+        common::run(&[
+            "ip",
+            "netns",
+            "exec",
+            &b,
+            "sysctl",
+            "-qw",
+            "net.ipv4.conf.ga.arp_ignore=8",
+        ]);
+        lab.addr(&a, "a0", &format!("{A_IP}/24"));
+        let guest_ns = b.clone();
+        Line {
+            lab,
+            a,
+            b,
+            guest_ns,
+            b_if: "tb",
+        }
+    }
+}
+
+impl Line {
+    fn start(&self, function: &str, second: &str, opts: &str) -> Guest {
+        let p0 = format!("vec0:transport=raw,ifname=ga{opts}");
+        let p1 = if second == "raw" {
+            format!("vec1:transport=raw,ifname=gb{opts}")
+        } else {
+            format!("vec1:transport={second},ifname=tb{opts}")
+        };
+        let g = Guest::start(&self.lab, &self.guest_ns, function, &["umid=t", &p0, &p1]);
+        if second != "raw" {
+            self.lab.addr(&self.b, "tb", &format!("{B_IP}/24"));
+        }
+        g
+    }
+}
+
+/// ping, TCP both ways, a trafgen burst; then the counters.
+fn exercise(second: &str, opts: &str) -> serde_json::Value {
+    let mut l = line(second);
+    let g = l.start("xconnect", second, opts);
+    assert!(
+        l.lab.ping(&l.a, B_IP, 3),
+        "ping A -> B through {second}{opts}"
+    );
+    let (a, b) = (l.a.clone(), l.b.clone());
+    let up = l.lab.iperf3(&b, &a, B_IP, 2);
+    assert!(up > 50e6, "TCP A -> B through {second}{opts}: {up} bit/s");
+    let down = l.lab.iperf3(&a, &b, A_IP, 2);
+    assert!(
+        down > 50e6,
+        "TCP B -> A through {second}{opts}: {down} bit/s"
+    );
+
+    let b_mac = l.lab.mac(&l.b, l.b_if);
+    let before = l.lab.counter(&l.b, l.b_if, "rx_packets");
+    l.lab.trafgen(&l.a, "a0", &b_mac, A_IP, B_IP, 2000);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let after = l.lab.counter(&l.b, l.b_if, "rx_packets");
+    assert!(
+        after - before >= 2000,
+        "trafgen burst: B received {} of 2000",
+        after - before
+    );
+
+    let r = g.stop();
+    assert!(port_stat(&r, 0, "rx_packets") >= 2000, "{r}");
+    assert!(port_stat(&r, 1, "tx_packets") >= 2000, "{r}");
+    assert_eq!(
+        port_drops(&r, 0, "oversize") + port_drops(&r, 1, "oversize"),
+        0,
+        "{r}"
+    );
+    assert_eq!(
+        port_drops(&r, 0, "tx_error") + port_drops(&r, 1, "tx_error"),
+        0,
+        "{r}"
+    );
+    r
+}
+
+fn gso_passed_whole(r: &serde_json::Value) -> bool {
+    port_stat(r, 1, "tx_gso_frames") > 0 && port_stat(r, 1, "tx_gso_segmented") == 0
+}
+
+fn gso_segmented(r: &serde_json::Value) -> bool {
+    port_stat(r, 1, "tx_gso_segmented") > 0 && port_stat(r, 1, "tx_gso_frames") == 0
+}
+
+#[test]
+fn xconnect_raw_gro1_passes_64k_frames_whole() {
+    let r = exercise("raw", ",gro=1");
+    assert!(
+        port_stat(&r, 0, "rx_gso_frames") > 0,
+        "the veth delivered GSO frames: {r}"
+    );
+    assert!(gso_passed_whole(&r), "{r}");
+}
+
+#[test]
+fn xconnect_raw_gro0_segments_in_software() {
+    let r = exercise("raw", ",gro=0");
+    assert!(gso_segmented(&r), "{r}");
+    assert!(
+        port_stat(&r, 1, "tx_gso_segments") > port_stat(&r, 1, "tx_gso_segmented"),
+        "{r}"
+    );
+}
+
+#[test]
+fn xconnect_tap_gro1() {
+    let r = exercise("tap", ",gro=1");
+    assert!(gso_passed_whole(&r), "{r}");
+}
+
+#[test]
+fn xconnect_tap_gro0() {
+    let r = exercise("tap", ",gro=0");
+    assert!(gso_segmented(&r), "{r}");
+    // With gro=0 the kernel segments before the tap: nothing large comes out of it.
+    assert_eq!(port_stat(&r, 1, "rx_gso_frames"), 0, "{r}");
+}
+
+#[test]
+fn xconnect_hybrid_gro1() {
+    let r = exercise("hybrid", ",gro=1");
+    assert!(gso_passed_whole(&r), "{r}");
+}
+
+#[test]
+fn xconnect_hybrid_gro0() {
+    let r = exercise("hybrid", ",gro=0");
+    assert!(gso_segmented(&r), "{r}");
+}
+
+#[test]
+fn xconnect_raw_vec0_moves_one_frame_per_call() {
+    let r = exercise("raw", ",gro=1,vec=0");
+    for p in 0..2 {
+        assert_eq!(r["ports"][p]["stats"]["rx_batch"]["max"], 1, "{r}");
+        assert_eq!(r["ports"][p]["stats"]["tx_batch"]["max"], 1, "{r}");
+    }
+}
+
+#[test]
+fn xconnect_raw_small_depth() {
+    let r = exercise("raw", ",gro=0,depth=4");
+    assert!(
+        r["ports"][0]["stats"]["rx_batch"]["max"].as_u64().unwrap() <= 4,
+        "{r}"
+    );
+    assert!(gso_segmented(&r), "{r}");
+}
