@@ -22,4 +22,5 @@ pub mod netlink;
 pub mod nf;
 pub mod sys;
 pub mod transport;
+pub mod uml;
 pub mod wire;

@@ -65,7 +65,31 @@ enum Command {
     /// Build two namespaces joined by a guest, push ping and TCP through it, clean up.
     #[command(after_long_help = demo::HELP)]
     Demo(demo::DemoArgs),
+    /// Boot a User Mode Linux kernel, with the host compatibility fixes it needs here.
+    #[command(after_long_help = UML_HELP)]
+    Uml {
+        /// Kernel binary (path or name on PATH).
+        #[arg(long, default_value = crate::uml::DEFAULT_KERNEL)]
+        kernel: String,
+        /// Kernel arguments, e.g. mem=64M vec0:transport=tap,ifname=t0 ...
+        #[arg(
+            allow_hyphen_values = true,
+            trailing_var_arg = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
 }
+
+const UML_HELP: &str = "\
+Executes the UML kernel with ARGS. On hosts with AVX-512 or AMX, Debian's linux.uml 6.1
+dies at its first process (\"ptrace set fp regs failed\"); vecbox hides the XSTATE
+ptrace regset from it with a seccomp filter and passes GLIBC_TUNABLES to the guest's
+init so guest programs avoid AVX. On other hosts ARGS are passed unchanged.
+
+Example (a hostfs root holding a static busybox and an /init script):
+  vecbox uml root=/dev/root rootfstype=hostfs rootflags=/srv/umlroot rw init=/init \\
+      mem=64M con=null con0=fd:0,fd:1 umid=u1 vec0:transport=raw,ifname=veth1";
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("VECBOX_LOG")
@@ -84,7 +108,27 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Guest { function, args } => run_guest(&function, &args),
         Command::Demo(a) => demo::run(&a),
+        Command::Uml { kernel, args } => run_uml(&kernel, &args),
     }
+}
+
+fn run_uml(kernel: &str, args: &[String]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let Some(path) = crate::uml::find_kernel(kernel) else {
+        eprintln!(
+            "vecbox: error: UML kernel {kernel:?} not found (install Debian's user-mode-linux or pass --kernel PATH)"
+        );
+        return 1;
+    };
+    let mut cmd = std::process::Command::new(path);
+    cmd.args(args);
+    if let Err(e) = crate::uml::prepare(&mut cmd) {
+        eprintln!("vecbox: error: preparing UML: {e}");
+        return 1;
+    }
+    let e = cmd.exec();
+    eprintln!("vecbox: error: executing {kernel}: {e}");
+    1
 }
 
 fn run_guest(function: &str, args: &[String]) -> i32 {

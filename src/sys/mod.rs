@@ -13,6 +13,7 @@
 pub mod mmsg;
 pub mod packet;
 pub mod sandbox;
+pub mod seccomp;
 pub mod sock;
 pub mod tun;
 

@@ -7,6 +7,8 @@
 //! suite's leak check (scripts/leakcheck) looks for that prefix afterwards.
 #![allow(dead_code)]
 
+pub mod uml;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
