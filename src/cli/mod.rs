@@ -17,9 +17,11 @@ Functions:
              options: aging=SECONDS (300), fdb_size=ENTRIES (4096)
 
 Guest settings:
-  umid=NAME     instance name used in messages and reports (default FUNCTION-PID)
+  umid=NAME     instance name (default FUNCTION-PID); the control socket is
+                ~/.uml/NAME/mconsole, as for a UML kernel (see `vecbox console`)
   cpu=N         pin the guest to CPU N
   stats=FILE    write the exit report as JSON to FILE
+  metrics=ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
 
 Transports (keys as in UML; see docs/transports.md):
   raw      AF_PACKET on an existing interface    ifname= (needs CAP_NET_RAW)
@@ -30,10 +32,14 @@ Transports (keys as in UML; see docs/transports.md):
   gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
   in software. vec=0 moves one frame per system call.
 
-Runs until SIGINT/SIGTERM, then prints per-port counters. A bad spec exits with
+Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
+Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`
+(version, help, config, remove, stop, go, proc, log, stack, reboot, halt; see
+docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md). A bad spec exits with
 status 2 and names the key. As non-root, give the binary the capabilities:
   setcap cap_net_raw,cap_net_admin+ep vecbox
-It drops them once its interfaces are open.
+It drops them once its interfaces are open, keeping only these two in its permitted
+set (not effective) so that console reboot/config can reopen interfaces.
 
 Examples:
   vecbox guest xconnect umid=x1 cpu=1 'vec0:transport=raw,ifname=p0,gro=1' 'vec1:transport=tap,ifname=tap0,gro=1'
@@ -62,6 +68,19 @@ enum Command {
         )]
         args: Vec<String>,
     },
+    /// Talk to a vecbox guest or a UML kernel over its control socket (mconsole protocol).
+    #[command(after_long_help = CONSOLE_HELP)]
+    Console {
+        /// umid (~/.uml/UMID/mconsole, /tmp/uml/UMID/mconsole) or a socket path.
+        umid: String,
+        /// Command and arguments; without one, an interactive prompt.
+        #[arg(
+            allow_hyphen_values = true,
+            trailing_var_arg = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
+    },
     /// Build two namespaces joined by a guest, push ping and TCP through it, clean up.
     #[command(after_long_help = demo::HELP)]
     Demo(demo::DemoArgs),
@@ -80,6 +99,23 @@ enum Command {
         args: Vec<String>,
     },
 }
+
+const CONSOLE_HELP: &str = "\
+Sends CMD (words joined by spaces) to the control socket of UMID and prints the reply
+as uml_mconsole does: `OK text` or `ERR text`. The exit status is 1 when the reply is
+an error. Without CMD, opens a prompt with history and completion (Tab); `quit` or
+Ctrl-D leaves, `switch NAME` changes the target.
+
+The socket is looked up as ~/.uml/UMID/mconsole, /tmp/uml/UMID/mconsole, then UMID
+as a path; this works for vecbox guests and for UML kernels started with umid=.
+When the target runs in another network namespace the client binds a filesystem
+socket (abstract addresses do not cross namespaces).
+
+Examples:
+  vecbox console x1 version
+  vecbox console x1 config vec2:transport=raw,ifname=veth9
+  vecbox console x1 proc net/dev
+  vecbox console x1 halt";
 
 const UML_HELP: &str = "\
 Executes the UML kernel with ARGS. On hosts with AVX-512 or AMX, Debian's linux.uml 6.1
@@ -109,6 +145,30 @@ pub fn main() -> i32 {
         Command::Guest { function, args } => run_guest(&function, &args),
         Command::Demo(a) => demo::run(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
+        Command::Console { umid, command } => run_console(&umid, &command),
+    }
+}
+
+fn run_console(umid: &str, command: &[String]) -> i32 {
+    if command.is_empty() {
+        return crate::console::repl::run(umid);
+    }
+    let mut client = match crate::console::Client::connect(umid) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vecbox: error: {e}");
+            return 1;
+        }
+    };
+    match client.request(&command.join(" ")) {
+        Ok(r) => {
+            println!("{}", r.line());
+            i32::from(r.err != 0)
+        }
+        Err(e) => {
+            eprintln!("vecbox: error: {e}");
+            1
+        }
     }
 }
 
