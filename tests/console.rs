@@ -100,13 +100,19 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
 
     let (rc, out) = run("version");
     assert_eq!(rc, 0);
-    assert!(out.starts_with(&format!("OK vecbox {umid} {}", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(
+        out.starts_with(&format!("OK vecbox {umid} {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
     // Prefix matching, as UML: "versionXYZ" runs version.
     assert!(run("versionXYZ").1.starts_with("OK vecbox"));
     let (rc, out) = run("help");
     assert_eq!(rc, 0);
     // Longer than one 511-byte packet: the client joined them.
-    assert!(out.contains("Commands:") && out.contains("bpf vecN <file>"), "{out}");
+    assert!(
+        out.contains("Commands:") && out.contains("bpf vecN <file>"),
+        "{out}"
+    );
     let (rc, out) = run("nonsense");
     assert_eq!((rc, out.trim()), (1, "ERR Unknown command"));
 
@@ -120,7 +126,10 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
     let (rc, out) = run("proc stats");
     assert_eq!(rc, 0);
     assert!(out.contains("rx_packets"), "{out}");
-    assert_eq!(run("proc /etc/passwd"), (1, "ERR Failed to open file\n".into()));
+    assert_eq!(
+        run("proc /etc/passwd"),
+        (1, "ERR Failed to open file\n".into())
+    );
 
     // config: query, hot-add, errors, remove.
     assert_eq!(
@@ -151,10 +160,16 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
     let before = lab.counter(&c, "c0", "rx_packets");
     lab.exec(&a, &["ip", "neigh", "flush", "dev", "a0"]);
     assert!(lab.ping(&a, "10.81.0.2", 1));
-    assert!(lab.counter(&c, "c0", "rx_packets") > before, "vec2 forwards");
+    assert!(
+        lab.counter(&c, "c0", "rx_packets") > before,
+        "vec2 forwards"
+    );
     assert_eq!(run("remove vec2"), (0, "OK \n".into()));
     // -ENODEV as UML; uml_mconsole exits with the error's low byte.
-    assert_eq!(run("remove vec2"), (237, "ERR Device doesn't exist\n".into()));
+    assert_eq!(
+        run("remove vec2"),
+        (237, "ERR Device doesn't exist\n".into())
+    );
     assert_eq!(run("remove eth0"), (1, "ERR Bad remove option\n".into()));
     assert_eq!(
         run("remove vecx"),
@@ -164,7 +179,10 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
     // log, stack, sysrq.
     assert_eq!(run("log hello from the test").0, 0);
     let (_, out) = run("stack");
-    assert!(out.contains("pool:") && out.contains("vec0: vec0:transport=raw"), "{out}");
+    assert!(
+        out.contains("pool:") && out.contains("vec0: vec0:transport=raw"),
+        "{out}"
+    );
     assert!(run("sysrq m").1.contains("SysRq : Show Memory"));
     assert!(run("sysrq").1.contains("SysRq : HELP"));
 
@@ -188,7 +206,10 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
     assert!(out.contains("1 instructions"), "{out}");
     assert!(!lab.ping(&a, "10.81.0.2", 2), "filter did not drop");
     assert_eq!(run(&format!("bpf vec1 {accept}")).0, 0);
-    assert!(lab.ping(&a, "10.81.0.2", 2), "accepting filter restored traffic");
+    assert!(
+        lab.ping(&a, "10.81.0.2", 2),
+        "accepting filter restored traffic"
+    );
 
     // reboot and cad: every transport reopened, counters carried over, still forwarding.
     let rx_before: u64 = {
@@ -257,7 +278,11 @@ fn replies(s: &UnixDatagram) -> Vec<(u32, u32, String)> {
         let (err, more, len) = (w(0), w(1), w(2) as usize);
         assert_eq!(12 + len, n, "len counts the NUL");
         assert_eq!(buf[n - 1], 0, "NUL-terminated");
-        out.push((err, more, String::from_utf8_lossy(&buf[12..n - 1]).into_owned()));
+        out.push((
+            err,
+            more,
+            String::from_utf8_lossy(&buf[12..n - 1]).into_owned(),
+        ));
         if more == 0 {
             return out;
         }
@@ -395,7 +420,11 @@ fn malformed_requests_get_protocol_errors_while_the_guest_forwards() {
             send(&full("help"));
             let h = replies(&s);
             assert!(h.len() >= 2, "{h:?}");
-            assert!(h[..h.len() - 1].iter().all(|p| p.1 == 1 && p.2.len() == 511));
+            assert!(
+                h[..h.len() - 1]
+                    .iter()
+                    .all(|p| p.1 == 1 && p.2.len() == 511)
+            );
             assert!(h.iter().all(|p| p.0 == 0));
             // A sender without an address gets nothing but does no harm.
             UnixDatagram::unbound()
@@ -432,13 +461,21 @@ fn vecbox_console_drives_a_real_uml_kernel() {
     let h = lab.ns("h");
     lab.veth(&u, "ua", &h, "ha");
     lab.veth(&u, "ub", &h, "hb");
-    let mut uml = Uml::boot(&lab, &u, &["vec0:transport=raw,ifname=ua"], "ip link set vec0 up");
+    let mut uml = Uml::boot(
+        &lab,
+        &u,
+        &["vec0:transport=raw,ifname=ua"],
+        "ip link set vec0 up",
+    );
     let umid = uml.umid.clone();
     // From the test's own namespace: the client sees the kernel lives in another one.
     let c = |cmd: &[&str]| vecbox_console(&umid, cmd);
     let (rc, out) = c(&["version"]);
     assert_eq!(rc, 0, "{out}");
-    assert!(out.starts_with("OK Linux ") && out.contains("x86_64"), "{out}");
+    assert!(
+        out.starts_with("OK Linux ") && out.contains("x86_64"),
+        "{out}"
+    );
     let (rc, out) = c(&["help"]);
     assert_eq!(rc, 0);
     assert!(
@@ -448,10 +485,16 @@ fn vecbox_console_drives_a_real_uml_kernel() {
     let (rc, out) = c(&["proc", "meminfo"]);
     assert_eq!(rc, 0);
     assert!(out.starts_with("OK \nMemTotal:"), "{out}");
-    assert_eq!(c(&["proc", "nosuchfile"]), (1, "ERR Failed to open file\n".into()));
+    assert_eq!(
+        c(&["proc", "nosuchfile"]),
+        (1, "ERR Failed to open file\n".into())
+    );
     let (rc, out) = c(&["config", "mem"]);
     assert_eq!(rc, 0);
-    assert!(out.trim_start_matches("OK ").trim().parse::<u64>().is_ok(), "{out}");
+    assert!(
+        out.trim_start_matches("OK ").trim().parse::<u64>().is_ok(),
+        "{out}"
+    );
     // UML's vector driver has no get_config (vecbox's guests answer this one).
     assert_eq!(
         c(&["config", "vec0"]),
@@ -459,7 +502,10 @@ fn vecbox_console_drives_a_real_uml_kernel() {
     );
     // Hot-add an interface to the kernel; a second add proves it exists. (UML cannot
     // show /proc/net/dev over the console: "Read of file failed".)
-    assert_eq!(c(&["config", "vec1:transport=raw,ifname=ub"]), (0, "OK \n".into()));
+    assert_eq!(
+        c(&["config", "vec1:transport=raw,ifname=ub"]),
+        (0, "OK \n".into())
+    );
     assert_eq!(
         c(&["config", "vec1:transport=raw,ifname=ub"]),
         (1, "ERR Device already configured\n".into())

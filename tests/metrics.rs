@@ -41,9 +41,7 @@ fn get(_lab: &Lab, ns: &str, url: &str) -> Option<String> {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
-                (b as char).to_string()
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -115,10 +113,21 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
     )
     .err()
     .expect("second guest on a busy metrics port started");
-    assert!(e.contains("cannot listen") && e.contains("choose another"), "{e}");
+    assert!(
+        e.contains("cannot listen") && e.contains("choose another"),
+        "{e}"
+    );
 
-    let page = get(&lab, &g, &format!("http://127.0.0.1:{METRICS_PORT}/metrics")).unwrap();
-    assert!(page.contains("# TYPE vecbox_rx_packets_total counter"), "{page}");
+    let page = get(
+        &lab,
+        &g,
+        &format!("http://127.0.0.1:{METRICS_PORT}/metrics"),
+    )
+    .unwrap();
+    assert!(
+        page.contains("# TYPE vecbox_rx_packets_total counter"),
+        "{page}"
+    );
     assert!(page.contains("vecbox_guest_up{"), "{page}");
 
     // Prometheus in the guest's namespace, scraping every second.
@@ -177,7 +186,10 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
     // seconds after it is ready), with a scrape or two of steady traffic behind us.
     let deadline = Instant::now() + Duration::from_secs(30);
     while query(&lab, &g, "vecbox_guest_up", unix_now()) != Some(1.0) {
-        assert!(Instant::now() < deadline, "prometheus never scraped the guest");
+        assert!(
+            Instant::now() < deadline,
+            "prometheus never scraped the guest"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -186,20 +198,29 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
     std::thread::sleep(Duration::from_secs(WINDOW));
     let (t2, c2) = (unix_now(), lab.counter(&sink, "s0", "rx_packets"));
     let sink_rate = (c2 - c1) as f64 / (t2 - t1);
-    assert!(sink_rate > 1000.0, "no steady traffic at the sink: {sink_rate} pps");
+    assert!(
+        sink_rate > 1000.0,
+        "no steady traffic at the sink: {sink_rate} pps"
+    );
     // Let Prometheus scrape past t2 before asking about the window ending there.
     std::thread::sleep(Duration::from_millis(1500));
     let q = |expr: &str| {
         query(&lab, &g, expr, t2).unwrap_or_else(|| panic!("prometheus has no value for {expr}"))
     };
-    let rx = q(&format!("rate(vecbox_rx_packets_total{{iface=\"vec0\"}}[{WINDOW}s])"));
-    let tx = q(&format!("rate(vecbox_tx_packets_total{{iface=\"vec1\"}}[{WINDOW}s])"));
+    let rx = q(&format!(
+        "rate(vecbox_rx_packets_total{{iface=\"vec0\"}}[{WINDOW}s])"
+    ));
+    let tx = q(&format!(
+        "rate(vecbox_tx_packets_total{{iface=\"vec1\"}}[{WINDOW}s])"
+    ));
     let raw = get(
         &lab,
         &g,
         &format!(
             "http://127.0.0.1:{PROM_PORT}/api/v1/query?query={}&time={t2:.3}",
-            urlencode(&format!("vecbox_rx_packets_total{{iface=\"vec0\"}}[{WINDOW}s]"))
+            urlencode(&format!(
+                "vecbox_rx_packets_total{{iface=\"vec0\"}}[{WINDOW}s]"
+            ))
         ),
     );
     eprintln!("t1={t1:.3} t2={t2:.3} c1={c1} c2={c2} samples: {raw:?}");

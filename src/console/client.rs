@@ -112,8 +112,8 @@ impl Client {
                 .create(&dir)
                 .map_err(io_err(format!("creating {}", dir.display())))?;
             let path = dir.join("sock");
-            let s = UnixDatagram::bind(&path)
-                .map_err(io_err(format!("binding {}", path.display())))?;
+            let s =
+                UnixDatagram::bind(&path).map_err(io_err(format!("binding {}", path.display())))?;
             (s, Some(dir))
         };
         Ok(Client {

@@ -13,7 +13,15 @@ use super::client::Client;
 use super::commands::TABLE;
 
 const LOCAL: [&str; 3] = ["quit", "switch", "mconsole-version"];
-const PROC_FILES: [&str; 7] = ["net/dev", "stats", "fdb", "routes", "neigh", "rules", "conntrack"];
+const PROC_FILES: [&str; 7] = [
+    "net/dev",
+    "stats",
+    "fdb",
+    "routes",
+    "neigh",
+    "rules",
+    "conntrack",
+];
 
 /// Completion candidates for the line `line` up to the cursor `pos`.
 pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
@@ -33,14 +41,25 @@ pub fn complete(line: &str, pos: usize) -> (usize, Vec<String>) {
         return (pos, Vec::new());
     }
     let words = TABLE.iter().map(|(n, _)| *n).chain(LOCAL);
-    (0, words.filter(|w| w.starts_with(head)).map(|w| w.to_string()).collect())
+    (
+        0,
+        words
+            .filter(|w| w.starts_with(head))
+            .map(|w| w.to_string())
+            .collect(),
+    )
 }
 
 struct Words;
 
 impl Completer for Words {
     type Candidate = Pair;
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let (start, c) = complete(line, pos);
         Ok((
             start,
@@ -135,7 +154,10 @@ mod tests {
         assert_eq!(complete("ve", 2), (0, vec!["version".to_string()]));
         let (_, all) = complete("", 0);
         assert!(all.contains(&"halt".to_string()) && all.contains(&"quit".to_string()));
-        assert_eq!(complete("proc ne", 7), (5, vec!["net/dev".into(), "neigh".into()]));
+        assert_eq!(
+            complete("proc ne", 7),
+            (5, vec!["net/dev".into(), "neigh".into()])
+        );
         assert_eq!(complete("config v", 8).1, Vec::<String>::new());
     }
 }

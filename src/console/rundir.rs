@@ -13,7 +13,11 @@ pub enum RunDirError {
     #[error(
         "umid {umid:?} is in use by the running process {pid} ({dir}); choose another umid= or stop that guest"
     )]
-    InUse { umid: String, pid: i32, dir: PathBuf },
+    InUse {
+        umid: String,
+        pid: i32,
+        dir: PathBuf,
+    },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::proto::{self, RequestError};
 
-/// Datagrams read per [`Server::next`] call at most, so a flood of requests cannot
+/// Datagrams read per [`Server::receive`] call at most, so a flood of requests cannot
 /// hold up the data path.
 pub const BATCH: usize = 16;
 
@@ -54,7 +54,7 @@ impl Server {
 
     /// The next well-formed request, answering malformed ones on the way; `None` when
     /// no request is waiting (or [`BATCH`] datagrams were read).
-    pub fn next(&mut self) -> Option<Incoming> {
+    pub fn receive(&mut self) -> Option<Incoming> {
         for _ in 0..BATCH {
             let (n, from) = match self.sock.recv_from(&mut self.buf[..]) {
                 Ok(x) => x,

@@ -151,7 +151,10 @@ impl GuestArgs {
                 }
                 "metrics" => {
                     out.metrics = Some(v.parse().map_err(|_| {
-                        bad(arg, "metrics must be an address and port, e.g. metrics=127.0.0.1:9464")
+                        bad(
+                            arg,
+                            "metrics must be an address and port, e.g. metrics=127.0.0.1:9464",
+                        )
                     })?);
                 }
                 _ => out.nf_options.push((k.to_string(), v.to_string())),
@@ -212,7 +215,10 @@ mod tests {
     fn other_errors() {
         for (a, needle) in [
             (vec!["cpu=x", "vec0:transport=tap"], "cpu"),
-            (vec!["metrics=9464", "vec0:transport=tap"], "metrics=127.0.0.1:9464"),
+            (
+                vec!["metrics=9464", "vec0:transport=tap"],
+                "metrics=127.0.0.1:9464",
+            ),
             (vec!["umid=../x", "vec0:transport=tap"], "umid"),
             (vec!["bogus", "vec0:transport=tap"], "key=value"),
             (vec!["umid=a"], "no interfaces"),

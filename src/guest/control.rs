@@ -53,7 +53,7 @@ impl Guest {
     pub(super) fn serve_console(&mut self) -> Action {
         let mut action = Action::default();
         for _ in 0..crate::console::server::BATCH {
-            let Some(req) = self.console.next() else {
+            let Some(req) = self.console.receive() else {
                 break;
             };
             self.execute(&req.from, &req.text, &mut action);
@@ -74,7 +74,11 @@ impl Guest {
                 "vecbox {} {} {} build ({}) {}",
                 self.args.umid,
                 env!("CARGO_PKG_VERSION"),
-                if cfg!(debug_assertions) { "debug" } else { "release" },
+                if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
                 self.nf.name(),
                 std::env::consts::ARCH
             )),
@@ -350,7 +354,9 @@ mod tests {
 
     #[test]
     fn console_refuses_host_programs_and_files() {
-        let s: Spec = "vec3:transport=tap,ifname=t3,ifup=/bin/true".parse().unwrap();
+        let s: Spec = "vec3:transport=tap,ifname=t3,ifup=/bin/true"
+            .parse()
+            .unwrap();
         assert!(refused_from_console(&s).unwrap().contains("ifup="));
         let s: Spec = "vec3:transport=tap,bpffile=/etc/passwd".parse().unwrap();
         assert!(refused_from_console(&s).unwrap().contains("bpffile="));

@@ -32,7 +32,7 @@ const TOKEN_SIGNAL: u64 = u64::MAX;
 const TOKEN_TIMER: u64 = u64::MAX - 1;
 const TOKEN_CONSOLE: u64 = u64::MAX - 2;
 
-fn setup<T>(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> GuestError {
+fn setup(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> GuestError {
     move |e| GuestError::Setup(what, e.into())
 }
 
@@ -42,17 +42,20 @@ impl Guest {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGINT);
         mask.add(Signal::SIGTERM);
-        mask.thread_block().map_err(setup::<()>("blocking signals"))?;
+        mask.thread_block().map_err(setup("blocking signals"))?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
-            .map_err(setup::<()>("signalfd"))?;
+            .map_err(setup("signalfd"))?;
         let timer = TimerFd::new(
             ClockId::CLOCK_MONOTONIC,
             TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
         )
-        .map_err(setup::<()>("timerfd"))?;
+        .map_err(setup("timerfd"))?;
         timer
-            .set(Expiration::Interval(TICK.into()), TimerSetTimeFlags::empty())
-            .map_err(setup::<()>("timerfd"))?;
+            .set(
+                Expiration::Interval(TICK.into()),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(setup("timerfd"))?;
         if let Some(l) = self.metrics_listener.take() {
             let c = Arc::new(GuestCollector::new());
             c.add("", &self.args.umid, self.run_dir.metrics());
@@ -152,11 +155,11 @@ impl Guest {
         sigfd: BorrowedFd<'_>,
         timer: BorrowedFd<'_>,
     ) -> Result<Epoll, GuestError> {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(setup::<()>("epoll"))?;
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(setup("epoll"))?;
         let add = |fd: BorrowedFd<'_>, token: u64| {
             epoll
                 .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
-                .map_err(setup::<()>("epoll_ctl"))
+                .map_err(setup("epoll_ctl"))
         };
         add(sigfd, TOKEN_SIGNAL)?;
         add(timer, TOKEN_TIMER)?;

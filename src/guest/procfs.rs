@@ -24,10 +24,14 @@ fn rx_errors(s: &PortStats) -> u64 {
 }
 
 fn rx_dropped(s: &PortStats) -> u64 {
-    [DropReason::NoBuffer, DropReason::NoRoute, DropReason::Filtered]
-        .iter()
-        .map(|r| s.dropped(*r))
-        .sum()
+    [
+        DropReason::NoBuffer,
+        DropReason::NoRoute,
+        DropReason::Filtered,
+    ]
+    .iter()
+    .map(|r| s.dropped(*r))
+    .sum()
 }
 
 fn tx_dropped(s: &PortStats) -> u64 {

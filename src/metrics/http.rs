@@ -74,7 +74,12 @@ fn handle(mut s: TcpStream, collector: &GuestCollector) -> io::Result<()> {
         }
         req.extend_from_slice(&buf[..n]);
         if req.len() > 8192 {
-            return respond(&mut s, "431 Request Header Fields Too Large", "text/plain", "");
+            return respond(
+                &mut s,
+                "431 Request Header Fields Too Large",
+                "text/plain",
+                "",
+            );
         }
     }
     let line = req.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -85,13 +90,12 @@ fn handle(mut s: TcpStream, collector: &GuestCollector) -> io::Result<()> {
     match (method, path) {
         ("GET", "/metrics") | ("HEAD", "/metrics") => {
             let body = collector.encode();
-            let body = if method == "HEAD" { String::new() } else { body };
-            respond(
-                &mut s,
-                "200 OK",
-                prometheus::TEXT_FORMAT,
-                &body,
-            )
+            let body = if method == "HEAD" {
+                String::new()
+            } else {
+                body
+            };
+            respond(&mut s, "200 OK", prometheus::TEXT_FORMAT, &body)
         }
         ("GET", "/") => respond(
             &mut s,
@@ -99,8 +103,15 @@ fn handle(mut s: TcpStream, collector: &GuestCollector) -> io::Result<()> {
             "text/html; charset=utf-8",
             "<html><body><a href=\"/metrics\">/metrics</a></body></html>\n",
         ),
-        ("GET", _) | ("HEAD", _) => respond(&mut s, "404 Not Found", "text/plain", "try /metrics\n"),
-        _ => respond(&mut s, "405 Method Not Allowed", "text/plain", "GET /metrics\n"),
+        ("GET", _) | ("HEAD", _) => {
+            respond(&mut s, "404 Not Found", "text/plain", "try /metrics\n")
+        }
+        _ => respond(
+            &mut s,
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics\n",
+        ),
     }
 }
 
@@ -123,7 +134,11 @@ mod tests {
         let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
         let c = Arc::new(GuestCollector::new());
-        c.add("lab1", "nosuch", std::path::PathBuf::from("/nonexistent/metrics"));
+        c.add(
+            "lab1",
+            "nosuch",
+            std::path::PathBuf::from("/nonexistent/metrics"),
+        );
         spawn(l, c).unwrap();
         let get = |req: &str| {
             let mut s = TcpStream::connect(addr).unwrap();
@@ -134,11 +149,17 @@ mod tests {
         };
         let r = get("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
-        assert!(r.contains("vecbox_guest_up{lab=\"lab1\",node=\"nosuch\"} 0"), "{r}");
+        assert!(
+            r.contains("vecbox_guest_up{lab=\"lab1\",node=\"nosuch\"} 0"),
+            "{r}"
+        );
         assert!(get("GET /x HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(get("POST /metrics HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 405"));
         // Busy port: a clear error naming the address.
         let e = bind(addr).unwrap_err().to_string();
-        assert!(e.contains(&addr.to_string()) && e.contains("choose another"), "{e}");
+        assert!(
+            e.contains(&addr.to_string()) && e.contains("choose another"),
+            "{e}"
+        );
     }
 }

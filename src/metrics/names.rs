@@ -20,11 +20,32 @@ pub fn port(sink: &mut dyn MetricSink, p: PortLabels<'_>, s: &PortStats, vnet: b
         ("transport", p.transport),
         ("host_if", p.host_if),
     ];
-    let c = |sink: &mut dyn MetricSink, name: &str, help: &str, v: u64| sink.counter(name, help, &l, v);
-    c(sink, "vecbox_rx_packets_total", "Frames received and handed to the network function.", s.rx_packets);
-    c(sink, "vecbox_rx_bytes_total", "Bytes of received frames (Ethernet header on, no vnet header).", s.rx_bytes);
-    c(sink, "vecbox_tx_packets_total", "Frames handed to the kernel for transmission.", s.tx_packets);
-    c(sink, "vecbox_tx_bytes_total", "Bytes of transmitted frames.", s.tx_bytes);
+    let c =
+        |sink: &mut dyn MetricSink, name: &str, help: &str, v: u64| sink.counter(name, help, &l, v);
+    c(
+        sink,
+        "vecbox_rx_packets_total",
+        "Frames received and handed to the network function.",
+        s.rx_packets,
+    );
+    c(
+        sink,
+        "vecbox_rx_bytes_total",
+        "Bytes of received frames (Ethernet header on, no vnet header).",
+        s.rx_bytes,
+    );
+    c(
+        sink,
+        "vecbox_tx_packets_total",
+        "Frames handed to the kernel for transmission.",
+        s.tx_packets,
+    );
+    c(
+        sink,
+        "vecbox_tx_bytes_total",
+        "Bytes of transmitted frames.",
+        s.tx_bytes,
+    );
     for r in DropReason::ALL {
         sink.counter(
             "vecbox_dropped_packets_total",
@@ -45,21 +66,92 @@ pub fn port(sink: &mut dyn MetricSink, p: PortLabels<'_>, s: &PortStats, vnet: b
         &l,
         s.tx_batch.histogram(),
     );
-    let g = |sink: &mut dyn MetricSink, name: &str, help: &str, v: f64| sink.gauge(name, help, &l, v);
-    g(sink, "vecbox_rx_queue_max", "Largest receive batch so far (UML rx_queue_max).", s.rx_batch.max as f64);
-    g(sink, "vecbox_rx_queue_running_average", "Running average receive batch (UML rx_queue_running_average).", s.rx_batch.running_average as f64);
-    g(sink, "vecbox_tx_queue_max", "Largest transmit batch so far (UML tx_queue_max).", s.tx_batch.max as f64);
-    g(sink, "vecbox_tx_queue_running_average", "Running average transmit batch (UML tx_queue_running_average).", s.tx_batch.running_average as f64);
-    c(sink, "vecbox_tx_restart_queue_total", "Transmits the kernel took only partly (UML tx_restart_queue).", s.tx_restart_queue);
-    c(sink, "vecbox_rx_csum_offload_good_total", "Frames received with a valid checksum flag (UML rx_csum_offload_good).", s.rx_csum_offload_good);
-    c(sink, "vecbox_rx_gso_frames_total", "GSO super-frames received whole.", s.rx_gso_frames);
-    c(sink, "vecbox_tx_gso_frames_total", "GSO super-frames sent whole.", s.tx_gso_frames);
-    c(sink, "vecbox_tx_gso_segmented_total", "GSO super-frames split in software before transmit.", s.tx_gso_segmented);
-    c(sink, "vecbox_tx_gso_segments_total", "Segments made by software segmentation.", s.tx_gso_segments);
-    c(sink, "vecbox_tx_csum_completed_total", "Checksums completed in software before transmit.", s.tx_csum_completed);
-    c(sink, "vecbox_port_fallbacks_total", "Kernel features the port had to do without.", s.fallbacks);
-    g(sink, "vecbox_port_vnet", "1 if frames on this port carry a virtio-net header.", f64::from(u8::from(vnet)));
-    g(sink, "vecbox_port_tx_gso", "1 if GSO super-frames may leave this port whole.", f64::from(u8::from(tx_gso)));
+    let g =
+        |sink: &mut dyn MetricSink, name: &str, help: &str, v: f64| sink.gauge(name, help, &l, v);
+    g(
+        sink,
+        "vecbox_rx_queue_max",
+        "Largest receive batch so far (UML rx_queue_max).",
+        s.rx_batch.max as f64,
+    );
+    g(
+        sink,
+        "vecbox_rx_queue_running_average",
+        "Running average receive batch (UML rx_queue_running_average).",
+        s.rx_batch.running_average as f64,
+    );
+    g(
+        sink,
+        "vecbox_tx_queue_max",
+        "Largest transmit batch so far (UML tx_queue_max).",
+        s.tx_batch.max as f64,
+    );
+    g(
+        sink,
+        "vecbox_tx_queue_running_average",
+        "Running average transmit batch (UML tx_queue_running_average).",
+        s.tx_batch.running_average as f64,
+    );
+    c(
+        sink,
+        "vecbox_tx_restart_queue_total",
+        "Transmits the kernel took only partly (UML tx_restart_queue).",
+        s.tx_restart_queue,
+    );
+    c(
+        sink,
+        "vecbox_rx_csum_offload_good_total",
+        "Frames received with a valid checksum flag (UML rx_csum_offload_good).",
+        s.rx_csum_offload_good,
+    );
+    c(
+        sink,
+        "vecbox_rx_gso_frames_total",
+        "GSO super-frames received whole.",
+        s.rx_gso_frames,
+    );
+    c(
+        sink,
+        "vecbox_tx_gso_frames_total",
+        "GSO super-frames sent whole.",
+        s.tx_gso_frames,
+    );
+    c(
+        sink,
+        "vecbox_tx_gso_segmented_total",
+        "GSO super-frames split in software before transmit.",
+        s.tx_gso_segmented,
+    );
+    c(
+        sink,
+        "vecbox_tx_gso_segments_total",
+        "Segments made by software segmentation.",
+        s.tx_gso_segments,
+    );
+    c(
+        sink,
+        "vecbox_tx_csum_completed_total",
+        "Checksums completed in software before transmit.",
+        s.tx_csum_completed,
+    );
+    c(
+        sink,
+        "vecbox_port_fallbacks_total",
+        "Kernel features the port had to do without.",
+        s.fallbacks,
+    );
+    g(
+        sink,
+        "vecbox_port_vnet",
+        "1 if frames on this port carry a virtio-net header.",
+        f64::from(u8::from(vnet)),
+    );
+    g(
+        sink,
+        "vecbox_port_tx_gso",
+        "1 if GSO super-frames may leave this port whole.",
+        f64::from(u8::from(tx_gso)),
+    );
 }
 
 /// Guest-level facts.
@@ -79,7 +171,10 @@ pub fn guest(sink: &mut dyn MetricSink, g: GuestInfo<'_>) {
     sink.gauge(
         "vecbox_guest_info",
         "Always 1; labels say which function and vecbox version the guest runs.",
-        &[("function", g.function), ("version", env!("CARGO_PKG_VERSION"))],
+        &[
+            ("function", g.function),
+            ("version", env!("CARGO_PKG_VERSION")),
+        ],
         1.0,
     );
     sink.gauge(
@@ -100,7 +195,12 @@ pub fn guest(sink: &mut dyn MetricSink, g: GuestInfo<'_>) {
         &[],
         f64::from(u8::from(g.stopped)),
     );
-    sink.gauge("vecbox_guest_ports", "Interfaces the guest has.", &[], g.ports as f64);
+    sink.gauge(
+        "vecbox_guest_ports",
+        "Interfaces the guest has.",
+        &[],
+        g.ports as f64,
+    );
     sink.counter(
         "vecbox_console_requests_total",
         "Control socket requests received.",

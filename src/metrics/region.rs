@@ -116,7 +116,12 @@ impl RegionWriter {
             if serde_json::to_writer(&mut self.scratch, &snap.series).is_ok() {
                 let cap = SCHEMA_WORDS * 8;
                 if self.scratch.len() > cap {
-                    overflow(&mut self.overflow_logged, self.scratch.len(), cap, "description");
+                    overflow(
+                        &mut self.overflow_logged,
+                        self.scratch.len(),
+                        cap,
+                        "description",
+                    );
                     self.scratch.clear();
                     self.scratch.extend_from_slice(b"[]");
                 }
@@ -205,8 +210,7 @@ impl RegionReader {
     pub fn open(path: &Path) -> Result<RegionReader, ReadError> {
         let file = File::open(path)?;
         let map = SharedWords::map(&file, false)?;
-        if map.words().len() < HEADER_WORDS
-            || map.words()[W_MAGIC].load(Ordering::Acquire) != MAGIC
+        if map.words().len() < HEADER_WORDS || map.words()[W_MAGIC].load(Ordering::Acquire) != MAGIC
         {
             return Err(ReadError::Layout);
         }
@@ -255,7 +259,10 @@ impl RegionReader {
         );
         let (pid, state, time) = (get(W_PID), get(W_STATE), get(W_TIME));
         let fits = |off: usize, cap: usize| off.checked_add(cap).is_some_and(|e| e <= w.len());
-        if !fits(s_off, s_cap) || !fits(v_off, v_cap) || schema_len > s_cap * 8 || n as usize > v_cap
+        if !fits(s_off, s_cap)
+            || !fits(v_off, v_cap)
+            || schema_len > s_cap * 8
+            || n as usize > v_cap
         {
             // Could be a torn read of a region being initialised: check the sequence.
             fence(Ordering::Acquire);
@@ -275,8 +282,11 @@ impl RegionReader {
             self.schema.truncate(schema_len);
         }
         self.values.clear();
-        self.values
-            .extend(w[v_off..v_off + n as usize].iter().map(|x| x.load(Ordering::Relaxed)));
+        self.values.extend(
+            w[v_off..v_off + n as usize]
+                .iter()
+                .map(|x| x.load(Ordering::Relaxed)),
+        );
         fence(Ordering::Acquire);
         if w[W_SEQ].load(Ordering::Relaxed) != s1 {
             return Ok(None);
@@ -285,7 +295,8 @@ impl RegionReader {
             self.series = if schema_len == 0 {
                 Vec::new()
             } else {
-                serde_json::from_slice(&self.schema).map_err(|e| ReadError::Schema(e.to_string()))?
+                serde_json::from_slice(&self.schema)
+                    .map_err(|e| ReadError::Schema(e.to_string()))?
             };
             self.generation = gen_;
         }

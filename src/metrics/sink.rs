@@ -37,7 +37,9 @@ pub enum Kind {
     /// Value stored as `f64` bits.
     Gauge,
     /// `bounds.len() + 1` bucket counts, then the sum.
-    Histogram { bounds: Vec<u64> },
+    Histogram {
+        bounds: Vec<u64>,
+    },
 }
 
 impl Kind {

@@ -51,7 +51,7 @@ pub fn drop_capabilities_keeping(keep: CapSet) -> io::Result<()> {
     if st.effective.has(capctl::Cap::SETPCAP) {
         capctl::bounding::clear().map_err(to_io)?;
     }
-    st.permitted = st.permitted & keep;
+    st.permitted &= keep;
     st.effective = CapSet::empty();
     st.inheritable = CapSet::empty();
     st.set_current().map_err(to_io)?;

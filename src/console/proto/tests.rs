@@ -108,7 +108,9 @@ fn replies_split_at_511_with_err_only_first() {
     assert_eq!(p.len(), 3);
     let d: Vec<Reply> = p.iter().map(|x| decode_reply(x).unwrap()).collect();
     assert_eq!(
-        d.iter().map(|r| (r.err, r.more, r.text.len())).collect::<Vec<_>>(),
+        d.iter()
+            .map(|r| (r.err, r.more, r.text.len()))
+            .collect::<Vec<_>>(),
         vec![(7, true, 511), (0, true, 511), (0, false, 178)]
     );
     assert_eq!(p[0].len(), REPLY_MAX);
