@@ -237,6 +237,40 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
         "sum(rate(vecbox_rx_batch_size_count{{iface=\"vec0\"}}[{WINDOW}s]))"
     ));
     assert!(batches > 0.0 && batches <= rx + 1.0, "batches {batches}/s");
+    // Every query of the Grafana dashboard is valid PromQL for this Prometheus, and the
+    // packet-rate panel shows the link.
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/docs/grafana-dashboard.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dash["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "4s")
+                .replace("$lab", ".*")
+                .replace("$node", ".*");
+            let url = format!(
+                "http://127.0.0.1:{PROM_PORT}/api/v1/query?query={}&time={t2:.3}",
+                urlencode(&expr)
+            );
+            let body = get(&lab, &g, &url)
+                .unwrap_or_else(|| panic!("dashboard query refused: {expr}"));
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["status"], "success", "{expr}: {body}");
+            if panel["title"] == "Packet rate per link (rx)" {
+                assert!(!v["data"]["result"].as_array().unwrap().is_empty(), "{body}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10);
     drop(_traffic);
     guest.stop();
 }
