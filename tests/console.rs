@@ -232,6 +232,27 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
     let (rc, out) = vecbox_console(&umid, &["config", "vec0"]);
     assert_eq!((rc, out.as_str()), (0, "OK vec0:transport=raw,ifname=ga\n"));
 
+    // The interactive client reading a script from a pipe; exit status of the last
+    // command.
+    let mut child = std::process::Command::new(common::VECBOX)
+        .args(["console", &umid])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"version\nmconsole-version\nconfig vec9\nquit\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("OK vecbox {umid}")), "{text}");
+    assert!(text.contains("ERR vec9 does not exist"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+
     // halt: the guest exits cleanly, writes its report and removes its directory.
     assert_eq!(run("halt"), (0, "OK \n".into()));
     let mut child = guest.child.take().unwrap();

@@ -260,17 +260,29 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
                 "http://127.0.0.1:{PROM_PORT}/api/v1/query?query={}&time={t2:.3}",
                 urlencode(&expr)
             );
-            let body = get(&lab, &g, &url)
-                .unwrap_or_else(|| panic!("dashboard query refused: {expr}"));
+            let body =
+                get(&lab, &g, &url).unwrap_or_else(|| panic!("dashboard query refused: {expr}"));
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(v["status"], "success", "{expr}: {body}");
             if panel["title"] == "Packet rate per link (rx)" {
-                assert!(!v["data"]["result"].as_array().unwrap().is_empty(), "{body}");
+                assert!(
+                    !v["data"]["result"].as_array().unwrap().is_empty(),
+                    "{body}"
+                );
             }
             checked += 1;
         }
     }
     assert!(checked >= 10);
     drop(_traffic);
-    guest.stop();
+    // Scraping every second never cost a frame.
+    let r = guest.stop();
+    assert_eq!(
+        common::port_stat(&r, 0, "rx_packets"),
+        common::port_stat(&r, 1, "tx_packets"),
+        "{r}"
+    );
+    for i in 0..2 {
+        assert_eq!(r["ports"][i]["drops"], serde_json::json!([]), "{r}");
+    }
 }

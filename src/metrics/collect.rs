@@ -214,3 +214,70 @@ impl Collector for GuestCollector {
         self.families()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::region::RegionWriter;
+    use crate::metrics::sink::{MetricSink, Snapshot};
+
+    #[test]
+    fn many_guests_merge_into_one_family_each() {
+        let dir = std::env::temp_dir().join(format!("vecbox-collect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = GuestCollector::new();
+        let mut writers = Vec::new();
+        for (i, node) in ["r1", "r2"].iter().enumerate() {
+            let path = dir.join(node);
+            let _ = std::fs::remove_file(&path);
+            let mut w = RegionWriter::create(&path).unwrap();
+            let mut s = Snapshot::default();
+            s.begin();
+            s.counter(
+                "vecbox_rx_packets_total",
+                "Rx.",
+                &[("iface", "vec0")],
+                10 + i as u64,
+            );
+            s.end();
+            w.publish(&mut s);
+            writers.push(w);
+            c.add("lab1", node, path);
+        }
+        c.add("lab1", "gone", dir.join("nosuch"));
+        let text = c.encode();
+        assert_eq!(
+            text.matches("# TYPE vecbox_rx_packets_total counter")
+                .count(),
+            1,
+            "{text}"
+        );
+        assert!(
+            text.contains("vecbox_rx_packets_total{lab=\"lab1\",node=\"r1\",iface=\"vec0\"} 10"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vecbox_rx_packets_total{lab=\"lab1\",node=\"r2\",iface=\"vec0\"} 11"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vecbox_guest_up{lab=\"lab1\",node=\"r1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vecbox_guest_up{lab=\"lab1\",node=\"gone\"} 0"),
+            "{text}"
+        );
+        // A guest that exits is down.
+        writers.pop();
+        assert!(
+            c.encode()
+                .contains("vecbox_guest_up{lab=\"lab1\",node=\"r2\"} 0")
+        );
+        // It also works through a prometheus Registry.
+        let reg = prometheus::Registry::new();
+        reg.register(Box::new(c)).unwrap();
+        assert!(reg.gather().iter().any(|f| f.name() == "vecbox_guest_up"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
