@@ -6,6 +6,7 @@
 //!   - the Linux kernel forwarding IPv4 between the same namespaces (the baseline),
 //!   - `vecbox guest xconnect` over raw ports, depth 64 and 256,
 //!   - the same with `vec=0` (one frame per system call),
+//!
 //! and iperf3 TCP Gbit/s (offloads on) through kernel forwarding and through vecbox
 //! (gro=1). Each figure is the median of REPS runs; ratios are against the baselines of
 //! the same run. Run as root:
