@@ -37,6 +37,31 @@ pub fn uml_dir() -> Result<PathBuf, RunDirError> {
         .ok_or(RunDirError::NoHome)
 }
 
+/// `/tmp/uml`, the second place `uml_mconsole` looks; used when `~/.uml` cannot be.
+pub const TMP_UML_DIR: &str = "/tmp/uml";
+
+/// Create the run directory for `umid` in `~/.uml`, or in `/tmp/uml` when `~/.uml` is
+/// not usable (no HOME, or HOME belongs to another user, as for a service account
+/// started with a foreign environment). Both are where `uml_mconsole` looks.
+pub fn create_default(umid: &str) -> Result<RunDir, RunDirError> {
+    let home = uml_dir().and_then(|d| RunDir::create(&d, umid));
+    match home {
+        Err(RunDirError::NoHome) | Err(RunDirError::Io { .. }) => {
+            let first = home.err().map(|e| e.to_string()).unwrap_or_default();
+            let tmp = Path::new(TMP_UML_DIR);
+            if !tmp.exists() {
+                // Shared by all users, like /tmp itself.
+                let _ = std::fs::DirBuilder::new().mode(0o1777).create(tmp);
+                let _ = std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o1777));
+            }
+            let d = RunDir::create(tmp, umid)?;
+            tracing::info!(dir = %d.path.display(), "~/.uml not usable ({first}); run directory in /tmp/uml");
+            Ok(d)
+        }
+        other => other,
+    }
+}
+
 /// Pid recorded in `dir/pid`, if the file holds a number.
 pub fn read_pid(dir: &Path) -> Option<i32> {
     std::fs::read_to_string(dir.join("pid"))

@@ -61,7 +61,7 @@ impl Guest {
     /// [`Guest::sandbox`] afterwards.
     pub fn open(args: GuestArgs) -> Result<Guest, GuestError> {
         let nf = nf::build(&args.function, args.specs.len(), &args.nf_options)?;
-        let run_dir = RunDir::create(&crate::console::rundir::uml_dir()?, &args.umid)?;
+        let run_dir = crate::console::rundir::create_default(&args.umid)?;
         let console = Server::bind(&run_dir.socket()).map_err(|source| GuestError::Control {
             what: "binding the control socket",
             path: run_dir.socket(),
