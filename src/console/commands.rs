@@ -57,7 +57,7 @@ Commands:
     halt - Stop the guest (counters are written, run directory removed) 
     reboot - Restart the datapath: close and reopen every interface 
     config vecN:<spec> - Add interface vecN (same syntax as command line;
-\tifup= and bpffile= are refused from the console) 
+\tifup=, bpffile= and transport=fd are refused here) 
     config vecN - Print the current spec of interface vecN 
     remove vecN - Remove interface vecN 
     sysrq <letter> - b: reboot, o: halt, m: buffers, t/p/w: state, h: help 

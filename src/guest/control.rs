@@ -312,6 +312,11 @@ fn refused_from_console(spec: &Spec) -> Option<String> {
             "ifup= is not accepted from the console (it would run a host program); configure the host interface first".into(),
         );
     }
+    if matches!(spec.kind, Kind::Fd { .. }) {
+        return Some(
+            "transport=fd is not accepted from the console (fd= names a descriptor inherited at start; from here it could only reach the guest's own sockets)".into(),
+        );
+    }
     if spec.common.bpffile.is_some() {
         return Some(
             "bpffile= is not accepted from the console (it reads a host file); add the interface with bpfflash=1 and use 'bpf vecN FILE'".into(),
@@ -360,6 +365,8 @@ mod tests {
         assert!(refused_from_console(&s).unwrap().contains("ifup="));
         let s: Spec = "vec3:transport=tap,bpffile=/etc/passwd".parse().unwrap();
         assert!(refused_from_console(&s).unwrap().contains("bpffile="));
+        let s: Spec = "vec3:transport=fd,fd=3".parse().unwrap();
+        assert!(refused_from_console(&s).unwrap().contains("transport=fd"));
         let s: Spec = "vec3:transport=tap,ifname=t3".parse().unwrap();
         assert!(refused_from_console(&s).is_none());
     }
