@@ -62,6 +62,18 @@ pub fn create_default(umid: &str) -> Result<RunDir, RunDirError> {
     }
 }
 
+/// The run directory of a running guest or UML kernel `umid`: `~/.uml/UMID`, then
+/// `/tmp/uml/UMID` (where [`create_default`] may have put it). For the lab supervisor:
+/// its metrics region is `find(umid)?.join("metrics")`.
+pub fn find(umid: &str) -> Option<PathBuf> {
+    let mut c = Vec::new();
+    if let Ok(d) = uml_dir() {
+        c.push(d.join(umid));
+    }
+    c.push(Path::new(TMP_UML_DIR).join(umid));
+    c.into_iter().find(|d| d.join("pid").is_file())
+}
+
 /// Pid recorded in `dir/pid`, if the file holds a number.
 pub fn read_pid(dir: &Path) -> Option<i32> {
     std::fs::read_to_string(dir.join("pid"))
@@ -178,6 +190,9 @@ mod tests {
         let d = RunDir::create(&base, "g2").unwrap();
         assert!(!d.socket().exists());
         drop(d);
+
+        // `find` looks in ~/.uml and /tmp/uml only; a directory elsewhere is not found.
+        assert!(find("vecbox-no-such-umid").is_none());
 
         // A live one (pid 1 exists) is an error naming the umid.
         std::fs::create_dir_all(base.join("g3")).unwrap();
