@@ -470,9 +470,16 @@ fn malformed_requests_get_protocol_errors_while_the_guest_forwards() {
     std::thread::sleep(Duration::from_millis(300));
     let sink = lab.counter(&b, "b0", "rx_packets") - sink_before;
     let r = guest.stop();
-    assert_eq!(port_stat(&r, 0, "rx_packets"), FRAMES, "{r}");
-    assert_eq!(port_stat(&r, 1, "tx_packets"), FRAMES, "{r}");
-    assert!(sink >= FRAMES, "sink counted {sink} of {FRAMES}");
+    // Everything the guest received it forwarded, dropping nothing itself; the sink's
+    // kernel counted it all. (The kernel may drop a few frames before the guest sees
+    // them if the machine deschedules the guest for long: allow 2 %.)
+    let rx = port_stat(&r, 0, "rx_packets");
+    assert!(rx * 100 >= FRAMES * 98, "guest received {rx} of {FRAMES}: {r}");
+    assert_eq!(port_stat(&r, 1, "tx_packets"), rx, "{r}");
+    for i in 0..2 {
+        assert_eq!(r["ports"][i]["drops"], serde_json::json!([]), "{r}");
+    }
+    assert!(sink >= rx, "sink counted {sink} of {rx}");
 }
 
 #[test]
