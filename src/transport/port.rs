@@ -11,6 +11,7 @@ use crate::metrics::{DropReason, PortStats};
 use crate::sys::mmsg::{RecvMeta, RecvRing, SendRing};
 use crate::wire::{ethernet, gso, offload, vnet};
 
+use super::bess::{self, Link};
 use super::framing::Framing;
 use super::spec::Spec;
 use super::txq::TxQueue;
@@ -101,6 +102,10 @@ pub struct Port {
     txq: TxQueue,
     gso_scratch: [u8; gso::MAX_HEADERS],
     last_tx_error_log: Option<Instant>,
+    /// Connection state of transports with a peer that can come and go (bess).
+    link: Option<Link>,
+    /// The descriptors changed since the event loop last registered them.
+    fds_changed: bool,
 }
 
 impl Port {
@@ -130,7 +135,71 @@ impl Port {
             txq: TxQueue::new(depth + MAX_SEGMENTS),
             gso_scratch: [0; gso::MAX_HEADERS],
             last_tx_error_log: None,
+            link: None,
+            fds_changed: false,
         }
+    }
+
+    /// Attach the connection state of a bess port.
+    pub fn with_link(mut self, link: Link) -> Port {
+        if link.is_up() {
+            self.stats.peer_connects += 1;
+        }
+        self.link = Some(link);
+        self
+    }
+
+    /// `true` (once) when the port replaced its descriptors (a bess peer came or went):
+    /// the event loop must register [`Port::rx_fd`] again. The old descriptors are
+    /// closed, which removes them from any epoll set.
+    pub fn take_fds_changed(&mut self) -> bool {
+        std::mem::take(&mut self.fds_changed)
+    }
+
+    /// `false` while a bess port has no peer.
+    pub fn is_up(&self) -> bool {
+        self.link.as_ref().is_none_or(Link::is_up)
+    }
+
+    /// Periodic work: a bess port without a peer tries to reconnect.
+    pub fn maintain(&mut self, now: Instant) {
+        if let Some(fd) = self.link.as_mut().and_then(|l| l.retry(now)) {
+            self.connected(fd);
+        }
+    }
+
+    fn connected(&mut self, fd: OwnedFd) {
+        if self.spec.common.bpffile.is_some()
+            && let Err(e) = super::attach_bpffile(&self.name, &self.spec, fd.as_fd())
+        {
+            tracing::warn!(port = %self.name, error = %e, "bpffile not attached to the new bess connection");
+        }
+        self.stats.peer_connects += 1;
+        self.rx_fd = fd;
+        self.fds_changed = true;
+    }
+
+    /// The peer is gone: drop what was queued for it and wait for the next one.
+    fn peer_lost(&mut self, pool: &mut Pool) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if !link.is_up() {
+            return;
+        }
+        self.stats.peer_losses += 1;
+        match link.down() {
+            Ok(fd) => {
+                self.rx_fd = fd;
+                self.fds_changed = true;
+            }
+            Err(e) => {
+                tracing::error!(port = %self.name, error = %e, "cannot wait for a new bess peer");
+            }
+        }
+        let n = self.txq.len();
+        self.txq.consume(n, pool);
+        self.stats.drops[DropReason::PeerGone as usize] += n as u64;
     }
 
     /// Descriptor to poll for readability.
@@ -180,6 +249,27 @@ impl Port {
     /// cannot be handled are dropped and counted here; their buffers are reused.
     pub fn recv(&mut self, pool: &mut Pool, out: &mut Vec<Frame>) -> io::Result<usize> {
         out.clear();
+        if let Some(link) = self.link.as_mut() {
+            if link.is_listening() {
+                if let Some(fd) = link.accept(self.rx_fd.as_fd())? {
+                    self.connected(fd);
+                }
+                return Ok(0);
+            }
+            if !link.is_up() {
+                return Ok(0);
+            }
+        }
+        match self.recv_batch(pool, out) {
+            Err(e) if self.link.is_some() && bess::is_peer_gone(&e) => {
+                self.peer_lost(pool);
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+
+    fn recv_batch(&mut self, pool: &mut Pool, out: &mut Vec<Frame>) -> io::Result<usize> {
         self.refill(pool);
         let n = self.slots.len();
         if n == 0 {
@@ -223,6 +313,14 @@ impl Port {
             }
         };
         if got == 0 {
+            return Ok(0);
+        }
+        if self.link.is_some()
+            && self.meta[..got].iter().any(|m| m.len == 0)
+            && bess::peer_hung_up(self.rx_fd.as_fd())
+        {
+            // End of the connection (reads return 0): not frames.
+            self.peer_lost(pool);
             return Ok(0);
         }
         if self.rx_mode == RxMode::Mmsg {
@@ -294,6 +392,11 @@ impl Port {
     /// are completed when it has no vnet header. Frames that cannot be sent are dropped
     /// and counted on this port.
     pub fn enqueue(&mut self, pool: &mut Pool, f: Frame) {
+        if !self.is_up() {
+            self.stats.drop(DropReason::PeerGone);
+            pool.release(f.buf);
+            return;
+        }
         if self.txq.len() >= self.caps.depth {
             self.flush(pool);
             if self.txq.len() >= self.caps.depth {
@@ -342,13 +445,31 @@ impl Port {
         } else {
             gso::CsumMode::Full
         };
+        let frame = pool.frame(&f);
+        // Segments must fit this port's MTU (a tunnel's is often smaller than the
+        // sender's): TCP is re-segmented at a smaller size; UDP datagram boundaries
+        // cannot move, so oversized UDP segments are dropped.
+        let mut meta = f.vnet;
+        if let Ok(plan) = gso::Plan::new(frame, &meta) {
+            let hdr = plan.header_len();
+            if hdr + usize::from(meta.gso_size) > self.caps.max_tx_frame {
+                let tcp = matches!(meta.gso_type, vnet::GsoType::TcpV4 | vnet::GsoType::TcpV6);
+                match self.caps.max_tx_frame.checked_sub(hdr) {
+                    Some(room) if tcp && room >= 64 => meta.gso_size = room as u16,
+                    _ => {
+                        self.stats.drop(DropReason::Oversize);
+                        pool.release(f.buf);
+                        return;
+                    }
+                }
+            }
+        }
         let framing = &mut self.framing;
         let txq = &mut self.txq;
-        let frame = pool.frame(&f);
         let base = f.off as usize;
         let mut pushed = 0usize;
         let mut full = false;
-        let res = gso::segment(frame, &f.vnet, mode, &mut self.gso_scratch, |seg| {
+        let res = gso::segment(frame, &meta, mode, &mut self.gso_scratch, |seg| {
             let ok = txq.push(f.buf, base + seg.payload.start, seg.payload.len(), |s| {
                 let p = framing.encap(&seg.vnet, &mut s[..]);
                 s[p..p + seg.headers.len()].copy_from_slice(seg.headers);
@@ -436,6 +557,10 @@ impl Port {
                         self.stats.tx_restart_queue += 1;
                         return Flush::Blocked;
                     }
+                }
+                Err(e) if self.link.is_some() && bess::is_peer_gone(&e) => {
+                    self.peer_lost(pool);
+                    return Flush::Done;
                 }
                 Err(e) => {
                     self.txq.consume(1, pool);

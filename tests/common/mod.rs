@@ -167,8 +167,10 @@ impl Lab {
                 ],
             );
             let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if out.status.success() {
-                let v: serde_json::Value = serde_json::from_str(&text).expect("iperf3 -J output");
+            // iperf3 3.12 with -J exits 0 even when it could not connect (the server may
+            // not be listening yet): look for its "error" member too.
+            let v: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+            if let Some(v) = v.filter(|v| out.status.success() && v.get("error").is_none()) {
                 return v["end"]["sum_received"]["bits_per_second"]
                     .as_f64()
                     .unwrap_or(0.0);
