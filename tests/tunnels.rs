@@ -74,23 +74,27 @@ pub fn pair() -> Pair {
 
 impl Pair {
     pub fn start(&self, left: &str, right: &str) -> (Guest, Guest) {
-        let g1 = Guest::start(
+        self.start_env(left, right, &[])
+    }
+
+    pub fn start_env(&self, left: &str, right: &str, env: &[(&str, &str)]) -> (Guest, Guest) {
+        let l = format!("vec1:{left}");
+        let r = format!("vec0:{right}");
+        let g1 = Guest::start_with(
             &self.lab,
             &self.g1,
             "xconnect",
-            &[
-                "vec0:transport=raw,ifname=ga,gro=1",
-                &format!("vec1:{left}"),
-            ],
+            &["vec0:transport=raw,ifname=ga,gro=1", &l],
+            env,
+            None,
         );
-        let g2 = Guest::start(
+        let g2 = Guest::start_with(
             &self.lab,
             &self.g2,
             "xconnect",
-            &[
-                &format!("vec0:{right}"),
-                "vec1:transport=raw,ifname=gb,gro=1",
-            ],
+            &[&r, "vec1:transport=raw,ifname=gb,gro=1"],
+            env,
+            None,
         );
         (g1, g2)
     }
@@ -125,8 +129,16 @@ fn check(r1: &serde_json::Value, r2: &serde_json::Value) {
 }
 
 fn run(left: &str, right: &str) -> (serde_json::Value, serde_json::Value) {
+    run_env(left, right, &[])
+}
+
+fn run_env(
+    left: &str,
+    right: &str,
+    env: &[(&str, &str)],
+) -> (serde_json::Value, serde_json::Value) {
     let mut p = pair();
-    let (g1, g2) = p.start(left, right);
+    let (g1, g2) = p.start_env(left, right, env);
     let t = p.traffic(left);
     let r1 = g1.stop();
     let r2 = g2.stop();
@@ -181,9 +193,11 @@ fn l2tpv3_ip_with_64bit_cookies_and_counter() {
     );
 }
 
+/// UDP mode: segments leave as UDP_SEGMENT super-datagrams and arrive coalesced
+/// (UDP_GRO) on this kernel.
 #[test]
 fn l2tpv3_udp_with_32bit_cookies() {
-    run(
+    let (r1, r2) = run(
         &format!(
             "transport=l2tpv3,udp=1,src={U1},dst={U2},srcport=1701,dstport=1702,rx_session=1,tx_session=2,rx_cookie=0xabcdef01,tx_cookie=0x12345678"
         ),
@@ -191,6 +205,31 @@ fn l2tpv3_udp_with_32bit_cookies() {
             "transport=l2tpv3,udp=1,src={U2},dst={U1},srcport=1702,dstport=1701,rx_session=2,tx_session=1,rx_cookie=0x12345678,tx_cookie=0xabcdef01"
         ),
     );
+    for (r, p) in [(&r1, 1), (&r2, 0)] {
+        assert!(port_stat(r, p, "tx_udp_gso_sends") > 0, "{r}");
+        assert!(port_stat(r, p, "rx_gro_coalesced") > 0, "{r}");
+        assert_eq!(port_stat(r, p, "fallbacks"), 0, "{r}");
+    }
+}
+
+/// The same without UDP_SEGMENT/UDP_GRO (as on a kernel that lacks them): counted
+/// fallbacks, one datagram per segment, same traffic.
+#[test]
+fn l2tpv3_udp_without_udp_offloads() {
+    let (r1, r2) = run_env(
+        &format!(
+            "transport=l2tpv3,udp=1,src={U1},dst={U2},srcport=1711,dstport=1712,rx_session=1,tx_session=2"
+        ),
+        &format!(
+            "transport=l2tpv3,udp=1,src={U2},dst={U1},srcport=1712,dstport=1711,rx_session=2,tx_session=1"
+        ),
+        &[("VECBOX_DISABLE", "udp_gso,udp_gro")],
+    );
+    for (r, p) in [(&r1, 1), (&r2, 0)] {
+        assert_eq!(port_stat(r, p, "tx_udp_gso_sends"), 0, "{r}");
+        assert_eq!(port_stat(r, p, "rx_gro_coalesced"), 0, "{r}");
+        assert_eq!(port_stat(r, p, "fallbacks"), 2, "{r}");
+    }
 }
 
 #[test]

@@ -170,6 +170,10 @@ pub struct PortStats {
     pub peer_connects: u64,
     /// Peers lost (bess: end of connection, reset, broken pipe).
     pub peer_losses: u64,
+    /// Received buffers holding several UDP datagrams coalesced by the kernel (UDP_GRO).
+    pub rx_gro_coalesced: u64,
+    /// UDP super-datagrams sent for the kernel to cut (UDP_SEGMENT).
+    pub tx_udp_gso_sends: u64,
 }
 
 impl PortStats {

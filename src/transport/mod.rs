@@ -166,7 +166,11 @@ fn open_with(spec: &Spec, siblings: &tunnel::Siblings) -> Result<Port, OpenError
     if let (Some(ifup), Some(host_if)) = (ifup_of(spec), &opened.host_if) {
         run_ifup(&name, ifup, host_if);
     }
-    Ok(Port::new(name, spec.clone(), opened))
+    let mut port = Port::new(name, spec.clone(), opened);
+    if let Kind::L2tpv3 { udp: true, .. } = spec.kind {
+        port.enable_udp_offloads();
+    }
+    Ok(port)
 }
 
 fn ifup_of(spec: &Spec) -> Option<&std::path::Path> {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::buf::{BufId, Frame, Pool};
 use crate::metrics::{DropReason, PortStats};
-use crate::sys::mmsg::{RecvMeta, RecvRing, SendRing};
+use crate::sys::mmsg::{Part, RecvMeta, RecvRing, SendRing};
 use crate::wire::{ethernet, gso, offload, vnet};
 
 use super::bess::{self, Link};
@@ -18,6 +18,10 @@ use super::txq::TxQueue;
 
 /// Largest number of segments one GSO frame can need (64 KiB at the smallest MSS).
 const MAX_SEGMENTS: usize = 128;
+/// Most datagrams the kernel cuts one UDP_SEGMENT send into (`UDP_MAX_SEGMENTS`).
+const UDP_MAX_SEGMENTS: usize = 64;
+/// Most payload bytes of one UDP_SEGMENT send (an IPv6 packet without jumbograms).
+const UDP_GSO_MAX_BYTES: usize = 65535 - 8 - 40;
 
 /// How a port receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +110,8 @@ pub struct Port {
     link: Option<Link>,
     /// The descriptors changed since the event loop last registered them.
     fds_changed: bool,
+    /// Segments of a GSO frame leave as UDP_SEGMENT super-datagrams.
+    udp_gso: bool,
 }
 
 impl Port {
@@ -131,13 +137,45 @@ impl Port {
             slots: Vec::with_capacity(depth),
             taken: vec![false; depth],
             meta: vec![RecvMeta::default(); depth],
-            send_ring: SendRing::new(depth, o.dest),
+            send_ring: SendRing::with_items(depth, depth + MAX_SEGMENTS, o.dest),
             txq: TxQueue::new(depth + MAX_SEGMENTS),
             gso_scratch: [0; gso::MAX_HEADERS],
             last_tx_error_log: None,
             link: None,
             fds_changed: false,
+            udp_gso: false,
         }
+    }
+
+    /// UDP tunnel ports: send software-GSO segments as UDP_SEGMENT super-datagrams
+    /// and receive UDP_GRO coalesced datagrams, where the kernel has them (probed once;
+    /// each missing feature is logged and counted in `fallbacks`).
+    pub fn enable_udp_offloads(&mut self) {
+        use super::probe::{self, Feature};
+        use nix::sys::socket::{setsockopt, sockopt};
+        let fd = self.rx_fd.as_fd();
+        let vector = self.rx_mode == RxMode::Mmsg && self.tx_mode == TxMode::Mmsg;
+        if !vector {
+            return;
+        }
+        // Setting a segment size of 0 changes nothing but fails where UDP_SEGMENT is
+        // unknown; the size itself goes with each message.
+        self.udp_gso = probe::try_enable(
+            Feature::UdpGso,
+            "sending UDP tunnel segments one datagram each",
+            || setsockopt(&fd, sockopt::UdpGsoSegment, &0).map_err(io::Error::from),
+        );
+        let gro = probe::try_enable(
+            Feature::UdpGro,
+            "receiving UDP tunnel datagrams one by one",
+            || setsockopt(&fd, sockopt::UdpGroSegment, &true).map_err(io::Error::from),
+        );
+        if gro {
+            self.rx_ring.want_gro_segments();
+            // Coalesced datagrams reach 64 KiB.
+            self.caps.rx_slot = self.caps.rx_slot.max(super::GSO_FRAME_MAX);
+        }
+        self.stats.fallbacks += u64::from(!self.udp_gso) + u64::from(!gro);
     }
 
     /// Attach the connection state of a bess port.
@@ -331,14 +369,36 @@ impl Port {
         for i in 0..got {
             let m = self.meta[i];
             let id = self.slots[i];
-            match self.accept(pool, id, m, slot_len) {
-                Ok(f) => {
-                    self.taken[i] = true;
-                    self.stats.rx_packets += 1;
-                    self.stats.rx_bytes += u64::from(f.len);
-                    out.push(f);
+            if m.truncated || m.len >= slot_len {
+                self.stats.drop(DropReason::Oversize);
+                continue;
+            }
+            // A UDP GRO buffer holds several datagrams of `segment` bytes (the last may
+            // be shorter); anything else is one datagram.
+            let seg = usize::from(m.segment);
+            let step = if seg > 0 && seg < m.len { seg } else { m.len };
+            if step < m.len {
+                self.stats.rx_gro_coalesced += 1;
+            }
+            let mut at = 0;
+            loop {
+                let chunk = step.min(m.len - at);
+                match self.accept(pool, id, at, chunk) {
+                    Ok(f) => {
+                        if self.taken[i] {
+                            pool.retain(id);
+                        }
+                        self.taken[i] = true;
+                        self.stats.rx_packets += 1;
+                        self.stats.rx_bytes += u64::from(f.len);
+                        out.push(f);
+                    }
+                    Err(reason) => self.stats.drop(reason),
                 }
-                Err(reason) => self.stats.drop(reason),
+                at += chunk;
+                if at >= m.len || chunk == 0 {
+                    break;
+                }
             }
         }
         // Keep the buffers of dropped frames (and unused slots) for the next batch.
@@ -354,19 +414,18 @@ impl Port {
         Ok(got)
     }
 
+    /// Decapsulate the datagram at `buf[start..start + dlen]`.
     fn accept(
         &mut self,
         pool: &mut Pool,
         id: BufId,
-        m: RecvMeta,
-        slot_len: usize,
+        start: usize,
+        dlen: usize,
     ) -> Result<Frame, DropReason> {
-        if m.truncated || m.len >= slot_len {
-            return Err(DropReason::Oversize);
-        }
-        let msg = &pool.buf(id)[..m.len];
-        let d = self.framing.decap(msg)?;
-        let len = m.len.checked_sub(d.off).ok_or(DropReason::Runt)?;
+        let msg = &pool.buf(id)[start..start + dlen];
+        let mut d = self.framing.decap(msg)?;
+        let len = dlen.checked_sub(d.off).ok_or(DropReason::Runt)?;
+        d.off += start;
         if len < ethernet::HEADER_LEN {
             return Err(DropReason::Runt);
         }
@@ -469,12 +528,47 @@ impl Port {
         let base = f.off as usize;
         let mut pushed = 0usize;
         let mut full = false;
+        let prefix_len = framing.tx_header_len();
+        // UDP segmentation groups: (datagram size, members, bytes, closed).
+        let udp_gso = self.udp_gso;
+        let mut group: Option<(usize, usize, usize, bool)> = None;
+        let mut groups = 0u64;
         let res = gso::segment(frame, &meta, mode, &mut self.gso_scratch, |seg| {
-            let ok = txq.push(f.buf, base + seg.payload.start, seg.payload.len(), |s| {
-                let p = framing.encap(&seg.vnet, &mut s[..]);
-                s[p..p + seg.headers.len()].copy_from_slice(seg.headers);
-                (p + seg.headers.len(), seg.headers.len())
-            });
+            let dlen = prefix_len + seg.headers.len() + seg.payload.len();
+            let part = match group.as_mut() {
+                _ if !udp_gso => Part::Single,
+                Some((size, count, bytes, closed))
+                    if !*closed
+                        && *count < UDP_MAX_SEGMENTS
+                        && *bytes + dlen <= UDP_GSO_MAX_BYTES
+                        && dlen <= *size =>
+                {
+                    *count += 1;
+                    *bytes += dlen;
+                    *closed = dlen < *size;
+                    if *count == 2 {
+                        groups += 1;
+                    }
+                    Part::Cont
+                }
+                _ => {
+                    group = Some((dlen, 1, dlen, false));
+                    Part::Head {
+                        gso_size: dlen as u16,
+                    }
+                }
+            };
+            let ok = txq.push_part(
+                f.buf,
+                base + seg.payload.start,
+                seg.payload.len(),
+                part,
+                |s| {
+                    let p = framing.encap(&seg.vnet, &mut s[..]);
+                    s[p..p + seg.headers.len()].copy_from_slice(seg.headers);
+                    (p + seg.headers.len(), seg.headers.len())
+                },
+            );
             if ok {
                 pushed += 1;
             } else {
@@ -493,6 +587,7 @@ impl Port {
         }
         match res {
             Ok(_) if !full => {
+                self.stats.tx_udp_gso_sends += groups;
                 self.stats.tx_gso_segmented += 1;
                 self.stats.tx_gso_segments += pushed as u64;
             }
@@ -513,10 +608,16 @@ impl Port {
     /// one at a time and counted (`tx_error`); the rest still go out.
     pub fn flush(&mut self, pool: &mut Pool) -> Flush {
         while !self.txq.is_empty() {
-            let offered = self.txq.len().min(self.caps.depth);
+            let mut offered = self.txq.len().min(self.caps.depth);
             let fd = self.tx_fd.as_ref().unwrap_or(&self.rx_fd).as_fd();
             let r = match self.tx_mode {
-                TxMode::Mmsg => self.send_ring.send(fd, self.txq.messages(pool)),
+                TxMode::Mmsg => self
+                    .send_ring
+                    .send_parts(fd, self.txq.parts(pool))
+                    .map(|s| {
+                        offered = s.offered;
+                        s.items
+                    }),
                 TxMode::Single | TxMode::Write => {
                     let mut sent = 0;
                     let mut res = Ok(0);
@@ -563,8 +664,16 @@ impl Port {
                     return Flush::Done;
                 }
                 Err(e) => {
-                    self.txq.consume(1, pool);
-                    self.stats.drop(DropReason::TxError);
+                    let group = self.txq.head_group_len();
+                    if group > 1 && self.udp_gso {
+                        // The kernel refused UDP segmentation on this path: send
+                        // segments one by one from now on.
+                        self.udp_gso = false;
+                        self.stats.fallbacks += 1;
+                        tracing::warn!(port = %self.name, error = %e, "UDP segmentation offload refused; sending segments one by one");
+                    }
+                    self.txq.consume(group, pool);
+                    self.stats.drops[DropReason::TxError as usize] += group as u64;
                     self.log_tx_error(&e);
                 }
             }
@@ -589,6 +698,7 @@ fn read_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> 
         Ok(len) => Ok(Some(RecvMeta {
             len,
             truncated: len >= buf.len(),
+            segment: 0,
         })),
         Err(nix::errno::Errno::EAGAIN) => Ok(None),
         Err(nix::errno::Errno::EINTR) => Ok(None),
