@@ -348,3 +348,109 @@ fn bess_survives_garbage_vanishing_and_stale_paths() {
     assert!(port_stat(&r1, 1, "rx_packets") > 1000, "{r1}");
     assert!(!sock.exists());
 }
+
+/// Several GRE tunnels on one local address, to the same peer, told apart by key.
+/// Guest 1 (one process) bridges host A onto tunnels with keys 1 and 2; behind guest
+/// 2's address, separate processes terminate keys 1, 2 and 3 towards hosts B1, B2, B3.
+/// In guest 1 the kernel filter hands each key to its own port and the unclaimed key 3
+/// to the first port, which counts it as `bad_key` (once); the terminating processes,
+/// being separate, each see the other keys and count them (the documented limit).
+#[test]
+fn gre_tunnels_share_an_address_demultiplexed_by_key() {
+    let mut p = pair();
+    let mut hosts = Vec::new();
+    for n in 1..=3 {
+        let h = p.lab.ns(&format!("b{n}"));
+        p.lab.veth(&h, "h0", &p.g2, &format!("gb{n}"));
+        p.lab.quiet(&p.g2, &format!("gb{n}"));
+        p.lab.addr(&h, "h0", &format!("10.81.0.1{n}/24"));
+        hosts.push(h);
+    }
+    let g1 = Guest::start(
+        &p.lab,
+        &p.g1,
+        "bridge",
+        &[
+            "vec0:transport=raw,ifname=ga",
+            &format!("vec1:transport=gre,src={U1},dst={U2},rx_key=1,tx_key=1"),
+            &format!("vec2:transport=gre,src={U1},dst={U2},rx_key=2,tx_key=2"),
+        ],
+    );
+    let far: Vec<Guest> = (1..=3)
+        .map(|n| {
+            Guest::start(
+                &p.lab,
+                &p.g2,
+                "xconnect",
+                &[
+                    &format!("vec0:transport=gre,src={U2},dst={U1},rx_key={n},tx_key={n}"),
+                    &format!("vec1:transport=raw,ifname=gb{n}"),
+                ],
+            )
+        })
+        .collect();
+    assert!(p.lab.ping(&p.a, "10.81.0.11", 2), "A -> B1 over key 1");
+    assert!(p.lab.ping(&p.a, "10.81.0.12", 2), "A -> B2 over key 2");
+    // Key 3 has no port in guest 1.
+    assert!(
+        !p.lab.ping(&hosts[2], A_IP, 2),
+        "B3's key 3 must not get through"
+    );
+    let r1 = g1.stop();
+    let far: Vec<_> = far.into_iter().map(Guest::stop).collect();
+    assert!(port_stat(&r1, 1, "rx_packets") >= 2, "{r1}");
+    assert!(port_stat(&r1, 2, "rx_packets") >= 2, "{r1}");
+    assert!(
+        port_drops(&r1, 1, "bad_key") >= 1,
+        "key 3 counted on the first port: {r1}"
+    );
+    assert_eq!(port_drops(&r1, 2, "bad_key"), 0, "demultiplexed: {r1}");
+    // Across processes there is no demultiplexing: each sees the others' keys.
+    assert!(port_drops(&far[0], 0, "bad_key") >= 1, "{}", far[0]);
+}
+
+/// A tunnel MTU below host A's (mtu=1000, as host B's): TCP (MSS from B) crosses, a
+/// frame larger than the tunnel MTU is counted as oversize, and an MTU that can never
+/// fit in an IP packet is refused at open with a clear message.
+#[test]
+fn tunnel_mtu_is_enforced() {
+    let mut p = pair();
+    common::run(&["ip", "-n", &p.b, "link", "set", "b0", "mtu", "1000"]);
+    let (g1, g2) = p.start(
+        &format!("transport=gre,src={U1},dst={U2},mtu=1000"),
+        &format!("transport=gre,src={U2},dst={U1},mtu=1000"),
+    );
+    let (a, b) = (p.a.clone(), p.b.clone());
+    let bps = p.lab.iperf3(&b, &a, B_IP, 1);
+    let big = p.lab.exec(
+        &a,
+        &[
+            "ping", "-c", "2", "-i", "0.2", "-W", "1", "-s", "1400", B_IP,
+        ],
+    );
+    let r1 = g1.stop();
+    let r2 = g2.stop();
+    assert!(bps > 20e6, "TCP through mtu=1000: {bps} bit/s\n{r1}\n{r2}");
+    assert!(
+        !big.status.success(),
+        "1428-byte ping cannot cross mtu=1000"
+    );
+    assert!(port_drops(&r1, 1, "oversize") >= 2, "{r1}");
+
+    let out = p.lab.exec(
+        &p.g1,
+        &[
+            common::VECBOX,
+            "guest",
+            "xconnect",
+            "vec0:transport=raw,ifname=ga",
+            &format!("vec1:transport=l2tpv3,src={U1},dst={U2},rx_session=1,tx_session=1,mtu=65534"),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("mtu=65534 cannot fit") && err.contains("use mtu="),
+        "{err}"
+    );
+}
