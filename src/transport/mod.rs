@@ -69,6 +69,8 @@ pub enum OpenError {
         overhead: usize,
         max: usize,
     },
+    #[error("{port}: {needs}")]
+    Needs { port: String, needs: &'static str },
     #[error("{port} and {other}: {why}")]
     Conflict {
         port: String,

@@ -113,10 +113,9 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         });
     }
     if r.carrier == Carrier::Udp && r.dstport.is_none() {
-        return Err(OpenError::Unsupported {
+        return Err(OpenError::Needs {
             port: name.to_string(),
-            transport: "l2tpv3",
-            why: "udp=1 needs dstport= (the peer's UDP port), e.g. dstport=1701",
+            needs: "udp=1 needs dstport= (the peer's UDP port), e.g. dstport=1701",
         });
     }
     let local = resolve(name, "src", r.src, r.srcport.unwrap_or(0), r.v6)?;
