@@ -167,13 +167,14 @@ impl Lab {
                 ],
             );
             let text = String::from_utf8_lossy(&out.stdout).to_string();
-            // iperf3 3.12 with -J exits 0 even when it could not connect (the server may
-            // not be listening yet): look for its "error" member too.
-            let v: Option<serde_json::Value> = serde_json::from_str(&text).ok();
-            if let Some(v) = v.filter(|v| out.status.success() && v.get("error").is_none()) {
-                return v["end"]["sum_received"]["bits_per_second"]
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            // iperf3 may exit 0 with {"error": ...} when the server is not up yet.
+            if out.status.success() && v.get("error").is_none() {
+                let bps = v["end"]["sum_received"]["bits_per_second"]
                     .as_f64()
                     .unwrap_or(0.0);
+                assert!(bps > 0.0, "iperf3 {ns_c} -> {ip} moved nothing: {text}");
+                return bps;
             }
             assert!(Instant::now() < deadline, "iperf3 failed: {text}");
             std::thread::sleep(Duration::from_millis(200));
