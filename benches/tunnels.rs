@@ -12,7 +12,13 @@
 //! and Gbit/s of a 2-second iperf3 TCP stream A → B. UML has no bridge in Debian's
 //! build, so the UML pair routes (two hops) where vecbox cross-connects at layer 2.
 //!
-//! Run as root: `cargo bench --bench tunnels`. Under `cargo test` it does nothing.
+//! Each figure is the median of REPS runs. Run as root:
+//!
+//!   cargo bench --bench tunnels            # REPS=3, 2 s windows
+//!   VECBOX_BENCH_REPS=5 VECBOX_BENCH_SECS=3 cargo bench --bench tunnels
+//!
+//! Results are printed and written to target/bench/tunnels.json. Under `cargo test` it
+//! does nothing.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -25,7 +31,32 @@ use common::{Guest, Lab};
 
 const T1: &str = "172.28.0.1";
 const T2: &str = "172.28.0.2";
-const SECS: u64 = 2;
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(default)
+}
+
+fn secs() -> u64 {
+    env_or("VECBOX_BENCH_SECS", 2)
+}
+
+fn reps() -> usize {
+    env_or("VECBOX_BENCH_REPS", 3) as usize
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// REPS measurements of (pps, bit/s); their medians.
+fn measure(mut once: impl FnMut() -> (f64, f64)) -> (f64, f64) {
+    let (p, b): (Vec<f64>, Vec<f64>) = (0..reps()).map(|_| once()).unzip();
+    (median(p), median(b))
+}
 
 #[derive(Clone, Copy)]
 struct Tunnel {
@@ -89,7 +120,7 @@ fn pps(lab: &Lab, a: &str, b: &str, dst_mac: &str, src_ip: &str, dst_ip: &str) -
         a,
         &[
             "timeout",
-            &SECS.to_string(),
+            &secs().to_string(),
             "taskset",
             "-c",
             "0",
@@ -136,11 +167,13 @@ fn vecbox(t: Tunnel) -> (f64, f64) {
     );
     assert!(lab.ping(&a, "10.86.1.2", 2), "vecbox {} link", t.name);
     let b_mac = lab.mac(&b, "b0");
-    let p = pps(&lab, &a, &b, &b_mac, "10.86.1.1", "10.86.1.2");
-    let bps = lab.iperf3(&b, &a, "10.86.1.2", SECS as u32);
+    let r = measure(|| {
+        let p = pps(&lab, &a, &b, &b_mac, "10.86.1.1", "10.86.1.2");
+        (p, lab.iperf3(&b, &a, "10.86.1.2", secs() as u32))
+    });
     g1.stop();
     g2.stop();
-    (p, bps)
+    r
 }
 
 /// Pin every process of namespace `ns` (a UML kernel and its helpers) to CPU 1.
@@ -213,11 +246,13 @@ fn uml(t: Tunnel) -> (f64, f64) {
     pin(&x);
     pin(&y);
     assert!(lab.ping(&a, "10.86.3.2", 3), "UML {} link", t.name);
-    let p = pps(&lab, &a, &b, x_mac, "10.86.1.1", "10.86.3.2");
-    let bps = lab.iperf3(&b, &a, "10.86.3.2", SECS as u32);
+    let r = measure(|| {
+        let p = pps(&lab, &a, &b, x_mac, "10.86.1.1", "10.86.3.2");
+        (p, lab.iperf3(&b, &a, "10.86.3.2", secs() as u32))
+    });
     u1.stop();
     u2.stop();
-    (p, bps)
+    r
 }
 
 fn main() {
