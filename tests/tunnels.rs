@@ -193,8 +193,8 @@ fn l2tpv3_ip_with_64bit_cookies_and_counter() {
     );
 }
 
-/// UDP mode: segments leave as UDP_SEGMENT super-datagrams and arrive coalesced
-/// (UDP_GRO) on this kernel.
+/// UDP mode: segments leave as UDP_SEGMENT super-datagrams, arrive coalesced (UDP_GRO)
+/// on this kernel, and are joined back into TCP GSO frames for the raw ports.
 #[test]
 fn l2tpv3_udp_with_32bit_cookies() {
     let (r1, r2) = run(
@@ -208,8 +208,12 @@ fn l2tpv3_udp_with_32bit_cookies() {
     for (r, p) in [(&r1, 1), (&r2, 0)] {
         assert!(port_stat(r, p, "tx_udp_gso_sends") > 0, "{r}");
         assert!(port_stat(r, p, "rx_gro_coalesced") > 0, "{r}");
+        assert!(port_stat(r, p, "rx_coalesced") > 0, "{r}");
         assert_eq!(port_stat(r, p, "fallbacks"), 0, "{r}");
     }
+    // Joined segments leave the raw ports as whole GSO frames.
+    assert!(port_stat(&r1, 0, "tx_gso_frames") > 0, "{r1}");
+    assert!(port_stat(&r2, 1, "tx_gso_frames") > 0, "{r2}");
 }
 
 /// The same without UDP_SEGMENT/UDP_GRO (as on a kernel that lacks them): counted

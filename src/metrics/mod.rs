@@ -174,6 +174,8 @@ pub struct PortStats {
     pub rx_gro_coalesced: u64,
     /// UDP super-datagrams sent for the kernel to cut (UDP_SEGMENT).
     pub tx_udp_gso_sends: u64,
+    /// Received TCP segments joined into GSO frames in software (L2TPv3 over UDP).
+    pub rx_coalesced: u64,
 }
 
 impl PortStats {

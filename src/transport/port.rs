@@ -108,6 +108,8 @@ pub struct Port {
     fds_changed: bool,
     /// Segments of a GSO frame leave as UDP_SEGMENT super-datagrams.
     udp_gso: bool,
+    /// Frames of the UDP GRO buffer being handled (capacity reserved when GRO is on).
+    gro: Vec<Frame>,
 }
 
 impl Port {
@@ -140,6 +142,7 @@ impl Port {
             link: None,
             fds_changed: false,
             udp_gso: false,
+            gro: Vec::new(),
         }
     }
 
@@ -283,18 +286,21 @@ impl Port {
             if step < m.len {
                 self.stats.rx_gro_coalesced += 1;
             }
+            let gro = step < m.len;
+            self.gro.clear();
             let mut at = 0;
             loop {
                 let chunk = step.min(m.len - at);
                 match self.accept(pool, id, at, chunk) {
                     Ok(f) => {
-                        if self.taken[i] {
-                            pool.retain(id);
-                        }
-                        self.taken[i] = true;
                         self.stats.rx_packets += 1;
                         self.stats.rx_bytes += u64::from(f.len);
-                        out.push(f);
+                        if gro {
+                            self.gro.push(f);
+                        } else {
+                            self.taken[i] = true;
+                            out.push(f);
+                        }
                     }
                     Err(reason) => self.stats.drop(reason),
                 }
@@ -302,6 +308,9 @@ impl Port {
                 if at >= m.len || chunk == 0 {
                     break;
                 }
+            }
+            if gro {
+                self.emit_coalesced(pool, i, out);
             }
         }
         // Keep the buffers of dropped frames (and unused slots) for the next batch.
@@ -315,6 +324,58 @@ impl Port {
         }
         self.slots.truncate(w);
         Ok(got)
+    }
+
+    /// Hand on the frames of one UDP GRO buffer (slot `i`): runs of consecutive TCP
+    /// segments are joined into one GSO frame in a fresh buffer
+    /// ([`crate::wire::coalesce`]); the rest go on as they are, referencing the slot.
+    fn emit_coalesced(&mut self, pool: &mut Pool, i: usize, out: &mut Vec<Frame>) {
+        use crate::wire::coalesce;
+        let id = self.slots[i];
+        let mut k = 0;
+        while k < self.gro.len() {
+            let n = (self.gro.len() - k).min(coalesce::MAX_RUN);
+            let frames = &self.gro[k..k + n];
+            let run = {
+                let src = pool.buf(id);
+                let mut refs: [&[u8]; coalesce::MAX_RUN] = [&[]; coalesce::MAX_RUN];
+                for (r, f) in refs.iter_mut().zip(frames) {
+                    *r = &src[f.range()];
+                }
+                coalesce::run_len(&refs[..n])
+            };
+            if run >= 2
+                && let Some(dst) = pool.alloc()
+            {
+                let built = pool.pair_mut(id, dst).and_then(|(src, out_buf)| {
+                    let mut refs: [&[u8]; coalesce::MAX_RUN] = [&[]; coalesce::MAX_RUN];
+                    for (r, f) in refs.iter_mut().zip(&frames[..run]) {
+                        *r = &src[f.range()];
+                    }
+                    coalesce::build(&refs[..run], out_buf)
+                });
+                match built {
+                    Some((len, vnet)) => {
+                        self.stats.rx_coalesced += run as u64;
+                        out.push(Frame {
+                            buf: dst,
+                            off: 0,
+                            len: len as u32,
+                            vnet,
+                        });
+                        k += run;
+                        continue;
+                    }
+                    None => pool.release(dst),
+                }
+            }
+            if self.taken[i] {
+                pool.retain(id);
+            }
+            self.taken[i] = true;
+            out.push(self.gro[k]);
+            k += 1;
+        }
     }
 
     /// Decapsulate the datagram at `buf[start..start + dlen]`.

@@ -16,6 +16,7 @@
 //! Parsing, emitting, checksumming and segmenting do not allocate.
 
 pub mod checksum;
+pub mod coalesce;
 pub mod ethernet;
 pub mod gre;
 pub mod gso;

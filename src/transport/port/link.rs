@@ -35,6 +35,7 @@ impl Port {
             || setsockopt(&fd, sockopt::UdpGroSegment, &true).map_err(io::Error::from),
         );
         if gro {
+            self.gro.reserve(crate::wire::coalesce::MAX_RUN);
             self.rx_ring.want_gro_segments();
             // Coalesced datagrams reach 64 KiB.
             self.caps.rx_slot = self.caps.rx_slot.max(crate::transport::GSO_FRAME_MAX);

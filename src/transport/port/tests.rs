@@ -198,6 +198,7 @@ fn udp_segmentation_groups_and_gro_buffers_round_trip() {
     etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
         .tcp(1, 2, 100, 1000)
+        .ack(1)
         .write(&mut pkt, &vec![3u8; 30_000])
         .unwrap();
     let id = pool.alloc().unwrap();
@@ -225,13 +226,16 @@ fn udp_segmentation_groups_and_gro_buffers_round_trip() {
     for _ in 0..50 {
         rx.recv(&mut pool, &mut frames).unwrap();
         got.append(&mut frames);
-        if got.len() as u64 >= segs {
+        if rx.stats.rx_packets >= segs {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert_eq!(got.len() as u64, segs, "{:?}", rx.stats);
+    assert_eq!(rx.stats.rx_packets, segs, "{:?}", rx.stats);
     assert!(rx.stats.rx_gro_coalesced >= 1, "{:?}", rx.stats);
+    // The segments of each GRO buffer were joined back into TCP GSO frames.
+    assert!(rx.stats.rx_coalesced >= 2, "{:?}", rx.stats);
+    assert!((got.len() as u64) < segs);
     let mut payload = 0;
     for f in &got {
         let s = etherparse::SlicedPacket::from_ethernet(pool.frame(f)).unwrap();
@@ -239,6 +243,9 @@ fn udp_segmentation_groups_and_gro_buffers_round_trip() {
             panic!()
         };
         payload += t.payload().len();
+        if f.vnet.is_gso() {
+            assert_eq!(f.vnet.gso_size, 1448);
+        }
     }
     for f in &got {
         pool.release(f.buf);
