@@ -458,3 +458,134 @@ fn tunnel_mtu_is_enforced() {
         "{err}"
     );
 }
+
+/// Send `packets` to `to` from a thread inside namespace `ns` over a socket of `kind`
+/// (raw IP protocol, or UDP from `from_port`) bound to `from`.
+fn inject(
+    ns: &str,
+    from: &str,
+    to: std::net::SocketAddr,
+    udp_from: Option<u16>,
+    proto: i32,
+    packets: &[Vec<u8>],
+) {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let ns = ns.to_string();
+    let from = from.to_string();
+    let packets = packets.to_vec();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = match udp_from {
+            Some(_) => Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap(),
+            None => Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(proto))).unwrap(),
+        };
+        let local: std::net::SocketAddr =
+            format!("{from}:{}", udp_from.unwrap_or(0)).parse().unwrap();
+        s.bind(&SockAddr::from(local)).unwrap();
+        for p in &packets {
+            s.send_to(p, &SockAddr::from(to)).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+fn frame() -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x77]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 0x78]);
+    f[12..14].copy_from_slice(&[0x88, 0xb5]);
+    f
+}
+
+/// Malformed and foreign tunnel packets from the peer's address: each is dropped and
+/// counted by reason, the guest keeps running and valid traffic still crosses.
+#[test]
+fn bad_tunnel_packets_are_counted_and_traffic_continues() {
+    let mut p = pair();
+    let (g1, g2) = p.start(
+        &format!("transport=gre,src={U1},dst={U2},rx_key=5,tx_key=5,sequence=1"),
+        &format!("transport=gre,src={U2},dst={U1},rx_key=5,tx_key=5,sequence=1"),
+    );
+    let p2 = pair();
+    let (g3, g4) = p2.start(
+        &format!("transport=l2tpv3,udp=1,src={U1},dst={U2},srcport=1901,dstport=1902,rx_session=7,tx_session=7,rx_cookie=0x11223344,tx_cookie=0x11223344"),
+        &format!("transport=l2tpv3,udp=1,src={U2},dst={U1},srcport=1902,dstport=1901,rx_session=7,tx_session=7,rx_cookie=0x11223344,tx_cookie=0x11223344"),
+    );
+    let gre = |flags: [u8; 2], proto: [u8; 2], key: u32, body: &[u8]| {
+        let mut v = vec![flags[0], flags[1], proto[0], proto[1]];
+        v.extend_from_slice(&key.to_be_bytes());
+        v.extend_from_slice(&1u32.to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let f = frame();
+    let to: std::net::SocketAddr = format!("{U1}:0").parse().unwrap();
+    inject(
+        &p.g2,
+        U2,
+        to,
+        None,
+        47,
+        &[
+            gre([0x30, 0], [0x65, 0x58], 6, &f),               // wrong key
+            gre([0xb0, 0], [0x65, 0x58], 5, &f),               // checksum bit
+            gre([0x70, 0], [0x65, 0x58], 5, &f),               // routing bit
+            gre([0x30, 0], [0x08, 0x00], 5, &f),               // IPv4 payload, not Ethernet
+            gre([0x20, 0], [0x65, 0x58], 5, &f),               // no sequence bit
+            vec![0x30, 0],                                     // truncated
+            gre([0x30, 0], [0x65, 0x58], 5, &[]),              // no frame at all
+            gre([0x30, 0], [0x65, 0x58], 5, &vec![0u8; 3000]), // oversized
+        ],
+    );
+    let l2tp = |word: u32, session: u32, cookie: u32, body: &[u8]| {
+        let mut v = word.to_be_bytes().to_vec();
+        v.extend_from_slice(&session.to_be_bytes());
+        v.extend_from_slice(&cookie.to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let to: std::net::SocketAddr = format!("{U1}:1901").parse().unwrap();
+    inject(
+        &p2.g2,
+        U2,
+        to,
+        Some(1999),
+        0,
+        &[
+            l2tp(0x0003_0000, 8, 0x1122_3344, &f),      // wrong session
+            l2tp(0x0003_0000, 7, 0x1122_3345, &f),      // wrong cookie
+            l2tp(0xc803_0000, 7, 0x1122_3344, &f),      // control message
+            l2tp(0x0002_0000, 7, 0x1122_3344, &f),      // L2TP version 2
+            vec![0, 3, 0, 0, 0, 0],                     // truncated
+            l2tp(0x0003_0000, 7, 0x1122_3344, &[1; 5]), // runt frame
+        ],
+    );
+    // Valid traffic still crosses both tunnels.
+    let t = p.traffic("gre after garbage");
+    let ok2 = p2.lab.ping(&p2.a, B_IP, 2);
+    let (r1, r2, r3, r4) = (g1.stop(), g2.stop(), g3.stop(), g4.stop());
+    if let Err(e) = t {
+        panic!("{e}\n{r1}\n{r2}");
+    }
+    assert!(ok2, "ping over l2tpv3 after garbage\n{r3}\n{r4}");
+    for (reason, n) in [
+        ("bad_key", 1),
+        ("bad_gre_header", 4),
+        ("not_ethernet", 1),
+        ("runt", 1),
+        ("oversize", 1),
+    ] {
+        assert_eq!(port_drops(&r1, 1, reason), n, "{reason}: {r1}");
+    }
+    for (reason, n) in [
+        ("bad_session", 1),
+        ("bad_cookie", 1),
+        ("bad_l2tp_header", 3),
+        ("runt", 1),
+    ] {
+        assert_eq!(port_drops(&r3, 1, reason), n, "{reason}: {r3}");
+    }
+}
