@@ -361,6 +361,17 @@ fn bess_survives_garbage_vanishing_and_stale_paths() {
 /// being separate, each see the other keys and count them (the documented limit).
 #[test]
 fn gre_tunnels_share_an_address_demultiplexed_by_key() {
+    demux_by_key(U1, U2, "");
+}
+
+/// The same over IPv6 (the filter reads the source address relative to the network
+/// header, the key at the start of what an IPv6 raw socket delivers).
+#[test]
+fn gre_v6_tunnels_share_an_address_demultiplexed_by_key() {
+    demux_by_key(U1_6, U2_6, ",v6=1");
+}
+
+fn demux_by_key(u1: &str, u2: &str, v6: &str) {
     let mut p = pair();
     let mut hosts = Vec::new();
     for n in 1..=3 {
@@ -376,8 +387,8 @@ fn gre_tunnels_share_an_address_demultiplexed_by_key() {
         "bridge",
         &[
             "vec0:transport=raw,ifname=ga",
-            &format!("vec1:transport=gre,src={U1},dst={U2},rx_key=1,tx_key=1"),
-            &format!("vec2:transport=gre,src={U1},dst={U2},rx_key=2,tx_key=2"),
+            &format!("vec1:transport=gre,src={u1},dst={u2},rx_key=1,tx_key=1{v6}"),
+            &format!("vec2:transport=gre,src={u1},dst={u2},rx_key=2,tx_key=2{v6}"),
         ],
     );
     let far: Vec<Guest> = (1..=3)
@@ -387,7 +398,7 @@ fn gre_tunnels_share_an_address_demultiplexed_by_key() {
                 &p.g2,
                 "xconnect",
                 &[
-                    &format!("vec0:transport=gre,src={U2},dst={U1},rx_key={n},tx_key={n}"),
+                    &format!("vec0:transport=gre,src={u2},dst={u1},rx_key={n},tx_key={n}{v6}"),
                     &format!("vec1:transport=raw,ifname=gb{n}"),
                 ],
             )
