@@ -44,7 +44,12 @@ impl Capture {
         });
         loop {
             match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(l) if l.contains("Capturing on") => break,
+                Ok(l) if l.contains("Capturing on") => {
+                    // tshark says so slightly before its capture process is reading:
+                    // give it a moment so the first frames (sequence 1) are not missed.
+                    std::thread::sleep(Duration::from_millis(1000));
+                    break;
+                }
                 Ok(_) => {}
                 Err(_) => panic!("tshark did not start capturing"),
             }
