@@ -87,7 +87,16 @@ fn interop(link: Link, uml_link: &str, vb_link: &str) -> serde_json::Value {
         }
     };
     let vb_spec = format!("vec0:{}", fill(vb_link, pair.as_ref().map(|p| &p.1)));
-    let uml_spec = format!("vec1:{}", fill(uml_link, pair.as_ref().map(|p| &p.0)));
+    let mut uml_spec = format!("vec1:{}", fill(uml_link, pair.as_ref().map(|p| &p.0)));
+    if link == Link::UmlTap {
+        // UML's tap interface dies for good if its first write meets a host tap that is
+        // still down (EIO sets its in_error state): let UML's own ifup= helper bring the
+        // host side up as soon as the tap exists.
+        let ifup = lab.dir.join("ifup.sh");
+        std::fs::write(&ifup, "#!/bin/sh\nexec ip link set dev \"$1\" up\n").unwrap();
+        common::run(&["chmod", "755", ifup.to_str().unwrap()]);
+        uml_spec.push_str(&format!(",ifup={}", ifup.display()));
+    }
     let start_vb = |lab: &Lab| {
         Guest::start(
             lab,
