@@ -84,7 +84,9 @@ impl Guest {
                     }
                     TOKEN_TIMER => {
                         let _ = timer.wait();
-                        self.nf.tick(Instant::now());
+                        let now = Instant::now();
+                        self.nf.tick(now);
+                        self.ports.iter_mut().for_each(|p| p.maintain(now));
                         if !self.stopped {
                             self.rearm_ports(&epoll, &mut st);
                         }
@@ -102,9 +104,9 @@ impl Guest {
                             st.want_flush[i] = true;
                         }
                         if !is_tx
-                            && ev
-                                .events()
-                                .intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR)
+                            && ev.events().intersects(
+                                EpollFlags::EPOLLIN | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP,
+                            )
                         {
                             st.readable[i] = true;
                         }
@@ -130,6 +132,7 @@ impl Guest {
                         }
                     }
                 }
+                self.relink(&epoll, &st);
                 self.flush_all(&epoll, &mut st);
             }
             let now = Instant::now();
@@ -243,6 +246,25 @@ impl Guest {
         };
         if let Err(e) = r {
             tracing::warn!(port = %p.name, error = %e, "cannot change transmit wait");
+        }
+    }
+
+    /// Register the new descriptor of ports whose peer came or went (bess). The old
+    /// descriptor was closed, which took it out of the epoll set.
+    fn relink(&mut self, epoll: &Epoll, st: &LoopState) {
+        for i in 0..self.ports.len() {
+            if !self.ports[i].take_fds_changed() || st.paused[i] {
+                continue;
+            }
+            let mut flags = EpollFlags::EPOLLIN;
+            if st.blocked[i] && !self.ports[i].has_separate_tx_fd() {
+                flags |= EpollFlags::EPOLLOUT;
+            }
+            let mut ev = EpollEvent::new(flags, rx_token(i));
+            let fd = self.ports[i].rx_fd();
+            if let Err(e) = epoll.add(fd, ev).or_else(|_| epoll.modify(fd, &mut ev)) {
+                tracing::error!(port = %self.ports[i].name, error = %e, "cannot watch the new descriptor");
+            }
         }
     }
 

@@ -77,13 +77,12 @@ impl Guest {
             Some(a) => Some(crate::metrics::http::bind(a)?),
             None => None,
         };
-        let mut ports = Vec::with_capacity(args.specs.len());
         for spec in &args.specs {
             for w in spec.warnings() {
                 tracing::warn!("vec{}: {w}", spec.unit);
             }
-            ports.push(transport::open(spec)?);
         }
+        let ports = transport::open_all(&args.specs)?;
         let (count, stride) = ports::pool_size(&ports);
         Ok(Guest {
             args,

@@ -17,6 +17,13 @@ fn rx_errors(s: &PortStats) -> u64 {
         DropReason::Oversize,
         DropReason::BadVnetHeader,
         DropReason::EncapError,
+        DropReason::BadIpHeader,
+        DropReason::BadGreHeader,
+        DropReason::NotEthernet,
+        DropReason::BadKey,
+        DropReason::BadL2tpHeader,
+        DropReason::BadSession,
+        DropReason::BadCookie,
     ]
     .iter()
     .map(|r| s.dropped(*r))
@@ -39,6 +46,7 @@ fn tx_dropped(s: &PortStats) -> u64 {
         DropReason::TxQueueFull,
         DropReason::GsoUnsupported,
         DropReason::ChecksumError,
+        DropReason::PeerGone,
     ]
     .iter()
     .map(|r| s.dropped(*r))
@@ -63,9 +71,10 @@ impl Guest {
     }
 
     /// Interface counters laid out as the kernel's /proc/net/dev. Receive errors are
-    /// malformed frames (runt, oversize, bad vnet header, encapsulation error), receive
-    /// drops are frames with nowhere to go (no buffer, no route, filtered); transmit
-    /// errors are kernel refusals, transmit drops full queues and offload failures.
+    /// malformed frames (runt, oversize, bad vnet header, encapsulation and tunnel header
+    /// errors), receive drops are frames with nowhere to go (no buffer, no route,
+    /// filtered); transmit errors are kernel refusals, transmit drops full queues,
+    /// offload failures and a gone bess peer.
     fn net_dev(&self) -> String {
         let mut s = String::from(
             "Inter-|   Receive                                                |  Transmit\n \

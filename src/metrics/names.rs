@@ -49,7 +49,7 @@ pub fn port(sink: &mut dyn MetricSink, p: PortLabels<'_>, s: &PortStats, vnet: b
     for r in DropReason::ALL {
         sink.counter(
             "vecbox_dropped_packets_total",
-            "Frames dropped, by reason (encap_error and bad_vnet_header are encapsulation errors).",
+            "Frames dropped, by reason (encap_error, bad_vnet_header and the tunnel header reasons are encapsulation errors).",
             &[l[0], l[1], l[2], ("reason", r.name())],
             s.dropped(r),
         );
