@@ -8,7 +8,7 @@
 //!
 //!   cargo bench --bench metrics
 
-use criterion::{Criterion, criterion_group};
+use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
 use vecbox::metrics::PortStats;
@@ -90,12 +90,4 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-fn main() {
-    // `cargo test --all-targets` runs bench targets too, with test-harness arguments
-    // criterion does not accept: measure only under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+criterion_main!(benches);

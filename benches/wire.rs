@@ -3,7 +3,7 @@
 //!
 //!   cargo bench --bench wire
 
-use criterion::{Criterion, Throughput, criterion_group};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
 use vecbox::nf::bridge::Fdb;
@@ -77,12 +77,4 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-fn main() {
-    // `cargo test --all-targets` runs bench targets too, with test-harness arguments
-    // criterion does not accept: measure only under `cargo bench`.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+criterion_main!(benches);

@@ -474,7 +474,10 @@ fn malformed_requests_get_protocol_errors_while_the_guest_forwards() {
     // kernel counted it all. (The kernel may drop a few frames before the guest sees
     // them if the machine deschedules the guest for long: allow 2 %.)
     let rx = port_stat(&r, 0, "rx_packets");
-    assert!(rx * 100 >= FRAMES * 98, "guest received {rx} of {FRAMES}: {r}");
+    assert!(
+        rx * 100 >= FRAMES * 98,
+        "guest received {rx} of {FRAMES}: {r}"
+    );
     assert_eq!(port_stat(&r, 1, "tx_packets"), rx, "{r}");
     for i in 0..2 {
         assert_eq!(r["ports"][i]["drops"], serde_json::json!([]), "{r}");

@@ -74,24 +74,24 @@ impl Guest {
         let all: Vec<Spec> = specs.iter().map(|(s, _)| s.clone()).collect();
         // All together first (tunnels sharing a socket are grouped); if that fails, one
         // by one, keeping what opens.
-        let opened: Vec<(Result<Port, String>, PortStats)> =
-            match with_net_capabilities(|| transport::open_all(&all)) {
-                Ok(ports) => ports
-                    .into_iter()
-                    .zip(specs.iter().map(|(_, st)| *st))
-                    .map(|(p, st)| (Ok(p), st))
-                    .collect(),
-                Err(_) => specs
-                    .iter()
-                    .map(|(spec, st)| {
-                        (
-                            with_net_capabilities(|| transport::open(spec))
-                                .map_err(|e| e.to_string()),
-                            *st,
-                        )
-                    })
-                    .collect(),
-            };
+        let opened: Vec<(Result<Port, String>, PortStats)> = match with_net_capabilities(|| {
+            transport::open_all(&all)
+        }) {
+            Ok(ports) => ports
+                .into_iter()
+                .zip(specs.iter().map(|(_, st)| *st))
+                .map(|(p, st)| (Ok(p), st))
+                .collect(),
+            Err(_) => specs
+                .iter()
+                .map(|(spec, st)| {
+                    (
+                        with_net_capabilities(|| transport::open(spec)).map_err(|e| e.to_string()),
+                        *st,
+                    )
+                })
+                .collect(),
+        };
         for (p, stats) in opened {
             match p {
                 Ok(mut p) => {
