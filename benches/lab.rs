@@ -67,7 +67,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list" || a == "--test") {
         return;
     }
-    assert!(nix::unistd::geteuid().is_root(), "run the benchmark as root");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run the benchmark as root"
+    );
     let reps: usize = std::env::var("VECBOX_BENCH_REPS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -85,12 +88,24 @@ fn main() {
         ups.push(t.elapsed().as_secs_f64());
         // Sanity: traffic crosses the lab end to end (h0 → x0 → core → h24).
         let ping = Command::new(VECBOX)
-            .args(["exec", &name, "h0", "--", "ping", "-c1", "-W2", "10.50.0.25"])
+            .args([
+                "exec",
+                &name,
+                "h0",
+                "--",
+                "ping",
+                "-c1",
+                "-W2",
+                "10.50.0.25",
+            ])
             .output()
             .unwrap();
         assert!(ping.status.success(), "ping across the 50-node lab failed");
         std::thread::sleep(std::time::Duration::from_millis(1200));
-        let st = Command::new(VECBOX).args(["status", &name, "--json"]).output().unwrap();
+        let st = Command::new(VECBOX)
+            .args(["status", &name, "--json"])
+            .output()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
         let pids: Vec<i64> = v[0]["state"]["nodes"]
             .as_array()

@@ -45,7 +45,10 @@ fn golden_errors() {
         if got != want {
             failures.push(format!("{f}:\n--- want\n{want}--- got\n{got}"));
         }
-        assert!(got.starts_with(&format!("{f}:")), "{f}: no file:line:col: {got}");
+        assert!(
+            got.starts_with(&format!("{f}:")),
+            "{f}: no file:line:col: {got}"
+        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -58,14 +61,25 @@ fn json_output() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["valid"], false);
     assert_eq!(v["errors"][0]["line"], 8);
-    assert_eq!(v["errors"][0]["column"], 16);
-    assert!(v["errors"][0]["hint"].as_str().unwrap().contains("`server`"));
+    assert_eq!(v["errors"][0]["column"], 17);
+    assert!(
+        v["errors"][0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("`server`")
+    );
 }
 
 #[test]
 fn repository_topologies_are_valid() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
-    for f in ["quickstart.yaml", "router-triangle.yaml", "uml-mixed.yaml", "bench.yaml", "lan.yaml"] {
+    for f in [
+        "quickstart.yaml",
+        "router-triangle.yaml",
+        "uml-mixed.yaml",
+        "bench.yaml",
+        "lan.yaml",
+    ] {
         let out = check(&dir, f, &[]);
         assert!(
             out.status.success(),
@@ -78,7 +92,10 @@ fn repository_topologies_are_valid() {
 
 #[test]
 fn published_schema_matches_the_types() {
-    let out = Command::new(VECBOX).args(["check", "--schema"]).output().unwrap();
+    let out = Command::new(VECBOX)
+        .args(["check", "--schema"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let got = String::from_utf8_lossy(&out.stdout);
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/topology.schema.json");
@@ -86,7 +103,10 @@ fn published_schema_matches_the_types() {
         std::fs::write(&path, got.as_bytes()).unwrap();
     }
     let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(got, want, "docs/topology.schema.json is stale: run VECBOX_BLESS=1 cargo test --test lab_check");
+    assert_eq!(
+        got, want,
+        "docs/topology.schema.json is stale: run VECBOX_BLESS=1 cargo test --test lab_check"
+    );
     let v: serde_json::Value = serde_json::from_str(&want).unwrap();
     assert_eq!(v["additionalProperties"], false);
     assert!(v["properties"]["nodes"].is_object());

@@ -213,7 +213,11 @@ pub fn up(a: &UpArgs) -> i32 {
     print_summary(&sup.dep.plan);
     start_metrics(&sup.dep.plan);
     let mut sup = sup;
-    let mut stop = || sigfd.as_ref().is_some_and(|fd| matches!(fd.read_signal(), Ok(Some(_))));
+    let mut stop = || {
+        sigfd
+            .as_ref()
+            .is_some_and(|fd| matches!(fd.read_signal(), Ok(Some(_))))
+    };
     if a.supervisor {
         println!("{READY_MARK}");
         let _ = std::io::stdout().flush();
@@ -259,7 +263,10 @@ fn build(plan: &Plan, quiet: bool) -> Result<Supervisor, LabError> {
                 pid,
             });
         }
-        eprintln!("vecbox: removing leftovers of a previous run of lab `{}`", plan.lab);
+        eprintln!(
+            "vecbox: removing leftovers of a previous run of lab `{}`",
+            plan.lab
+        );
         let r = teardown::teardown(&plan.lab);
         for s in r.skipped {
             eprintln!("vecbox: warning: {s}");
@@ -305,7 +312,9 @@ fn build(plan: &Plan, quiet: bool) -> Result<Supervisor, LabError> {
 /// reported only.
 fn start_metrics(plan: &Plan) {
     if let Some(addr) = &plan.metrics {
-        eprintln!("vecbox: note: metrics endpoint {addr} requested; this build has no lab exporter yet");
+        eprintln!(
+            "vecbox: note: metrics endpoint {addr} requested; this build has no lab exporter yet"
+        );
     }
 }
 
@@ -318,7 +327,10 @@ fn detach(a: &UpArgs) -> i32 {
         }
     };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("up").arg(&a.file).arg("--supervisor").arg("--quiet");
+    cmd.arg("up")
+        .arg(&a.file)
+        .arg("--supervisor")
+        .arg("--quiet");
     if let Some(m) = &a.metrics {
         cmd.args(["--metrics", m]);
     }
@@ -336,7 +348,9 @@ fn detach(a: &UpArgs) -> i32 {
             return 1;
         }
     };
-    cmd.stdin(std::process::Stdio::null()).stdout(writer).stderr(writer2);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .stderr(writer2);
     crate::sys::process::new_session(&mut cmd);
     let child = match cmd.spawn() {
         Ok(c) => c,
@@ -346,12 +360,23 @@ fn detach(a: &UpArgs) -> i32 {
         }
     };
     drop(cmd);
+    let mut to_err = false;
     for line in BufReader::new(reader).lines().map_while(Result::ok) {
         if line == READY_MARK {
-            println!("supervisor pid {} (log in {}/supervisor.log)", child.id(), plan::run_dir(&lab_of(a)).display());
+            println!(
+                "supervisor pid {} (log in {}/supervisor.log)",
+                child.id(),
+                plan::run_dir(&lab_of(a)).display()
+            );
             return 0;
         }
-        println!("{line}");
+        // The supervisor's messages and errors go to stderr, the summary to stdout.
+        to_err |= line.starts_with("vecbox: error");
+        if to_err || line.starts_with("vecbox: ") {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     1
 }
@@ -361,7 +386,12 @@ fn lab_of(a: &UpArgs) -> String {
 }
 
 fn print_summary(p: &Plan) {
-    println!("lab `{}` is up: {} nodes, {} links", p.lab, p.nodes.len(), p.links.len());
+    println!(
+        "lab `{}` is up: {} nodes, {} links",
+        p.lab,
+        p.nodes.len(),
+        p.links.len()
+    );
     for n in &p.nodes {
         let extra = if n.kind.is_process() {
             format!(
@@ -372,7 +402,12 @@ fn print_summary(p: &Plan) {
         } else {
             format!("exec: vecbox exec {} {} -- CMD", p.lab, n.name)
         };
-        println!("  {:<16} {:<9} netns {:<24} {extra}", n.name, n.kind.as_str(), n.netns);
+        println!(
+            "  {:<16} {:<9} netns {:<24} {extra}",
+            n.name,
+            n.kind.as_str(),
+            n.netns
+        );
     }
     for l in &p.links {
         println!("  {} – {} ({})", l.names[0], l.names[1], l.kind);
@@ -426,14 +461,19 @@ pub fn status(a: &StatusArgs) -> i32 {
     }
     for (l, alive, st) in all {
         if !alive {
-            println!("lab `{l}`: supervisor not running (crashed or killed); `vecbox down --lab {l}` removes what is left");
+            println!(
+                "lab `{l}`: supervisor not running (crashed or killed); `vecbox down --lab {l}` removes what is left"
+            );
         }
         let Some(st) = st else {
             println!("lab `{l}`: starting (no state yet)");
             continue;
         };
         println!("lab `{l}` (supervisor pid {})", st.supervisor);
-        println!("  {:<16} {:<9} {:<11} {:>8} {:>8}  console", "NODE", "KIND", "STATE", "PID", "RESTARTS");
+        println!(
+            "  {:<16} {:<9} {:<11} {:>8} {:>8}  console",
+            "NODE", "KIND", "STATE", "PID", "RESTARTS"
+        );
         for n in &st.nodes {
             println!(
                 "  {:<16} {:<9} {:<11} {:>8} {:>8}  {}",
@@ -445,7 +485,10 @@ pub fn status(a: &StatusArgs) -> i32 {
                 n.console.clone().unwrap_or_default()
             );
         }
-        println!("  {:<40} {:<6} {:>10} {:>10} {:>10} {:>10}", "LINK", "TYPE", "A→B pps", "A→B b/s", "B→A pps", "B→A b/s");
+        println!(
+            "  {:<40} {:<6} {:>10} {:>10} {:>10} {:>10}",
+            "LINK", "TYPE", "A→B pps", "A→B b/s", "B→A pps", "B→A b/s"
+        );
         for k in &st.links {
             println!(
                 "  {:<40} {:<6} {:>10} {:>10} {:>10} {:>10}",
@@ -470,7 +513,9 @@ pub fn down(a: &DownArgs) -> i32 {
         match lab::load(f) {
             Ok(p) => vec![p.lab],
             Err(e) => {
-                eprintln!("vecbox: error: {e}\n  hint: `vecbox down --lab NAME` works without the file");
+                eprintln!(
+                    "vecbox: error: {e}\n  hint: `vecbox down --lab NAME` works without the file"
+                );
                 return e.exit_code();
             }
         }
@@ -485,13 +530,19 @@ pub fn down(a: &DownArgs) -> i32 {
         let supervised = teardown::stop_supervisor(&l, Duration::from_secs(8));
         let r = teardown::teardown(&l);
         if supervised && r.namespaces.is_empty() {
-            println!("lab `{l}` down: its supervisor stopped every node and removed every namespace");
+            println!(
+                "lab `{l}` down: its supervisor stopped every node and removed every namespace"
+            );
         } else {
             println!(
                 "lab `{l}` down: {} processes stopped, {} namespaces removed{}",
                 r.processes,
                 r.namespaces.len(),
-                if supervised { "" } else { " (no supervisor was running)" }
+                if supervised {
+                    ""
+                } else {
+                    " (no supervisor was running)"
+                }
             );
         }
         for s in r.skipped {
@@ -520,7 +571,12 @@ pub fn exec(a: &ExecArgs) -> i32 {
     };
     let ns = match std::fs::File::open(format!("{}/{}", crate::netlink::NETNS_DIR, node.netns)) {
         Ok(f) => f,
-        Err(e) => return fail(&LabError::object(format!("opening namespace {}", node.netns), e)),
+        Err(e) => {
+            return fail(&LabError::object(
+                format!("opening namespace {}", node.netns),
+                e,
+            ));
+        }
     };
     let mut cmd = std::process::Command::new(&a.cmd[0]);
     cmd.args(&a.cmd[1..]);

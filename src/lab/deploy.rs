@@ -38,9 +38,10 @@ pub fn begin(plan: &Plan) -> Result<Deployment, LabError> {
     let dir = plan.run_dir();
     std::fs::create_dir_all(plan::RUN_ROOT)
         .map_err(|e| LabError::object(format!("creating {}", plan::RUN_ROOT), e))?;
-    std::fs::create_dir(&dir).map_err(|e| LabError::object(format!("creating {}", dir.display()), e))?;
-    let mut journal =
-        Journal::open(&dir).map_err(|e| LabError::object(format!("creating the journal in {}", dir.display()), e))?;
+    std::fs::create_dir(&dir)
+        .map_err(|e| LabError::object(format!("creating {}", dir.display()), e))?;
+    let mut journal = Journal::open(&dir)
+        .map_err(|e| LabError::object(format!("creating the journal in {}", dir.display()), e))?;
     let me = std::process::id() as i32;
     journal
         .record(&Entry::Run {
@@ -49,8 +50,10 @@ pub fn begin(plan: &Plan) -> Result<Deployment, LabError> {
             file: plan.file.clone(),
         })
         .map_err(|e| LabError::object("writing the journal", e))?;
-    let text = serde_json::to_string_pretty(plan).map_err(|e| LabError::object("saving the plan", e))?;
-    std::fs::write(dir.join("plan.json"), text).map_err(|e| LabError::object("saving the plan", e))?;
+    let text =
+        serde_json::to_string_pretty(plan).map_err(|e| LabError::object("saving the plan", e))?;
+    std::fs::write(dir.join("plan.json"), text)
+        .map_err(|e| LabError::object("saving the plan", e))?;
     Ok(Deployment {
         plan: plan.clone(),
         dir,
@@ -61,7 +64,8 @@ pub fn begin(plan: &Plan) -> Result<Deployment, LabError> {
 }
 
 fn ns_file(name: &str) -> Result<File, LabError> {
-    File::open(Path::new(netlink::NETNS_DIR).join(name)).map_err(|e| LabError::object(format!("opening namespace {name}"), e))
+    File::open(Path::new(netlink::NETNS_DIR).join(name))
+        .map_err(|e| LabError::object(format!("opening namespace {name}"), e))
 }
 
 fn nl(what: impl Into<String>) -> impl FnOnce(netlink::NetlinkError) -> LabError {
@@ -76,7 +80,9 @@ fn sysctl(key: &str, value: &str) -> std::io::Result<()> {
 
 impl Deployment {
     fn record(&mut self, e: Entry) -> Result<(), LabError> {
-        self.journal.record(&e).map_err(|e| LabError::object("writing the journal", e))
+        self.journal
+            .record(&e)
+            .map_err(|e| LabError::object("writing the journal", e))
     }
 
     /// Build everything and start every node; on error the caller tears down.
@@ -94,7 +100,14 @@ impl Deployment {
             step += 1;
             progress(step, total, &format!("underlay {i}"));
             let (a, b) = (&p.nodes[u.nodes[0]], &p.nodes[u.nodes[1]]);
-            self.veth(a, &u.kernel[0], b, &u.kernel[1], u.mtu, &format!("underlay {}–{}", a.name, b.name))?;
+            self.veth(
+                a,
+                &u.kernel[0],
+                b,
+                &u.kernel[1],
+                u.mtu,
+                &format!("underlay {}–{}", a.name, b.name),
+            )?;
             for s in 0..2 {
                 let n = &p.nodes[u.nodes[s]];
                 let (k, addr) = (u.kernel[s].clone(), u.addr[s]);
@@ -103,12 +116,19 @@ impl Deployment {
                         netlink::add_address(&h, &k, IpAddr::V4(addr), 30).await?;
                         netlink::set_up(&h, &k).await
                     })
-                    .map_err(nl(format!("configuring underlay {} in {}", u.kernel[s], n.netns)))?;
+                    .map_err(nl(format!(
+                        "configuring underlay {} in {}",
+                        u.kernel[s], n.netns
+                    )))?;
             }
         }
         for (li, l) in p.links.iter().enumerate() {
             step += 1;
-            progress(step, total, &format!("link {} – {}", l.names[0], l.names[1]));
+            progress(
+                step,
+                total,
+                &format!("link {} – {}", l.names[0], l.names[1]),
+            );
             let (na, fa) = l.ends[0];
             let (nb, fb) = l.ends[1];
             let (a, b) = (&p.nodes[na], &p.nodes[nb]);
@@ -116,10 +136,21 @@ impl Deployment {
             match l.kind {
                 LinkType::Veth => {
                     let (ka, kb) = (a.ifaces[fa].kernel.clone(), b.ifaces[fb].kernel.clone());
-                    self.veth(a, &ka.unwrap_or_default(), b, &kb.unwrap_or_default(), u32::from(l.mtu), &what)?;
+                    self.veth(
+                        a,
+                        &ka.unwrap_or_default(),
+                        b,
+                        &kb.unwrap_or_default(),
+                        u32::from(l.mtu),
+                        &what,
+                    )?;
                 }
                 LinkType::Tap => {
-                    let (host, f) = if a.kind == NodeKind::Host { (a, fa) } else { (b, fb) };
+                    let (host, f) = if a.kind == NodeKind::Host {
+                        (a, fa)
+                    } else {
+                        (b, fb)
+                    };
                     let file = self.tap(host, &host.ifaces[f].name, u32::from(l.mtu), &what)?;
                     self.taps.push((li, file));
                 }
@@ -142,7 +173,8 @@ impl Deployment {
         for node in &self.plan.nodes {
             if let Some(f) = &node.config {
                 let path = spawn::guest_file(&self.dir, node);
-                std::fs::write(&path, &f.text).map_err(|e| LabError::object(format!("writing {}", path.display()), e))?;
+                std::fs::write(&path, &f.text)
+                    .map_err(|e| LabError::object(format!("writing {}", path.display()), e))?;
             }
         }
         Ok(())
@@ -157,7 +189,10 @@ impl Deployment {
             });
         }
         self.record(Entry::Netns { name: name.clone() })?;
-        let ns = NetNs::create(&name).map_err(nl(format!("creating namespace {name} (node `{}`)", node.name)))?;
+        let ns = NetNs::create(&name).map_err(nl(format!(
+            "creating namespace {name} (node `{}`)",
+            node.name
+        )))?;
         let ns = ns.persist();
         self.record(Entry::NetnsMade { name: name.clone() })?;
         let marker = plan::marker(&self.plan.lab);
@@ -181,7 +216,8 @@ impl Deployment {
             if dir.exists() {
                 return Err(LabError::Busy {
                     what: format!("control directory {} (node `{}`)", dir.display(), node.name),
-                    hint: "another guest or UML kernel uses this umid; stop it or rename the lab".into(),
+                    hint: "another guest or UML kernel uses this umid; stop it or rename the lab"
+                        .into(),
                 });
             }
             self.record(Entry::Dir { path: dir })?;
@@ -189,13 +225,26 @@ impl Deployment {
         Ok(())
     }
 
-    fn veth(&mut self, a: &PNode, ka: &str, b: &PNode, kb: &str, mtu: u32, what: &str) -> Result<(), LabError> {
+    fn veth(
+        &mut self,
+        a: &PNode,
+        ka: &str,
+        b: &PNode,
+        kb: &str,
+        mtu: u32,
+        what: &str,
+    ) -> Result<(), LabError> {
         let peer = ns_file(&b.netns)?;
         let marker = plan::marker(&self.plan.lab);
         let (ka2, kb2) = (ka.to_string(), kb.to_string());
         NetNs::existing(&a.netns)
-            .rtnl(move |h| async move { netlink::add_veth_across(&h, &ka2, &kb2, &peer, mtu, &marker).await })
-            .map_err(nl(format!("{what}: creating veth {}:{ka} / {}:{kb}", a.name, b.name)))?;
+            .rtnl(move |h| async move {
+                netlink::add_veth_across(&h, &ka2, &kb2, &peer, mtu, &marker).await
+            })
+            .map_err(nl(format!(
+                "{what}: creating veth {}:{ka} / {}:{kb}",
+                a.name, b.name
+            )))?;
         let (kb3, marker) = (kb.to_string(), plan::marker(&self.plan.lab));
         NetNs::existing(&b.netns)
             .rtnl(move |h| async move { netlink::set_alias(&h, &kb3, &marker).await })
@@ -207,7 +256,8 @@ impl Deployment {
         let what2 = format!("{what}: creating tap {}:{name}", host.name);
         NetNs::existing(&host.netns)
             .run(move || -> Result<File, LabError> {
-                let (fd, _) = crate::sys::tun::open_tap(Some(&n), false).map_err(|e| LabError::object(what2.clone(), e))?;
+                let (fd, _) = crate::sys::tun::open_tap(Some(&n), false)
+                    .map_err(|e| LabError::object(what2.clone(), e))?;
                 netlink::rtnl_here(|h| async move {
                     netlink::set_alias(&h, &n, &marker).await?;
                     netlink::set_mtu(&h, &n, mtu).await
@@ -225,13 +275,18 @@ impl Deployment {
         NetNs::existing(&node.netns)
             .run(move || -> Result<(), LabError> {
                 for (k, v) in &n.sysctls {
-                    sysctl(k, v).map_err(|e| LabError::object(format!("host `{}`: sysctl {k}={v}", n.name), e))?;
+                    sysctl(k, v).map_err(|e| {
+                        LabError::object(format!("host `{}`: sysctl {k}={v}", n.name), e)
+                    })?;
                 }
                 let n2 = n.clone();
                 netlink::rtnl_here(|h| async move {
                     for f in &n2.ifaces {
                         let Some(k) = &f.kernel else { continue };
-                        if let Some(mac) = f.mac.as_ref().and_then(|m| m.parse::<crate::transport::spec::MacAddr>().ok())
+                        if let Some(mac) = f
+                            .mac
+                            .as_ref()
+                            .and_then(|m| m.parse::<crate::transport::spec::MacAddr>().ok())
                             && n2.kind == NodeKind::Host
                         {
                             netlink::set_mac(&h, k, mac.0).await?;
@@ -244,7 +299,9 @@ impl Deployment {
                         netlink::set_up(&h, k).await?;
                     }
                     for r in &n2.routes {
-                        let Some((dst, len)) = parse_cidr(&r.to) else { continue };
+                        let Some((dst, len)) = parse_cidr(&r.to) else {
+                            continue;
+                        };
                         let via = r.via.as_ref().and_then(|v| v.parse().ok());
                         netlink::add_route(&h, dst, len, via, r.dev.as_deref()).await?;
                     }
@@ -256,14 +313,21 @@ impl Deployment {
     }
 
     /// Start every guest and UML node (bess listeners first) and wait until all are ready.
-    fn start_all(&mut self, progress: Progress<'_>, step: &mut usize, total: usize) -> Result<(), LabError> {
+    fn start_all(
+        &mut self,
+        progress: Progress<'_>,
+        step: &mut usize,
+        total: usize,
+    ) -> Result<(), LabError> {
         let p = self.plan.clone();
         let listeners: Vec<usize> = p
             .links
             .iter()
             .filter_map(|l| l.listener.map(|s| l.ends[s].0))
             .collect();
-        let first: Vec<usize> = (0..p.nodes.len()).filter(|i| listeners.contains(i)).collect();
+        let first: Vec<usize> = (0..p.nodes.len())
+            .filter(|i| listeners.contains(i))
+            .collect();
         let rest: Vec<usize> = (0..p.nodes.len())
             .filter(|i| !listeners.contains(i) && p.nodes[*i].kind.is_process())
             .collect();
@@ -272,7 +336,11 @@ impl Deployment {
             for ni in group {
                 let node = &p.nodes[ni];
                 *step += 1;
-                progress(*step, total, &format!("starting {} ({})", node.name, node.kind));
+                progress(
+                    *step,
+                    total,
+                    &format!("starting {} ({})", node.name, node.kind),
+                );
                 let since = spawn::log_len(&self.dir, &node.name);
                 let child = self.spawn(ni)?;
                 self.children.push((ni, child));
@@ -291,7 +359,11 @@ impl Deployment {
             .iter()
             .filter_map(|f| {
                 let fd = f.tap_fd?;
-                let file = self.taps.iter().find(|(li, _)| *li == f.link).map(|(_, file)| file)?;
+                let file = self
+                    .taps
+                    .iter()
+                    .find(|(li, _)| *li == f.link)
+                    .map(|(_, file)| file)?;
                 Some((fd, file))
             })
             .collect();

@@ -27,7 +27,11 @@ pub struct Diagnostic {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(f, "{}:{}:{}: error: {}", self.file, self.line, self.column, self.message)?;
+            write!(
+                f,
+                "{}:{}:{}: error: {}",
+                self.file, self.line, self.column, self.message
+            )?;
         } else {
             write!(f, "{}: error: {}", self.file, self.message)?;
         }
@@ -87,7 +91,10 @@ pub fn parse(file: &str, text: &str) -> Result<Topology, Diagnostic> {
             file: file.to_string(),
             line: 0,
             column: 0,
-            message: format!("the file is {} bytes; at most {MAX_FILE} are read", text.len()),
+            message: format!(
+                "the file is {} bytes; at most {MAX_FILE} are read",
+                text.len()
+            ),
             hint: None,
         });
     }
@@ -146,7 +153,9 @@ fn suggest(msg: &str) -> Option<String> {
     if accepted.is_empty() {
         return None;
     }
-    closest(word, &accepted).map(|c| format!("did you mean `{c}`?")).or_else(|| Some(format!("accepted {what}s: {}", accepted.join(", "))))
+    closest(word, &accepted)
+        .map(|c| format!("did you mean `{c}`?"))
+        .or_else(|| Some(format!("accepted {what}s: {}", accepted.join(", "))))
 }
 
 /// The candidate nearest to `word` (case-insensitive match or small edit distance).
@@ -173,13 +182,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -195,7 +206,11 @@ mod tests {
 
     #[test]
     fn unknown_key_has_location_and_suggestion() {
-        let e = parse("t.yaml", "name: a\nnodes:\n  x:\n    kind: host\n    kinds: 1\n").unwrap_err();
+        let e = parse(
+            "t.yaml",
+            "name: a\nnodes:\n  x:\n    kind: host\n    kinds: 1\n",
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (5, 5), "{e}");
         assert!(e.message.contains("kinds"), "{e}");
         assert!(e.hint.as_deref().unwrap().contains("`kind`"), "{e}");

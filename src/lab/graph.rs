@@ -23,7 +23,11 @@ fn quote(s: &str) -> String {
 pub fn dot(p: &Plan) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "graph {} {{", quote(&p.lab));
-    let _ = writeln!(s, "  label={};\n  node [fontname=\"sans-serif\"];\n  edge [fontname=\"sans-serif\", fontsize=10];", quote(&p.lab));
+    let _ = writeln!(
+        s,
+        "  label={};\n  node [fontname=\"sans-serif\"];\n  edge [fontname=\"sans-serif\", fontsize=10];",
+        quote(&p.lab)
+    );
     for n in &p.nodes {
         let _ = writeln!(
             s,
@@ -36,7 +40,11 @@ pub fn dot(p: &Plan) -> String {
     for l in &p.links {
         let (a, b) = (&p.nodes[l.ends[0].0], &p.nodes[l.ends[1].0]);
         let (fa, fb) = (&a.ifaces[l.ends[0].1].name, &b.ifaces[l.ends[1].1].name);
-        let style = if l.kind == LinkType::Veth { "solid" } else { "dashed" };
+        let style = if l.kind == LinkType::Veth {
+            "solid"
+        } else {
+            "dashed"
+        };
         let _ = writeln!(
             s,
             "  {} -- {} [taillabel={}, headlabel={}, label={}, style={style}];",
@@ -72,7 +80,11 @@ pub fn mermaid(p: &Plan) -> String {
     for l in &p.links {
         let (a, b) = (&p.nodes[l.ends[0].0], &p.nodes[l.ends[1].0]);
         let (fa, fb) = (&a.ifaces[l.ends[0].1].name, &b.ifaces[l.ends[1].1].name);
-        let arrow = if l.kind == LinkType::Veth { "---" } else { "-.-" };
+        let arrow = if l.kind == LinkType::Veth {
+            "---"
+        } else {
+            "-.-"
+        };
         let _ = writeln!(
             s,
             "  {} {arrow}|\"{fa} {} {fb}\"| {}",

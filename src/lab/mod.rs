@@ -50,7 +50,11 @@ pub enum LabError {
     #[error("{what} already exists and was not made by this lab; {hint}")]
     Busy { what: String, hint: String },
     #[error("node `{node}` did not become ready within {secs} s{log}")]
-    NotReady { node: String, secs: u32, log: String },
+    NotReady {
+        node: String,
+        secs: u32,
+        log: String,
+    },
     #[error("node `{node}` exited while starting ({status}){log}")]
     Died {
         node: String,
@@ -76,7 +80,10 @@ pub enum LabError {
 
 impl LabError {
     /// Wrap an error from creating `what` (the object named in the message).
-    pub fn object(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn object(
+        what: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         LabError::Object {
             what: what.into(),
             source: Box::new(e),
@@ -93,7 +100,11 @@ impl LabError {
 }
 
 fn render(d: &[Diagnostic]) -> String {
-    let mut s = d.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("\n");
+    let mut s = d
+        .iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     if d.len() > 1 {
         s.push_str(&format!("\n{} problems found", d.len()));
     }
@@ -134,7 +145,8 @@ pub fn labs() -> Vec<String> {
 pub fn saved_plan(lab: &str) -> Result<Plan, LabError> {
     let path = plan::run_dir(lab).join("plan.json");
     let text = std::fs::read_to_string(&path).map_err(|_| LabError::NoLab(lab.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| LabError::object(format!("reading {}", path.display()), e))
+    serde_json::from_str(&text)
+        .map_err(|e| LabError::object(format!("reading {}", path.display()), e))
 }
 
 /// The JSON Schema of the topology file.

@@ -28,7 +28,10 @@ pub fn guest_args(plan: &Plan, node: &PNode) -> Vec<String> {
         "guest".to_string(),
         node.kind.as_str().to_string(),
         format!("umid={}", node.umid),
-        format!("stats={}", dir.join(format!("{}.stats.json", node.name)).display()),
+        format!(
+            "stats={}",
+            dir.join(format!("{}.stats.json", node.name)).display()
+        ),
     ];
     if let Some(cpu) = node.cpu {
         a.push(format!("cpu={cpu}"));
@@ -43,7 +46,11 @@ pub fn guest_args(plan: &Plan, node: &PNode) -> Vec<String> {
 
 /// The router/firewall file written for `node`.
 pub fn guest_file(dir: &Path, node: &PNode) -> PathBuf {
-    dir.join(format!("{}.{}.yaml", node.name, node.config.as_ref().map_or("config", |c| c.key.as_str())))
+    dir.join(format!(
+        "{}.{}.yaml",
+        node.name,
+        node.config.as_ref().map_or("config", |c| c.key.as_str())
+    ))
 }
 
 /// The copy-on-write file of a UML node booted from an image.
@@ -53,7 +60,9 @@ pub fn cow_path(dir: &Path, node: &str) -> PathBuf {
 
 /// The kernel arguments of a UML node.
 pub fn uml_args(plan: &Plan, node: &PNode) -> Vec<String> {
-    let Some(u) = &node.uml else { return Vec::new() };
+    let Some(u) = &node.uml else {
+        return Vec::new();
+    };
     let mut a = vec![format!("umid={}", node.umid), format!("mem={}", u.mem)];
     if let Some(root) = &u.root {
         a.extend([
@@ -92,7 +101,11 @@ pub fn start(plan: &Plan, node: &PNode, taps: &[(i32, &File)]) -> Result<Child, 
         .map_err(|e| LabError::object(what(), e))?;
     let log2 = log.try_clone().map_err(|e| LabError::object(what(), e))?;
     let mut cmd = if node.kind == NodeKind::Uml {
-        let kernel = node.uml.as_ref().map(|u| u.kernel.clone()).unwrap_or_default();
+        let kernel = node
+            .uml
+            .as_ref()
+            .map(|u| u.kernel.clone())
+            .unwrap_or_default();
         let mut c = Command::new(kernel);
         c.args(uml_args(plan, node));
         c
@@ -102,13 +115,19 @@ pub fn start(plan: &Plan, node: &PNode, taps: &[(i32, &File)]) -> Result<Child, 
         c.args(guest_args(plan, node));
         c
     };
-    cmd.stdin(Stdio::null()).stdout(log).stderr(log2).current_dir(&dir);
+    cmd.stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .current_dir(&dir);
     let ns = File::open(crate::netlink::NETNS_DIR.to_string() + "/" + &node.netns)
         .map_err(|e| LabError::object(format!("opening namespace {}", node.netns), e))?;
     crate::sys::process::enter_netns(&mut cmd, OwnedFd::from(ns));
     let mut fds = Vec::new();
     for (num, f) in taps {
-        let fd = f.as_fd().try_clone_to_owned().map_err(|e| LabError::object(what(), e))?;
+        let fd = f
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| LabError::object(what(), e))?;
         fds.push((fd, *num));
     }
     if !fds.is_empty() {

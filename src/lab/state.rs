@@ -55,7 +55,10 @@ pub struct LabState {
 /// Write `s` atomically into `dir/state.json`.
 pub fn write(dir: &Path, s: &LabState) -> std::io::Result<()> {
     let tmp = dir.join("state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(s).map_err(std::io::Error::other)?)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(s).map_err(std::io::Error::other)?,
+    )?;
     std::fs::rename(tmp, dir.join("state.json"))
 }
 
@@ -68,7 +71,8 @@ pub fn read(dir: &Path) -> Option<LabState> {
 /// into rates.
 pub fn sample_links(plan: &Plan, prev: &[LinkState], dt: Duration) -> Vec<LinkState> {
     let mut by_ns: BTreeMap<String, Vec<(String, String, LinkCounters)>> = BTreeMap::new();
-    let devices: Vec<Option<(String, String)>> = (0..plan.links.len()).map(|i| plan.link_device(i)).collect();
+    let devices: Vec<Option<(String, String)>> =
+        (0..plan.links.len()).map(|i| plan.link_device(i)).collect();
     for (ns, _) in devices.iter().flatten() {
         if by_ns.contains_key(ns) {
             continue;
@@ -88,9 +92,15 @@ pub fn sample_links(plan: &Plan, prev: &[LinkState], dt: Duration) -> Vec<LinkSt
                 kind: l.kind.to_string(),
                 ..LinkState::default()
             };
-            let Some((ns, dev)) = &devices[i] else { return s };
+            let Some((ns, dev)) = &devices[i] else {
+                return s;
+            };
             s.device = Some(format!("{ns}/{dev}"));
-            let Some(c) = by_ns.get(ns).and_then(|v| v.iter().find(|(n, _, _)| n == dev)).map(|(_, _, c)| *c) else {
+            let Some(c) = by_ns
+                .get(ns)
+                .and_then(|v| v.iter().find(|(n, _, _)| n == dev))
+                .map(|(_, _, c)| *c)
+            else {
                 return s;
             };
             s.counters = c;
@@ -101,8 +111,14 @@ pub fn sample_links(plan: &Plan, prev: &[LinkState], dt: Duration) -> Vec<LinkSt
             };
             if let Some(p) = prev.get(i).filter(|p| p.device == s.device) {
                 let d = |now: u64, was: u64| now.saturating_sub(was) as f64 / secs;
-                let (tx_p, rx_p) = (d(c.tx_packets, p.counters.tx_packets), d(c.rx_packets, p.counters.rx_packets));
-                let (tx_b, rx_b) = (d(c.tx_bytes, p.counters.tx_bytes) * 8.0, d(c.rx_bytes, p.counters.rx_bytes) * 8.0);
+                let (tx_p, rx_p) = (
+                    d(c.tx_packets, p.counters.tx_packets),
+                    d(c.rx_packets, p.counters.rx_packets),
+                );
+                let (tx_b, rx_b) = (
+                    d(c.tx_bytes, p.counters.tx_bytes) * 8.0,
+                    d(c.rx_bytes, p.counters.rx_bytes) * 8.0,
+                );
                 if at_a {
                     s.pps = [tx_p, rx_p];
                     s.bps = [tx_b, rx_b];

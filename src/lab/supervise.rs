@@ -6,10 +6,10 @@ use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::deploy::Deployment;
+use super::spawn;
 use super::state::{self, LabState, LinkState, NodeState};
 use super::teardown::{self, Report};
 use super::topology::{NodeKind, Restart};
-use super::spawn;
 
 /// First restart delay; doubled for each restart in a row, up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -156,8 +156,11 @@ impl Supervisor {
                     restarts: slot.map_or(0, |s| s.restarts),
                     last_exit: slot.and_then(|s| s.last_exit.clone()),
                     console: (n.kind != NodeKind::Host).then(|| n.umid.clone()),
-                    log: (n.kind != NodeKind::Host)
-                        .then(|| spawn::log_path(&self.dep.dir, &n.name).display().to_string()),
+                    log: (n.kind != NodeKind::Host).then(|| {
+                        spawn::log_path(&self.dep.dir, &n.name)
+                            .display()
+                            .to_string()
+                    }),
                 }
             })
             .collect();

@@ -33,7 +33,9 @@ pub struct Report {
 pub fn live_supervisor(lab: &str) -> Option<(i32, u64)> {
     let entries = journal::read(&plan::run_dir(lab)).ok()?;
     entries.iter().rev().find_map(|e| match e {
-        Entry::Run { pid, start, .. } if journal::same_process(*pid, *start) => Some((*pid, *start)),
+        Entry::Run { pid, start, .. } if journal::same_process(*pid, *start) => {
+            Some((*pid, *start))
+        }
         _ => None,
     })
 }
@@ -77,15 +79,20 @@ pub fn stop_supervisor(lab: &str, limit: Duration) -> bool {
 
 /// Processes whose network namespace is the one mounted at `ns_path`.
 fn pids_in_netns(ns_path: &Path) -> Vec<i32> {
-    let Ok(meta) = std::fs::metadata(ns_path) else { return Vec::new() };
+    let Ok(meta) = std::fs::metadata(ns_path) else {
+        return Vec::new();
+    };
     let (dev, ino) = (meta.dev(), meta.ino());
     let me = std::process::id() as i32;
-    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     rd.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| pid != me)
         .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| m.dev() == dev && m.ino() == ino)
         })
         .collect()
 }
@@ -148,9 +155,9 @@ pub fn teardown(lab: &str) -> Report {
             continue;
         }
         if !made.contains(&name) && !marked(name, lab) {
-            report
-                .skipped
-                .push(format!("namespace {name}: not confirmed as made by lab `{lab}` and not marked; left alone"));
+            report.skipped.push(format!(
+                "namespace {name}: not confirmed as made by lab `{lab}` and not marked; left alone"
+            ));
             continue;
         }
         let pids = pids_in_netns(&path);

@@ -79,7 +79,9 @@ pub async fn set_mtu(h: &rtnetlink::Handle, name: &str, mtu: u32) -> Result<(), 
 
 /// Set the MAC address of `name`.
 pub async fn set_mac(h: &rtnetlink::Handle, name: &str, mac: [u8; 6]) -> Result<(), NetlinkError> {
-    let msg = LinkUnspec::new_with_name(name).address(mac.to_vec()).build();
+    let msg = LinkUnspec::new_with_name(name)
+        .address(mac.to_vec())
+        .build();
     h.link()
         .set(msg)
         .execute()
@@ -100,7 +102,11 @@ pub async fn move_to(h: &rtnetlink::Handle, name: &str, ns: &File) -> Result<(),
 }
 
 /// Make `name` a port of `master` (a bridge or bond).
-pub async fn set_master(h: &rtnetlink::Handle, name: &str, master: &str) -> Result<(), NetlinkError> {
+pub async fn set_master(
+    h: &rtnetlink::Handle,
+    name: &str,
+    master: &str,
+) -> Result<(), NetlinkError> {
     let idx = link_index(h, master).await?;
     let msg = LinkUnspec::new_with_name(name).controller(idx).build();
     h.link()

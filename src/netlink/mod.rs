@@ -18,8 +18,8 @@ use nix::sched::CloneFlags;
 
 mod links;
 pub use links::{
-    LinkCounters, add_route, add_veth_across, alias, dump_links, move_to, set_alias, set_master,
-    set_mac, set_mtu,
+    LinkCounters, add_route, add_veth_across, alias, dump_links, move_to, set_alias, set_mac,
+    set_master, set_mtu,
 };
 
 /// Where named network namespaces live (as iproute2).

@@ -18,7 +18,11 @@ pub fn topologies() -> PathBuf {
 
 /// A unique lab name for this test (`vbt<pid>l<n>`), caught by scripts/leakcheck.
 pub fn lab_name() -> String {
-    format!("vbt{}l{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "vbt{}l{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Everything on the host that could belong to lab `tag`.
@@ -34,13 +38,19 @@ pub struct Snapshot {
 
 fn lines(cmd: &[&str]) -> Vec<String> {
     let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Snapshot of what exists for lab `tag`.
 pub fn snapshot(tag: &str) -> Snapshot {
     let mut netns: Vec<String> = std::fs::read_dir("/run/netns")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default();
     netns.retain(|n| n.contains(tag));
     netns.sort();
@@ -52,12 +62,18 @@ pub fn snapshot(tag: &str) -> Snapshot {
         .collect();
     links.sort();
     let mut run: Vec<String> = std::fs::read_dir("/run/vecbox")
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default();
     run.retain(|n| n.contains(tag));
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
     let mut umids: Vec<String> = std::fs::read_dir(Path::new(&home).join(".uml"))
-        .map(|rd| rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
         .unwrap_or_default();
     umids.retain(|n| n.contains(tag));
     let mut procs: Vec<String> = lines(&["ps", "-eo", "pid,args"])
@@ -135,7 +151,11 @@ impl TestLab {
     /// A repository topology, renamed to a unique lab name.
     pub fn from_repo(file: &str) -> TestLab {
         let text = std::fs::read_to_string(topologies().join(file)).unwrap();
-        let first = text.lines().find(|l| l.starts_with("name:")).unwrap().to_string();
+        let first = text
+            .lines()
+            .find(|l| l.starts_with("name:"))
+            .unwrap()
+            .to_string();
         let lab = TestLab::new(&text.replacen(&first, "name: @LAB@", 1));
         // Relative paths (uml/init.sh) are relative to the file: keep them working.
         let _ = std::os::unix::fs::symlink(topologies().join("uml"), lab.dir.join("uml"));
@@ -155,7 +175,11 @@ impl TestLab {
     /// Ping `ip` from `node` (a few tries); true if a reply came back.
     pub fn ping(&self, node: &str, ip: &str) -> bool {
         for _ in 0..3 {
-            if self.exec(node, &["ping", "-c", "1", "-W", "2", ip]).status.success() {
+            if self
+                .exec(node, &["ping", "-c", "1", "-W", "2", ip])
+                .status
+                .success()
+            {
                 return true;
             }
         }

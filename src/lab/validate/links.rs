@@ -67,7 +67,14 @@ fn endpoint(d: &mut Diags, topo: &Topology, p: &Plan, e: &Spanned<String>) -> Op
         return None;
     };
     let Some(ni) = p.nodes.iter().position(|n| n.name == node) else {
-        d.on(e, format!("endpoint {:?} names node `{node}`, which does not exist", e.value), suggest_node(topo, node));
+        d.on(
+            e,
+            format!(
+                "endpoint {:?} names node `{node}`, which does not exist",
+                e.value
+            ),
+            suggest_node(topo, node),
+        );
         return None;
     };
     let kind = p.nodes[ni].kind;
@@ -81,19 +88,29 @@ fn endpoint(d: &mut Diags, topo: &Topology, p: &Plan, e: &Spanned<String>) -> Op
         } else {
             format!("1 to {max} bytes without '/', ':' or whitespace")
         };
-        d.on(e, format!("interface name {iface:?} of `{node}` is not valid"), Some(hint));
+        d.on(
+            e,
+            format!("interface name {iface:?} of `{node}` is not valid"),
+            Some(hint),
+        );
         return None;
     }
     if kind == NodeKind::Uml && unit_of(iface).is_none() {
         d.on(
             e,
             format!("UML node `{node}` has no interface {iface:?}"),
-            Some(format!("a UML kernel names its interfaces vec0, vec1, ...: write `{node}:vec0`")),
+            Some(format!(
+                "a UML kernel names its interfaces vec0, vec1, ...: write `{node}:vec0`"
+            )),
         );
         return None;
     }
     if kind == NodeKind::Host && iface == "lo" {
-        d.on(e, "`lo` cannot be a link endpoint", Some("name another interface, e.g. eth0".into()));
+        d.on(
+            e,
+            "`lo` cannot be a link endpoint",
+            Some("name another interface, e.g. eth0".into()),
+        );
         return None;
     }
     Some(Endpoint {
@@ -147,7 +164,10 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
         if l.endpoints.len() != 2 {
             d.at(
                 here,
-                format!("link {li} has {} endpoints; a link joins exactly two", l.endpoints.len()),
+                format!(
+                    "link {li} has {} endpoints; a link joins exactly two",
+                    l.endpoints.len()
+                ),
                 Some("endpoints: [a:eth0, b:eth0]".into()),
             );
             continue;
@@ -157,12 +177,19 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
                 let names: Vec<_> = types.iter().map(|t| t.as_str()).collect();
                 d.at(
                     here,
-                    format!("link {li} is {kind}; `{key}` is an option of {} links", names.join("/")),
+                    format!(
+                        "link {li} is {kind}; `{key}` is an option of {} links",
+                        names.join("/")
+                    ),
                     Some(format!("remove `{key}` or set `type: {}`", names[0])),
                 );
             }
         }
-        let ends: Vec<_> = l.endpoints.iter().map(|e| endpoint(d, topo, p, e)).collect();
+        let ends: Vec<_> = l
+            .endpoints
+            .iter()
+            .map(|e| endpoint(d, topo, p, e))
+            .collect();
         let (Some(a), Some(b)) = (&ends[0], &ends[1]) else {
             continue;
         };
@@ -181,7 +208,11 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
             }
         }
         if a.node == b.node {
-            d.at(here, format!("link {li} joins node `{}` to itself", p.nodes[a.node].name), None);
+            d.at(
+                here,
+                format!("link {li} joins node `{}` to itself", p.nodes[a.node].name),
+                None,
+            );
             continue;
         }
         if dup {
@@ -198,7 +229,11 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
             .unwrap_or(1500);
         if !(576..=65534).contains(&mtu) {
             let at = l.mtu.as_ref().map(|m| m.referenced).unwrap_or(here);
-            d.at(at, format!("mtu {mtu} is out of range"), Some("576..=65534".into()));
+            d.at(
+                at,
+                format!("mtu {mtu} is out of range"),
+                Some("576..=65534".into()),
+            );
         }
         let underlay = matches!(kind, LinkType::Gre | LinkType::L2tpv3).then(|| {
             let key = (a.node.min(b.node), a.node.max(b.node));
@@ -238,7 +273,11 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
         });
         let socket = (kind == LinkType::Bess).then(|| p.run_dir().join(format!("l{li}.sock")));
         let listener = (kind == LinkType::Bess).then(|| {
-            if p.nodes[a.node].kind.is_guest() { 0 } else { 1 }
+            if p.nodes[a.node].kind.is_guest() {
+                0
+            } else {
+                1
+            }
         });
         let names = [a, b].map(|e| format!("{}:{}", p.nodes[e.node].name, e.iface));
         let mut idx = [0usize; 2];
@@ -277,7 +316,14 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
     clashes(d, topo, p);
 }
 
-fn kinds_fit(d: &mut Diags, p: &Plan, li: usize, kind: LinkType, e: [&Endpoint; 2], here: Location) -> bool {
+fn kinds_fit(
+    d: &mut Diags,
+    p: &Plan,
+    li: usize,
+    kind: LinkType,
+    e: [&Endpoint; 2],
+    here: Location,
+) -> bool {
     let k = [p.nodes[e[0].node].kind, p.nodes[e[1].node].kind];
     let hosts = k.iter().filter(|k| **k == NodeKind::Host).count();
     let umls = k.iter().filter(|k| **k == NodeKind::Uml).count();
@@ -300,7 +346,10 @@ fn kinds_fit(d: &mut Diags, p: &Plan, li: usize, kind: LinkType, e: [&Endpoint; 
     if let Some((what, hint)) = problem {
         d.at(
             here,
-            format!("link {li} ({}:{} – {}:{}): {what}", p.nodes[e[0].node].name, e[0].iface, p.nodes[e[1].node].name, e[1].iface),
+            format!(
+                "link {li} ({}:{} – {}:{}): {what}",
+                p.nodes[e[0].node].name, e[0].iface, p.nodes[e[1].node].name, e[1].iface
+            ),
             Some(hint.to_string()),
         );
         return false;
@@ -316,8 +365,16 @@ fn clashes(d: &mut Diags, topo: &Topology, p: &Plan) {
         let l = &topo.links.get(link_pos(p, li))?.value;
         let a_first = p.underlays[pl.underlay?].nodes[0] == pl.ends[0].0;
         let (ab, ba) = match pl.kind {
-            LinkType::Gre => l.key.as_ref().and_then(|k| k.value.pair()).unwrap_or((u64::MAX, u64::MAX)),
-            _ => l.session.as_ref().and_then(|k| k.value.pair()).unwrap_or((0, 0)),
+            LinkType::Gre => l
+                .key
+                .as_ref()
+                .and_then(|k| k.value.pair())
+                .unwrap_or((u64::MAX, u64::MAX)),
+            _ => l
+                .session
+                .as_ref()
+                .and_then(|k| k.value.pair())
+                .unwrap_or((0, 0)),
         };
         // What the underlay's first node receives, then what the second receives.
         let (rx0, rx1) = if a_first { (ba, ab) } else { (ab, ba) };
@@ -330,9 +387,15 @@ fn clashes(d: &mut Diags, topo: &Topology, p: &Plan) {
             if li.underlay.is_none() || li.underlay != lj.underlay {
                 continue;
             }
-            let (Some(a), Some(b)) = (ident(i), ident(j)) else { continue };
+            let (Some(a), Some(b)) = (ident(i), ident(j)) else {
+                continue;
+            };
             if a == b {
-                let what = if li.kind == LinkType::Gre { "key" } else { "session" };
+                let what = if li.kind == LinkType::Gre {
+                    "key"
+                } else {
+                    "session"
+                };
                 let n = &p.underlays[li.underlay.unwrap_or(0)].nodes;
                 d.at(
                     topo.links[link_pos(p, i)].referenced,
@@ -374,22 +437,43 @@ pub fn finish_nodes(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool
                 }
                 d.on(
                     ifn,
-                    format!("interface `{}` of `{}` is not on any link", ifn.value, name.value),
-                    Some(format!("add a link with endpoint {}:{}", name.value, ifn.value)),
+                    format!(
+                        "interface `{}` of `{}` is not on any link",
+                        ifn.value, name.value
+                    ),
+                    Some(format!(
+                        "add a link with endpoint {}:{}",
+                        name.value, ifn.value
+                    )),
                 );
                 continue;
             };
             for a in &cfg.addresses {
                 if kind != NodeKind::Host {
-                    d.on(a, format!("`{}` is a {kind} node; only host interfaces take addresses", name.value), Some("configure addresses inside the guest (router: `config`)".into()));
+                    d.on(
+                        a,
+                        format!(
+                            "`{}` is a {kind} node; only host interfaces take addresses",
+                            name.value
+                        ),
+                        Some("configure addresses inside the guest (router: `config`)".into()),
+                    );
                 } else if parse_cidr(&a.value).is_none() {
-                    d.on(a, format!("address {:?} is not ADDRESS/PREFIX", a.value), Some("e.g. 10.0.0.1/24 or fd00::1/64".into()));
+                    d.on(
+                        a,
+                        format!("address {:?} is not ADDRESS/PREFIX", a.value),
+                        Some("e.g. 10.0.0.1/24 or fd00::1/64".into()),
+                    );
                 }
             }
             if let Some(m) = &cfg.mac
                 && m.value.parse::<crate::transport::spec::MacAddr>().is_err()
             {
-                d.on(m, format!("MAC {:?} is not valid", m.value), Some("e.g. 02:00:00:00:00:01".into()));
+                d.on(
+                    m,
+                    format!("MAC {:?} is not valid", m.value),
+                    Some("e.g. 02:00:00:00:00:01".into()),
+                );
             }
             let f = &mut p.nodes[ni].ifaces[pi];
             f.addresses = cfg.addresses.iter().map(|a| a.value.clone()).collect();
@@ -399,7 +483,14 @@ pub fn finish_nodes(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool
             if let Some(dev) = &r.dev
                 && !p.nodes[ni].ifaces.iter().any(|f| &f.name == dev)
             {
-                d.on(name, format!("route to {} uses `dev: {dev}`, which is not an interface of `{}`", r.to, name.value), None);
+                d.on(
+                    name,
+                    format!(
+                        "route to {} uses `dev: {dev}`, which is not an interface of `{}`",
+                        r.to, name.value
+                    ),
+                    None,
+                );
             }
         }
         if kind.is_process() {
@@ -418,7 +509,11 @@ fn assign_units(d: &mut Diags, p: &mut Plan, ni: usize, name: &Spanned<String>) 
     let mut taken: Vec<u32> = node.ifaces.iter().filter_map(|f| f.unit).collect();
     taken.sort_unstable();
     if taken.windows(2).any(|w| w[0] == w[1]) {
-        d.on(name, format!("`{}` names the same vecN twice", name.value), None);
+        d.on(
+            name,
+            format!("`{}` names the same vecN twice", name.value),
+            None,
+        );
     }
     let mut next = 0;
     for f in node.ifaces.iter_mut().filter(|f| f.unit.is_none()) {
@@ -447,7 +542,10 @@ fn ports_count(d: &mut Diags, p: &Plan, ni: usize, name: &Spanned<String>) {
     if let Some(want) = bad {
         d.on(
             name,
-            format!("{} `{}` has {n} link(s); it needs {want}", node.kind, name.value),
+            format!(
+                "{} `{}` has {n} link(s); it needs {want}",
+                node.kind, name.value
+            ),
             Some("add or remove links ending at this node".into()),
         );
     }
@@ -459,7 +557,9 @@ fn specs(d: &mut Diags, topo: &Topology, p: &mut Plan, ni: usize, node_depth: Op
         let f = p.nodes[ni].ifaces[fi].clone();
         let link = p.links[f.link].clone();
         let pos = link.pos;
-        let Some(sl) = topo.links.get(pos) else { continue };
+        let Some(sl) = topo.links.get(pos) else {
+            continue;
+        };
         let l = &sl.value;
         let unit = f.unit.unwrap_or(0);
         let mut kv: Vec<String> = Vec::new();
@@ -478,7 +578,11 @@ fn specs(d: &mut Diags, topo: &Topology, p: &mut Plan, ni: usize, node_depth: Op
             LinkType::Bess => {
                 kv.push("transport=bess".into());
                 let path = link.socket.clone().unwrap_or_else(|| PathBuf::from("/"));
-                let key = if link.listener == Some(f.side) { "listen" } else { "dst" };
+                let key = if link.listener == Some(f.side) {
+                    "listen"
+                } else {
+                    "dst"
+                };
                 kv.push(format!("{key}={}", path.display()));
             }
             LinkType::Gre | LinkType::L2tpv3 => {
@@ -498,12 +602,17 @@ fn specs(d: &mut Diags, topo: &Topology, p: &mut Plan, ni: usize, node_depth: Op
                 } else {
                     let s = l.session.as_ref().and_then(|k| k.value.pair());
                     if s.is_none() && f.side == 0 {
-                        d.at(sl.referenced, format!("l2tpv3 link {pos} needs `session`"), Some("session: 1 (or [A_TO_B, B_TO_A])".into()));
+                        d.at(
+                            sl.referenced,
+                            format!("l2tpv3 link {pos} needs `session`"),
+                            Some("session: 1 (or [A_TO_B, B_TO_A])".into()),
+                        );
                     }
                     let (tx, rx) = flip(s.unwrap_or((1, 1)));
                     kv.push(format!("rx_session={rx}"));
                     kv.push(format!("tx_session={tx}"));
-                    if let Some((tx, rx)) = l.cookie.as_ref().and_then(|k| k.value.pair()).map(flip) {
+                    if let Some((tx, rx)) = l.cookie.as_ref().and_then(|k| k.value.pair()).map(flip)
+                    {
                         kv.push(format!("rx_cookie={rx}"));
                         kv.push(format!("tx_cookie={tx}"));
                     }
@@ -518,12 +627,20 @@ fn specs(d: &mut Diags, topo: &Topology, p: &mut Plan, ni: usize, node_depth: Op
                         kv.push(format!("dstport={dst}"));
                     }
                 }
-                for (k, v) in [("key", &l.key), ("session", &l.session), ("cookie", &l.cookie)] {
+                for (k, v) in [
+                    ("key", &l.key),
+                    ("session", &l.session),
+                    ("cookie", &l.cookie),
+                ] {
                     if let Some(v) = v
                         && f.side == 0
                         && v.value.pair().is_none()
                     {
-                        d.on(v, format!("`{k}` takes one number or a list of two"), Some(format!("{k}: 7 or {k}: [7, 8]")));
+                        d.on(
+                            v,
+                            format!("`{k}` takes one number or a list of two"),
+                            Some(format!("{k}: 7 or {k}: [7, 8]")),
+                        );
                     }
                 }
             }
@@ -531,11 +648,18 @@ fn specs(d: &mut Diags, topo: &Topology, p: &mut Plan, ni: usize, node_depth: Op
         if link.mtu != 1500 {
             kv.push(format!("mtu={}", link.mtu));
         }
-        let depth = l.depth.as_ref().map(|x| x.value).or(node_depth).or(topo.defaults.depth.as_ref().map(|x| x.value));
+        let depth = l.depth.as_ref().map(|x| x.value).or(node_depth).or(topo
+            .defaults
+            .depth
+            .as_ref()
+            .map(|x| x.value));
         if let Some(depth) = depth {
             kv.push(format!("depth={depth}"));
         }
-        let gro = l.gro.or(topo.defaults.gro).unwrap_or(link.kind == LinkType::Veth);
+        let gro = l
+            .gro
+            .or(topo.defaults.gro)
+            .unwrap_or(link.kind == LinkType::Veth);
         if gro && link.kind != LinkType::Tap {
             kv.push("gro=1".into());
         }
@@ -553,7 +677,10 @@ fn specs(d: &mut Diags, topo: &Topology, p: &mut Plan, ni: usize, node_depth: Op
             Ok(spec) => p.nodes[ni].ifaces[fi].spec = Some(spec.to_string()),
             Err(e) => d.at(
                 sl.referenced,
-                format!("link {pos} ({}): end `{}:{}` would get an invalid spec: {e}", link.kind, p.nodes[ni].name, f.name),
+                format!(
+                    "link {pos} ({}): end `{}:{}` would get an invalid spec: {e}",
+                    link.kind, p.nodes[ni].name, f.name
+                ),
                 Some(format!("generated spec: {text}")),
             ),
         }
@@ -577,7 +704,9 @@ fn translate_ports(p: &mut Plan, ni: usize) {
         .map(|f| (f.name.clone(), format!("vec{}", f.unit.unwrap_or(0))))
         .collect();
     let Some(file) = &node.config else { return };
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&file.text) else { return };
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&file.text) else {
+        return;
+    };
     fn walk(v: &mut serde_json::Value, map: &[(String, String)]) {
         match v {
             serde_json::Value::String(s) => {

@@ -29,8 +29,10 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path) -> Result<Plan, Diags> 
             )),
         );
     }
-    let metrics = topo.metrics.as_ref().and_then(|m| {
-        match m.value.parse::<SocketAddr>() {
+    let metrics = topo
+        .metrics
+        .as_ref()
+        .and_then(|m| match m.value.parse::<SocketAddr>() {
             Ok(a) => Some(a.to_string()),
             Err(_) => {
                 d.on(
@@ -40,10 +42,13 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path) -> Result<Plan, Diags> 
                 );
                 None
             }
-        }
-    });
+        });
     if topo.nodes.is_empty() {
-        d.at(topo.name.referenced, "the lab has no nodes", Some("add a `nodes:` map".into()));
+        d.at(
+            topo.name.referenced,
+            "the lab has no nodes",
+            Some("add a `nodes:` map".into()),
+        );
     }
     let mut nodes = Vec::new();
     for (name, node) in topo.nodes.iter() {
@@ -73,8 +78,22 @@ fn allowed(kind: NodeKind) -> &'static [&'static str] {
         NodeKind::Xconnect | NodeKind::Bridge => {
             &["options", "cpu", "depth", "restart", "ready_timeout"]
         }
-        NodeKind::Router => &["options", "cpu", "depth", "restart", "ready_timeout", "config"],
-        NodeKind::Firewall => &["options", "cpu", "depth", "restart", "ready_timeout", "rules"],
+        NodeKind::Router => &[
+            "options",
+            "cpu",
+            "depth",
+            "restart",
+            "ready_timeout",
+            "config",
+        ],
+        NodeKind::Firewall => &[
+            "options",
+            "cpu",
+            "depth",
+            "restart",
+            "ready_timeout",
+            "rules",
+        ],
         NodeKind::Uml => &[
             "depth",
             "restart",
@@ -155,8 +174,14 @@ fn node(
         if !allowed(kind).contains(&key) {
             d.on(
                 name,
-                format!("node `{}` is a {kind} node; `{key}` does not apply to it", name.value),
-                Some(format!("`{key}` is for {} nodes; remove it", kinds_taking(key))),
+                format!(
+                    "node `{}` is a {kind} node; `{key}` does not apply to it",
+                    name.value
+                ),
+                Some(format!(
+                    "`{key}` is for {} nodes; remove it",
+                    kinds_taking(key)
+                )),
             );
         }
     }
@@ -180,7 +205,11 @@ fn node(
             (k.value.clone(), v.to_string())
         })
         .collect();
-    let options = n.options.iter().map(|(k, v)| (k.value.clone(), v.to_string())).collect();
+    let options = n
+        .options
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v.to_string()))
+        .collect();
     for (k, _) in n.options.iter() {
         if crate::guest::GUEST_KEYS.contains(&k.value.as_str()) || k.value.contains(['=', ' ']) {
             d.on(
@@ -246,7 +275,11 @@ fn route(d: &mut Diags, r: &Spanned<super::topology::Route>) -> PRoute {
     if let Some(via) = &v.via
         && via.parse::<IpAddr>().is_err()
     {
-        d.on(r, format!("route gateway {via:?} is not an IP address"), None);
+        d.on(
+            r,
+            format!("route gateway {via:?} is not an IP address"),
+            None,
+        );
     }
     if v.via.is_none() && v.dev.is_none() {
         d.on(
@@ -303,13 +336,21 @@ fn uml(d: &mut Diags, topo: &Topology, name: &Spanned<String>, n: &Node, base: &
         );
     }
     let mem_s = n.mem.as_ref().or(topo.defaults.mem.as_ref());
-    let mem = mem_s.map(|m| m.value.clone()).unwrap_or_else(|| "64M".into());
+    let mem = mem_s
+        .map(|m| m.value.clone())
+        .unwrap_or_else(|| "64M".into());
     let mem_ok = {
         let digits = mem.trim_end_matches(['K', 'M', 'G', 'k', 'm', 'g']);
-        !digits.is_empty() && digits.len() + 1 >= mem.len() && digits.parse::<u32>().is_ok_and(|v| v > 0)
+        !digits.is_empty()
+            && digits.len() + 1 >= mem.len()
+            && digits.parse::<u32>().is_ok_and(|v| v > 0)
     };
     if !mem_ok && let Some(m) = mem_s {
-        d.on(m, format!("mem {:?} is not a size", m.value), Some("e.g. mem: 64M".into()));
+        d.on(
+            m,
+            format!("mem {:?} is not a size", m.value),
+            Some("e.g. mem: 64M".into()),
+        );
     }
     let root = n.root.as_ref().map(|r| (r, resolve(base, &r.value)));
     let image = n.image.as_ref().map(|i| (i, resolve(base, &i.value)));
@@ -337,7 +378,8 @@ fn uml(d: &mut Diags, topo: &Topology, name: &Spanned<String>, n: &Node, base: &
         _ => {}
     }
     for a in &n.args {
-        if a.value.starts_with("vec") || a.value.starts_with("umid=") || a.value.starts_with("ubd0") {
+        if a.value.starts_with("vec") || a.value.starts_with("umid=") || a.value.starts_with("ubd0")
+        {
             d.on(
                 a,
                 format!("kernel argument {:?} is set by vecbox", a.value),

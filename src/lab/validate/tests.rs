@@ -37,7 +37,10 @@ fn basic_plan() {
     let spec = sw.ifaces[0].spec.as_deref().unwrap();
     assert!(spec.starts_with("vec0:transport=raw,ifname=vb"), "{spec}");
     assert!(spec.contains("gro=1"), "{spec}");
-    assert_eq!(p.node("a").unwrap().ifaces[0].kernel.as_deref(), Some("eth0"));
+    assert_eq!(
+        p.node("a").unwrap().ifaces[0].kernel.as_deref(),
+        Some("eth0")
+    );
     for n in &p.nodes {
         for f in &n.ifaces {
             assert!(f.kernel.as_ref().is_none_or(|k| k.len() <= 15));
@@ -65,7 +68,11 @@ fn interface_used_twice() {
 fn long_host_ifname() {
     let bad = BASIC.replace("[a:eth0, sw:p0]", "[a:averyveryverylongname, sw:p0]");
     let d = check(&bad).unwrap_err();
-    assert!(d.iter().any(|x| x.hint.as_deref().unwrap_or("").contains("15 bytes")), "{d:?}");
+    assert!(
+        d.iter()
+            .any(|x| x.hint.as_deref().unwrap_or("").contains("15 bytes")),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -90,7 +97,10 @@ links:
     let y = p.node("y").unwrap().ifaces[1].spec.clone().unwrap();
     assert!(x.contains("rx_key=6") && x.contains("tx_key=5"), "{x}");
     assert!(y.contains("rx_key=5") && y.contains("tx_key=6"), "{y}");
-    assert!(x.contains("src=169.254.0.1") && y.contains("src=169.254.0.2"), "{x} {y}");
+    assert!(
+        x.contains("src=169.254.0.1") && y.contains("src=169.254.0.2"),
+        "{x} {y}"
+    );
 }
 
 #[test]
@@ -142,7 +152,10 @@ links:
 fn option_of_other_type() {
     let t = BASIC.replace("[b:eth0, sw:p1]", "[b:eth0, sw:p1]\n    key: 3");
     let d = check(&t).unwrap_err();
-    assert!(d[0].message.contains("`key` is an option of gre links"), "{d:?}");
+    assert!(
+        d[0].message.contains("`key` is an option of gre links"),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -174,7 +187,10 @@ links:
     let p = check(t).unwrap();
     let x = p.node("x").unwrap();
     assert_eq!(x.ifaces[0].tap_fd, Some(3));
-    assert_eq!(x.ifaces[0].spec.as_deref(), Some("vec0:transport=fd,fd=3,vec=0"));
+    assert_eq!(
+        x.ifaces[0].spec.as_deref(),
+        Some("vec0:transport=fd,fd=3,vec=0")
+    );
 }
 
 #[test]
@@ -195,8 +211,15 @@ links:
   - {endpoints: [h:eth0, u:eth0]}
 ";
     let d = check(t).unwrap_err();
-    assert!(d.iter().any(|x| x.message.contains("UML node `u` has no interface")), "{d:?}");
-    assert!(d.iter().any(|x| x.message.contains("does not exist")), "{d:?}");
+    assert!(
+        d.iter()
+            .any(|x| x.message.contains("UML node `u` has no interface")),
+        "{d:?}"
+    );
+    assert!(
+        d.iter().any(|x| x.message.contains("does not exist")),
+        "{d:?}"
+    );
 }
 
 #[test]
@@ -218,7 +241,10 @@ links:
 ";
     let p = check(t).unwrap();
     let cfg = &p.node("r1").unwrap().config.as_ref().unwrap().text;
-    assert!(cfg.contains("\"vec0\"") && cfg.contains("\"vec1\""), "{cfg}");
+    assert!(
+        cfg.contains("\"vec0\"") && cfg.contains("\"vec1\""),
+        "{cfg}"
+    );
     assert!(!cfg.contains("left"), "{cfg}");
 }
 
