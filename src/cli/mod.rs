@@ -2,6 +2,7 @@
 
 mod demo;
 mod lab;
+mod lab_up;
 
 use clap::{Parser, Subcommand};
 
@@ -126,8 +127,8 @@ pub fn main() -> i32 {
         Command::Demo(a) => demo::run(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
         Command::Check(a) => lab::check(&a),
-        Command::Up(a) => lab::up(&a),
-        Command::Status(a) => lab::status(&a),
+        Command::Up(a) => lab_up::up(&a),
+        Command::Status(a) => lab_up::status(&a),
         Command::Down(a) => lab::down(&a),
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),

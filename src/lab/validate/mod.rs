@@ -4,6 +4,7 @@
 //! All problems are collected (not just the first), each with its position in the file.
 
 mod links;
+mod specs;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
