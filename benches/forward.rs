@@ -263,20 +263,31 @@ fn cleanup_on_signal(tag: String) {
     });
 }
 
+/// A child started in its own process group; dropping it ends the whole group (trafgen
+/// forks its workers, which a signal to the parent alone would leave running).
 struct Proc(Child);
+
+fn spawn(cmd: &mut Command) -> Proc {
+    use std::os::unix::process::CommandExt;
+    Proc(
+        cmd.process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e}")),
+    )
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        // SIGINT stops trafgen's workers, SIGTERM the guest and iperf3.
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT);
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
+        while Instant::now() < deadline && !matches!(self.0.try_wait(), Ok(Some(_))) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.0.kill();
+        // Whatever is left of the group (workers outliving their parent) goes now.
+        let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = self.0.wait();
     }
 }
@@ -285,24 +296,24 @@ fn start_guest(t: &Topo, opts: &str) -> Proc {
     let dut = t.ns("dut");
     let p0 = format!("vec0:transport=raw,ifname=d0{opts}");
     let p1 = format!("vec1:transport=raw,ifname=d1{opts}");
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &dut,
-            VECBOX,
-            "guest",
-            "xconnect",
-            "umid=bench",
-            "cpu=1",
-            &p0,
-            &p1,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = child.stderr.take().unwrap();
+    let mut proc = spawn(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &dut,
+                VECBOX,
+                "guest",
+                "xconnect",
+                "umid=bench",
+                "cpu=1",
+                &p0,
+                &p1,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let err = proc.0.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(err));
     loop {
         match lines.next() {
@@ -312,7 +323,7 @@ fn start_guest(t: &Topo, opts: &str) -> Proc {
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    Proc(child)
+    proc
 }
 
 /// Offered and delivered pps of 64-byte frames over a `secs` window.
@@ -328,16 +339,14 @@ fn pps_run(t: &Topo, dst_mac: &str, secs: f64) -> (f64, f64) {
     .unwrap();
     let gen_ns = t.ns("gen");
     let conf_s = conf.to_str().unwrap().to_string();
-    let _gen = Proc(
+    let _gen = spawn(
         Command::new("ip")
             .args([
                 "netns", "exec", &gen_ns, "taskset", "-c", "0", "trafgen", "--dev", "g0", "--conf",
                 &conf_s, "--cpus", "1", "-q",
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     std::thread::sleep(Duration::from_millis(700));
     let (tx0, rx0, t0) = (
@@ -357,13 +366,11 @@ fn pps_run(t: &Topo, dst_mac: &str, secs: f64) -> (f64, f64) {
 
 fn tcp_run(t: &Topo, dst: &str, secs: u32) -> f64 {
     let sink = t.ns("sink");
-    let _srv = Proc(
+    let _srv = spawn(
         Command::new("ip")
             .args(["netns", "exec", &sink, "iperf3", "-s", "-1"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stderr(Stdio::null()),
     );
     std::thread::sleep(Duration::from_millis(300));
     let out = t.exec(
@@ -406,7 +413,10 @@ fn stats(v: &mut [f64]) -> (f64, f64, f64) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
+    // `cargo test --all-targets` also runs bench targets (without `--bench`): this one
+    // needs root, namespaces and minutes of traffic, so it only runs under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("forward: a benchmark; run it with `cargo bench --bench forward` (as root)");
         return;
     }
     assert!(
