@@ -349,9 +349,8 @@ fn router_triangle_routes_between_three_subnets() {
     assert_clean(&lab.name, &before);
 }
 
-/// Needs the gre/l2tpv3/bess transports (tunnels branch): enabled after merging.
+/// Real UML kernels behind a vecbox bridge over gre, l2tpv3 (UDP, cookies) and bess.
 #[test]
-#[ignore = "needs the gre, l2tpv3 and bess transports from the tunnels branch"]
 fn uml_mixed_over_gre_l2tpv3_and_bess() {
     let lab = TestLab::from_repo("uml-mixed.yaml");
     let before = snapshot(&lab.name);
