@@ -167,8 +167,8 @@ pub struct Node {
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub config: Option<Spanned<serde_json::Value>>,
-    /// firewall: the rule set, same shape as its `rules=FILE`. Interface names of this
-    /// node may be used where the file takes a port (`vecN`).
+    /// firewall: the text of its `rules=FILE` (the firewall's rule language, as a block
+    /// string). Interface names of this node may follow `in`/`out` instead of `vecN`.
     #[serde(default)]
     #[schemars(with = "Option<serde_json::Value>")]
     pub rules: Option<Spanned<serde_json::Value>>,

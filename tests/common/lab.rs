@@ -220,3 +220,16 @@ impl Drop for TestLab {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Wait for a child started by a test (a server that exits by itself), killing it if it
+/// is still running after a moment.
+pub fn reap(mut c: std::process::Child) -> Option<std::process::ExitStatus> {
+    for _ in 0..20 {
+        if let Ok(Some(st)) = c.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = c.kill();
+    c.wait().ok()
+}

@@ -227,7 +227,12 @@ fn node(
     }
     .map(|(v, key)| GuestFile {
         key: key.to_string(),
-        text: v.value.to_string(),
+        // A string is the file itself (the firewall's rule language); a mapping is
+        // written as JSON, which is YAML (the router's configuration).
+        text: match &v.value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        },
     });
     if kind == NodeKind::Router && n.config.is_none() {
         d.on(

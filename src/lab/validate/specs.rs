@@ -158,8 +158,9 @@ fn flag(kv: &mut Vec<String>, key: &str, v: Option<bool>) {
     }
 }
 
-/// In router/firewall files, replace string values equal to one of the node's interface
-/// names by that interface's `vecN`.
+/// In router/firewall files, replace the node's interface names by their `vecN`:
+/// string values equal to a name in a structured file (`port: lan`), and the word after
+/// `in`/`out` in a rule text (`accept in inside ...`).
 pub(super) fn translate_ports(p: &mut Plan, ni: usize) {
     let node = &p.nodes[ni];
     let map: Vec<(String, String)> = node
@@ -169,23 +170,50 @@ pub(super) fn translate_ports(p: &mut Plan, ni: usize) {
         .map(|f| (f.name.clone(), format!("vec{}", f.unit.unwrap_or(0))))
         .collect();
     let Some(file) = &node.config else { return };
-    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&file.text) else {
-        return;
+    let rename = |s: &str| {
+        map.iter()
+            .find(|(from, _)| from == s)
+            .map(|(_, to)| to.clone())
     };
-    fn walk(v: &mut serde_json::Value, map: &[(String, String)]) {
-        match v {
-            serde_json::Value::String(s) => {
-                if let Some((_, to)) = map.iter().find(|(from, _)| from == s) {
-                    *s = to.clone();
+    let text = match serde_json::from_str::<serde_json::Value>(&file.text) {
+        Ok(mut v) if v.is_object() || v.is_array() => {
+            fn walk(v: &mut serde_json::Value, rename: &dyn Fn(&str) -> Option<String>) {
+                match v {
+                    serde_json::Value::String(s) => {
+                        if let Some(to) = rename(s) {
+                            *s = to;
+                        }
+                    }
+                    serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, rename)),
+                    serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, rename)),
+                    _ => {}
                 }
             }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, map)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|x| walk(x, map)),
-            _ => {}
+            walk(&mut v, &rename);
+            serde_json::to_string_pretty(&v).unwrap_or_default()
         }
-    }
-    walk(&mut v, &map);
-    let text = serde_json::to_string_pretty(&v).unwrap_or_default();
+        _ => {
+            file.text
+                .lines()
+                .map(|line| {
+                    let mut prev = "";
+                    let mut out = Vec::new();
+                    for w in line.split(' ') {
+                        let r = if prev == "in" || prev == "out" {
+                            rename(w)
+                        } else {
+                            None
+                        };
+                        out.push(r.unwrap_or_else(|| w.to_string()));
+                        prev = w;
+                    }
+                    out.join(" ")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        }
+    };
     if let Some(c) = p.nodes[ni].config.as_mut() {
         c.text = text;
     }

@@ -264,3 +264,29 @@ proptest::proptest! {
         let _ = check_text("f.yaml", &s, Path::new("/tmp/f.yaml"));
     }
 }
+
+#[test]
+fn firewall_rule_text_ports_are_translated() {
+    let t = "\
+name: q
+nodes:
+  fw:
+    kind: firewall
+    rules: |
+      policy drop
+      accept in inside proto icmp
+      accept out outside proto tcp dport 5201
+  a: {kind: host}
+  b: {kind: host}
+links:
+  - {endpoints: [a:eth0, fw:inside]}
+  - {endpoints: [fw:outside, b:eth0]}
+";
+    let p = check(t).unwrap();
+    let f = p.node("fw").unwrap().config.as_ref().unwrap();
+    assert_eq!(f.key, "rules");
+    assert_eq!(
+        f.text,
+        "policy drop\naccept in vec0 proto icmp\naccept out vec1 proto tcp dport 5201\n"
+    );
+}
