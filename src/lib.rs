@@ -3,6 +3,7 @@
 //!
 //! Layers, top to bottom (each may call only those below it):
 //! - [`cli`]: the `vecbox` command.
+//! - [`lab`]: topology files → validated plans → labs deployed, supervised, torn down.
 //! - [`guest`]: one guest process — transports, sandbox, event loop, counters.
 //! - [`nf`]: network functions over batches of frames (xconnect, bridge).
 //! - [`transport`]: the `vecN:` spec and the vector transports (raw, tap, hybrid, fd).
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod console;
 pub mod filter;
 pub mod guest;
+pub mod lab;
 pub mod metrics;
 pub mod netlink;
 pub mod nf;
