@@ -286,3 +286,56 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
         assert_eq!(r["ports"][i]["drops"], serde_json::json!([]), "{r}");
     }
 }
+
+/// `vecbox up` serves every guest of a lab at the `metrics:` address of the topology
+/// file, with the lab's own node and interface names as labels.
+#[test]
+fn lab_up_serves_all_guests_with_lab_node_and_iface_labels() {
+    use common::lab::TestLab;
+    use std::io::{Read, Write};
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let lab = TestLab::new(&format!(
+        "name: @LAB@\nmetrics: 127.0.0.1:{port}\nnodes:\n  a:\n    kind: host\n    interfaces:\n      eth0: {{addresses: [10.0.0.1/24]}}\n  b:\n    kind: host\n    interfaces:\n      eth0: {{addresses: [10.0.0.2/24]}}\n  sw:\n    kind: bridge\nlinks:\n  - endpoints: [a:eth0, sw:left]\n  - endpoints: [b:eth0, sw:right]\n"
+    ));
+    lab.up();
+    assert!(lab.ping("a", "10.0.0.2"));
+    let scrape = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        Some(out)
+    };
+    let want = format!(
+        "vecbox_rx_packets_total{{lab=\"{}\",node=\"sw\",iface=\"left\",transport=\"raw\"",
+        lab.name
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = scrape().unwrap_or_default();
+        let rx = page
+            .lines()
+            .find(|l| l.starts_with(&want))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if rx >= 1.0 {
+            break page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rx on sw:left at :{port}:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        page.contains(&format!(
+            "vecbox_guest_up{{lab=\"{}\",node=\"sw\"}} 1",
+            lab.name
+        )),
+        "{page}"
+    );
+    assert!(page.contains("iface=\"right\""), "{page}");
+    lab.down();
+    assert!(scrape().is_none(), "the exporter ended with the lab");
+}

@@ -23,6 +23,8 @@ struct Source {
     node: String,
     path: PathBuf,
     reader: Option<RegionReader>,
+    /// `iface` label values to replace (`vec0` → the lab's name for that interface).
+    ifnames: Vec<(String, String)>,
 }
 
 /// Collects the metrics of many guests from their regions.
@@ -57,12 +59,19 @@ impl GuestCollector {
 
     /// Add guest `node` of `lab` whose region file is `path` (it may not exist yet).
     pub fn add(&self, lab: &str, node: &str, path: PathBuf) {
+        self.add_named(lab, node, path, Vec::new());
+    }
+
+    /// As [`GuestCollector::add`], reporting interface `vecN` as the name paired with it
+    /// in `ifnames` (a lab's own interface names).
+    pub fn add_named(&self, lab: &str, node: &str, path: PathBuf, ifnames: Vec<(String, String)>) {
         let mut s = self.sources.lock().unwrap_or_else(|e| e.into_inner());
         s.push(Source {
             lab: lab.to_string(),
             node: node.to_string(),
             path,
             reader: None,
+            ifnames,
         });
     }
 
@@ -156,7 +165,17 @@ fn read_source(src: &mut Source, fams: &mut BTreeMap<String, MetricFamily>) -> b
             labels.push(label("lab", &src.lab));
         }
         labels.push(label("node", &src.node));
-        labels.extend(s.labels.iter().map(|(k, v)| label(k, v)));
+        labels.extend(s.labels.iter().map(|(k, v)| {
+            let v = match src
+                .ifnames
+                .iter()
+                .find(|(from, _)| k == "iface" && from == v)
+            {
+                Some((_, to)) => to.as_str(),
+                None => v.as_str(),
+            };
+            label(k, v)
+        }));
         let (t, m) = metric(s, v, labels);
         push(fams, &s.name, &s.help, t, m);
     }
@@ -245,6 +264,12 @@ mod tests {
             c.add("lab1", node, path);
         }
         c.add("lab1", "gone", dir.join("nosuch"));
+        c.add_named(
+            "lab1",
+            "r1-named",
+            dir.join("r1"),
+            vec![("vec0".into(), "uplink".into())],
+        );
         let text = c.encode();
         assert_eq!(
             text.matches("# TYPE vecbox_rx_packets_total counter")
