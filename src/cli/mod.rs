@@ -1,5 +1,6 @@
 //! The `vecbox` command line.
 
+mod bpf;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +66,9 @@ enum Command {
     /// Build two namespaces joined by a guest, push ping and TCP through it, clean up.
     #[command(after_long_help = demo::HELP)]
     Demo(demo::DemoArgs),
+    /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
+    #[command(after_long_help = bpf::HELP)]
+    Bpf(bpf::BpfArgs),
     /// Boot a User Mode Linux kernel, with the host compatibility fixes it needs here.
     #[command(after_long_help = UML_HELP)]
     Uml {
@@ -108,6 +112,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Guest { function, args } => run_guest(&function, &args),
         Command::Demo(a) => demo::run(&a),
+        Command::Bpf(a) => bpf::run(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
     }
 }

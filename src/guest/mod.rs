@@ -9,6 +9,7 @@
 
 mod args;
 mod fabric;
+mod filter;
 mod report;
 
 use std::os::fd::AsFd;
@@ -20,6 +21,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 pub use args::{GUEST_KEYS, GuestArgs, GuestError};
+pub use filter::FilterError;
 pub use report::Report;
 
 use crate::buf::{Frame, Pool};

@@ -101,6 +101,8 @@ pub struct Port {
     txq: TxQueue,
     gso_scratch: [u8; gso::MAX_HEADERS],
     last_tx_error_log: Option<Instant>,
+    /// Receive filter run by vecbox itself (ports without a socket, e.g. tap).
+    soft_filter: Option<crate::filter::Program>,
 }
 
 impl Port {
@@ -130,6 +132,7 @@ impl Port {
             txq: TxQueue::new(depth + MAX_SEGMENTS),
             gso_scratch: [0; gso::MAX_HEADERS],
             last_tx_error_log: None,
+            soft_filter: None,
         }
     }
 
@@ -156,6 +159,23 @@ impl Port {
     /// Buffers this port holds at most (receive slots + transmit queue), for pool sizing.
     pub fn buffers_needed(&self) -> usize {
         2 * self.caps.depth + MAX_SEGMENTS
+    }
+
+    /// `true` if receive filters run in vecbox's interpreter (the receive descriptor is
+    /// not a socket), `false` if they are attached to the socket (SO_ATTACH_FILTER).
+    pub fn filters_in_software(&self) -> bool {
+        self.rx_mode == RxMode::Read
+    }
+
+    /// Install `prog` as this port's receive filter, replacing any previous one: attached
+    /// to the receive socket, or run by vecbox for ports without one.
+    pub fn set_filter(&mut self, prog: crate::filter::Program) -> io::Result<()> {
+        if self.filters_in_software() {
+            self.soft_filter = Some(prog);
+            Ok(())
+        } else {
+            crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
+        }
     }
 
     /// Give every receive slot back to the pool and drop everything queued.
@@ -273,6 +293,22 @@ impl Port {
             return Err(DropReason::Runt);
         }
         let mut meta = d.vnet;
+        let mut len = len;
+        if let Some(prog) = &self.soft_filter {
+            let frame = &pool.buf(id)[d.off..d.off + len];
+            let keep = prog.run(
+                frame,
+                &crate::filter::Meta::ethernet(frame, crate::filter::interp::PACKET_OUTGOING),
+            ) as usize;
+            if keep == 0 {
+                return Err(DropReason::Filtered);
+            }
+            if keep < len {
+                // Truncated as the kernel's snap length would; offload state no longer fits.
+                len = keep.max(ethernet::HEADER_LEN);
+                meta = vnet::Repr::default();
+            }
+        }
         if meta.data_valid {
             self.stats.rx_csum_offload_good += 1;
         }
