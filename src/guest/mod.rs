@@ -49,7 +49,7 @@ impl Guest {
     /// Open every transport and build the function. Needs whatever privileges the
     /// transports need; call [`Guest::sandbox`] afterwards.
     pub fn open(args: GuestArgs) -> Result<Guest, GuestError> {
-        let nf = nf::build(&args.function, args.specs.len(), &args.nf_options)?;
+        let nf = nf::build_for(&args.function, &args.specs, &args.nf_options)?;
         let mut ports = Vec::with_capacity(args.specs.len());
         for spec in &args.specs {
             for w in spec.warnings() {
@@ -58,7 +58,8 @@ impl Guest {
             ports.push(transport::open(spec)?);
         }
         let stride = ports.iter().map(|p| p.caps.rx_slot).max().unwrap_or(2048);
-        let count: usize = ports.iter().map(Port::buffers_needed).sum();
+        let count: usize =
+            ports.iter().map(Port::buffers_needed).sum::<usize>() + nf.buffers_needed();
         Ok(Guest {
             args,
             ports,
@@ -139,7 +140,9 @@ impl Guest {
                     }
                     TOKEN_TIMER => {
                         let _ = timer.wait();
-                        self.nf.tick(Instant::now());
+                        let now = Instant::now();
+                        self.nf.tick(now);
+                        self.run_timer(now, &mut loop_state);
                         self.rearm_ports(&epoll, &mut loop_state);
                     }
                     t => {
@@ -196,6 +199,21 @@ impl Guest {
             self.nf.name(),
             ports.join(" ")
         )
+    }
+
+    /// Let the function send what its timers need (retries, expiries).
+    fn run_timer(&mut self, now: Instant, st: &mut LoopState) {
+        let mut fab = fabric::Fabric {
+            pool: &mut self.pool,
+            ports: &mut self.ports,
+            in_port: usize::MAX,
+        };
+        self.nf.timer(now, &mut fab);
+        for (p, port) in self.ports.iter().enumerate() {
+            if port.tx_pending() > 0 {
+                st.want_flush[p] = true;
+            }
+        }
     }
 
     /// Receive and process up to [`BUDGET`] batches from port `i`.

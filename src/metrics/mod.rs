@@ -31,11 +31,17 @@ pub enum DropReason {
     EncapError,
     /// Dropped by a filter or a rule.
     Filtered,
+    /// TTL / hop limit ran out (router).
+    TtlExceeded,
+    /// The next hop's MAC could not be resolved, or no room to wait for it (router).
+    NoNeighbor,
+    /// Malformed IP header (bad version, length or checksum).
+    BadHeader,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::Runt,
         DropReason::Oversize,
         DropReason::BadVnetHeader,
@@ -47,6 +53,9 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::EncapError,
         DropReason::Filtered,
+        DropReason::TtlExceeded,
+        DropReason::NoNeighbor,
+        DropReason::BadHeader,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -65,6 +74,9 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::EncapError => "encap_error",
             DropReason::Filtered => "filtered",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::NoNeighbor => "no_neighbor",
+            DropReason::BadHeader => "bad_header",
         }
     }
 }
