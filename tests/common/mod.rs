@@ -167,11 +167,18 @@ impl Lab {
                 ],
             );
             let text = String::from_utf8_lossy(&out.stdout).to_string();
-            if out.status.success() {
+            // iperf3 3.12 may exit 0 with {"error": "...Connection refused"} when the
+            // server is not listening yet: retry that too.
+            let refused = text.contains("\"error\":");
+            if out.status.success() && !refused {
                 let v: serde_json::Value = serde_json::from_str(&text).expect("iperf3 -J output");
-                return v["end"]["sum_received"]["bits_per_second"]
+                let bps = v["end"]["sum_received"]["bits_per_second"]
                     .as_f64()
                     .unwrap_or(0.0);
+                if bps == 0.0 {
+                    eprintln!("iperf3 moved nothing: {text}");
+                }
+                return bps;
             }
             assert!(Instant::now() < deadline, "iperf3 failed: {text}");
             std::thread::sleep(Duration::from_millis(200));

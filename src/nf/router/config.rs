@@ -260,7 +260,20 @@ pub fn yaml_error(path: &str, e: &serde_saphyr::Error) -> ConfigError {
         .unwrap_or((0, 0));
     let msg = e.without_snippet().to_string();
     // The message may repeat the position; keep the first line, which says what is wrong.
-    let msg = msg.lines().next().unwrap_or("").to_string();
+    let mut msg = msg.lines().next().unwrap_or("").to_string();
+    if let Some(i) = msg.rfind(" at line ") {
+        msg.truncate(i);
+    }
+    // "unknown field `adresses`, expected one of port, addresses": add the nearest word.
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some((bad, tail)) = rest.split_once('`')
+        && let Some(list) = tail.split_once("expected one of ").map(|(_, l)| l)
+    {
+        let words: Vec<&str> = list.split(", ").map(|w| w.trim_matches('`')).collect();
+        if let Some(n) = crate::filter::text::nearest(bad, &words) {
+            msg.push_str(&format!("; did you mean `{n}`?"));
+        }
+    }
     ConfigError::Syntax {
         path: path.to_string(),
         line,
