@@ -23,12 +23,64 @@ pub const PORT_INDEX_MAX: usize = 64;
 /// lengths) the lookup falls back to a scan.
 const MAX_LISTS: usize = 48;
 
-type Prefixes = Vec<(bool, u8, u128, HashMap<u128, Vec<u32>>)>;
+/// Small rule sets are scanned: below this a scan beats the hash lookups.
+const SCAN_BELOW: usize = 16;
+
+/// A fast hasher for the fixed-size integer keys of the indexes and the connection
+/// table (multiply-rotate, as rustc's FxHasher); keys come from packets but the tables
+/// are bounded, so hash flooding costs speed, never memory.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut v = [0u8; 8];
+            v[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(v));
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_u128(&mut self, i: u128) {
+        self.write_u64(i as u64);
+        self.write_u64((i >> 64) as u64);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+/// `HashMap` with [`FastHasher`].
+pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+
+type Prefixes = Vec<(bool, u8, u128, FastMap<u128, Vec<u32>>)>;
 
 /// The index over a rule list.
 pub struct Classifier {
     rules: Vec<Rule>,
-    by_port: HashMap<(u8, u16), Vec<u32>>,
+    by_port: FastMap<(u8, u16), Vec<u32>>,
     by_dst: Prefixes,
     by_src: Prefixes,
     rest: Vec<u32>,
@@ -38,7 +90,7 @@ fn file(list: &mut Prefixes, v6: bool, len: u8, mask: u128, addr: u128, idx: u32
     let i = match list.iter().position(|(f, l, _, _)| *f == v6 && *l == len) {
         Some(i) => i,
         None => {
-            list.push((v6, len, mask, HashMap::new()));
+            list.push((v6, len, mask, FastMap::default()));
             list.len() - 1
         }
     };
@@ -60,7 +112,7 @@ impl Classifier {
     pub fn new(rules: Vec<Rule>) -> Classifier {
         let mut c = Classifier {
             rules: Vec::new(),
-            by_port: HashMap::new(),
+            by_port: FastMap::default(),
             by_dst: Vec::new(),
             by_src: Vec::new(),
             rest: Vec::new(),
@@ -102,6 +154,9 @@ impl Classifier {
 
     /// Index of the first rule matching `p`.
     pub fn lookup(&self, p: &Packet) -> Option<usize> {
+        if self.rules.len() < SCAN_BELOW {
+            return self.scan(p);
+        }
         let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
         let mut n = 0;
         if let Some((_, dport)) = p.ports

@@ -6,8 +6,7 @@
 //! packet. When the table is full the entry under a rotating hand is evicted (counted).
 //! Time is in guest ticks (4 per second), advanced by the timer.
 
-use std::collections::HashMap;
-
+use super::classify::FastMap;
 use super::rules::ct;
 use crate::nf::ip::tcp;
 
@@ -86,7 +85,7 @@ pub enum Seen {
 
 /// The connection table.
 pub struct Conntrack {
-    map: HashMap<Key, (u32, bool)>,
+    map: FastMap<Key, (u32, bool)>,
     slots: Vec<Conn>,
     free: Vec<u32>,
     hand: usize,
@@ -104,7 +103,7 @@ impl Conntrack {
     pub fn new(max: usize) -> Conntrack {
         let max = max.max(1);
         Conntrack {
-            map: HashMap::with_capacity(2 * max),
+            map: FastMap::with_capacity_and_hasher(2 * max, Default::default()),
             slots: vec![
                 Conn {
                     key: Key::default(),
