@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use vecbox::nf::Function;
 use vecbox::nf::firewall::{Firewall, classify::Classifier, rules};
 use vecbox::nf::testing::Recorder;
 

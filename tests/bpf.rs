@@ -65,8 +65,18 @@ fn arb_plain() -> impl Strategy<Value = SockFilter> {
         Just(RSH)
     ];
     prop_oneof![
-        (prop_oneof![Just(W), Just(H), Just(B)], 0u32..80).prop_map(|(s, k)| i(LD | s | ABS, 0, 0, k)),
-        (prop_oneof![Just(W), Just(H), Just(B)], 0u32..40).prop_map(|(s, k)| i(LD | s | IND, 0, 0, k)),
+        (prop_oneof![Just(W), Just(H), Just(B)], 0u32..80).prop_map(|(s, k)| i(
+            LD | s | ABS,
+            0,
+            0,
+            k
+        )),
+        (prop_oneof![Just(W), Just(H), Just(B)], 0u32..40).prop_map(|(s, k)| i(
+            LD | s | IND,
+            0,
+            0,
+            k
+        )),
         Just(i(LD | W | LEN, 0, 0, 0)),
         any::<u32>().prop_map(|k| i(LD | IMM, 0, 0, k)),
         (0u32..40).prop_map(|k| i(LDX | IMM, 0, 0, k)),
@@ -134,13 +144,22 @@ fn frames() -> Vec<Vec<u8>> {
         for (sp, dp) in [(53, 1000), (1000, 53), (1000, 1001)] {
             let b = || etherparse::PacketBuilder::ethernet2(src, [2, 0, 0, 0, 0, 2]);
             let mut v = Vec::new();
-            b().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(sp, dp).write(&mut v, &[0; 8]).unwrap();
+            b().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(sp, dp)
+                .write(&mut v, &[0; 8])
+                .unwrap();
             out.push(v);
             let mut v = Vec::new();
-            b().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).tcp(sp, dp, 1, 100).write(&mut v, &[0; 8]).unwrap();
+            b().ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .tcp(sp, dp, 1, 100)
+                .write(&mut v, &[0; 8])
+                .unwrap();
             out.push(v);
             let mut v = Vec::new();
-            b().ipv6([1; 16], [2; 16], 64).udp(sp, dp).write(&mut v, &[0; 8]).unwrap();
+            b().ipv6([1; 16], [2; 16], 64)
+                .udp(sp, dp)
+                .write(&mut v, &[0; 8])
+                .unwrap();
             out.push(v);
         }
         let mut arp = vec![0xff; 6];
@@ -183,12 +202,23 @@ fn shipped_filters_agree_with_tcpdump_and_the_kernel() {
         for f in frames() {
             let m = Meta::ethernet(&f, interp::PACKET_HOST);
             let want = interp::run(&theirs, &f, &m) != 0;
-            assert_eq!(ours.run(&f, &m) != 0, want, "{name} vs `{expr}` on {f:02x?}");
+            assert_eq!(
+                ours.run(&f, &m) != 0,
+                want,
+                "{name} vs `{expr}` on {f:02x?}"
+            );
             // The kernel accepts the shipped binary and agrees.
-            assert_eq!(kernel_verdict(ours.insns(), &f).is_some(), want, "{name}: kernel");
+            assert_eq!(
+                kernel_verdict(ours.insns(), &f).is_some(),
+                want,
+                "{name}: kernel"
+            );
             passed += usize::from(want);
         }
-        assert!(passed > 0 && passed < frames().len(), "{name}: the frames exercise both verdicts");
+        assert!(
+            passed > 0 && passed < frames().len(),
+            "{name}: the frames exercise both verdicts"
+        );
     }
 }
 
@@ -215,18 +245,37 @@ fn bpf_cli_assembles_dumps_checks_and_tests() {
     std::fs::write(f("a.ddd"), tcpdump(&pcap, "-ddd", "udp port 53")).unwrap();
     assert_eq!(vecbox(&["asm", &f("a.dd"), "-o", &f("a1.bin")]).0, 0);
     assert_eq!(vecbox(&["asm", &f("a.ddd"), "-o", &f("a2.bin")]).0, 0);
-    assert_eq!(std::fs::read(f("a1.bin")).unwrap(), std::fs::read(f("a2.bin")).unwrap());
+    assert_eq!(
+        std::fs::read(f("a1.bin")).unwrap(),
+        std::fs::read(f("a2.bin")).unwrap()
+    );
     // dump → asm round-trips; the shipped sources assemble to the shipped binaries.
-    for name in ["drop-ipv6", "allow-only-arp-and-ipv4", "drop-udp-port-53", "own-mac-echo"] {
+    for name in [
+        "drop-ipv6",
+        "allow-only-arp-and-ipv4",
+        "drop-udp-port-53",
+        "own-mac-echo",
+    ] {
         let bin = bpf_dir().join(format!("{name}.bin"));
         let (code, text) = vecbox(&["dump", bin.to_str().unwrap()]);
         assert_eq!(code, 0, "{text}");
         std::fs::write(f("d.bpf"), text).unwrap();
         assert_eq!(vecbox(&["asm", &f("d.bpf"), "-o", &f("d.bin")]).0, 0);
-        assert_eq!(std::fs::read(f("d.bin")).unwrap(), std::fs::read(&bin).unwrap(), "{name}");
+        assert_eq!(
+            std::fs::read(f("d.bin")).unwrap(),
+            std::fs::read(&bin).unwrap(),
+            "{name}"
+        );
         let src = bpf_dir().join(format!("{name}.bpf"));
-        assert_eq!(vecbox(&["asm", src.to_str().unwrap(), "-o", &f("s.bin")]).0, 0);
-        assert_eq!(std::fs::read(f("s.bin")).unwrap(), std::fs::read(&bin).unwrap(), "{name}");
+        assert_eq!(
+            vecbox(&["asm", src.to_str().unwrap(), "-o", &f("s.bin")]).0,
+            0
+        );
+        assert_eq!(
+            std::fs::read(f("s.bin")).unwrap(),
+            std::fs::read(&bin).unwrap(),
+            "{name}"
+        );
         let (code, out) = vecbox(&["check", bin.to_str().unwrap()]);
         assert!(code == 0 && out.contains("OK"), "{out}");
     }
@@ -234,8 +283,14 @@ fn bpf_cli_assembles_dumps_checks_and_tests() {
     let ret = insn::to_uml_binary(&[i(6, 0, 0, 0)]);
     for (bytes, needle) in [
         (ret[..7].to_vec(), "7 bytes is not a whole number"),
-        (insn::to_uml_binary(&[i(0x15, 0, 7, 1), i(6, 0, 0, 0)]), "instruction 0"),
-        (insn::to_uml_binary(&[i(6, 0, 0, 0), i(0xc7, 0, 0, 0), i(6, 0, 0, 0)]), "instruction 1"),
+        (
+            insn::to_uml_binary(&[i(0x15, 0, 7, 1), i(6, 0, 0, 0)]),
+            "instruction 0",
+        ),
+        (
+            insn::to_uml_binary(&[i(6, 0, 0, 0), i(0xc7, 0, 0, 0), i(6, 0, 0, 0)]),
+            "instruction 1",
+        ),
         (ret.repeat(4097), "4097 instructions"),
     ] {
         std::fs::write(f("bad.bin"), bytes).unwrap();
@@ -245,17 +300,31 @@ fn bpf_cli_assembles_dumps_checks_and_tests() {
     }
     std::fs::write(f("back.bpf"), "a: ret #0\n  ja a\n").unwrap();
     let (code, out) = vecbox(&["check", &f("back.bpf")]);
-    assert!(code == 2 && out.contains("back.bpf:2:3") && out.contains("backwards"), "{out}");
+    assert!(
+        code == 2 && out.contains("back.bpf:2:3") && out.contains("backwards"),
+        "{out}"
+    );
     // `test` over a capture written by tshark (pcapng).
     let fr = frames();
     let refs: Vec<&[u8]> = fr.iter().map(Vec::as_slice).collect();
     std::fs::write(f("in.pcap"), filter::pcap::write(&refs)).unwrap();
-    run(&["tshark", "-r", &f("in.pcap"), "-F", "pcapng", "-w", &f("cap.pcapng")]);
+    run(&[
+        "tshark",
+        "-r",
+        &f("in.pcap"),
+        "-F",
+        "pcapng",
+        "-w",
+        &f("cap.pcapng"),
+    ]);
     let bin = bpf_dir().join("drop-ipv6.bin");
     let (code, out) = vecbox(&["test", bin.to_str().unwrap(), "--pcap", &f("cap.pcapng")]);
     let v6 = fr.iter().filter(|x| x[12..14] == [0x86, 0xdd]).count();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains(&format!("{} of {} frames pass", fr.len() - v6, fr.len())), "{out}");
+    assert!(
+        out.contains(&format!("{} of {} frames pass", fr.len() - v6, fr.len())),
+        "{out}"
+    );
     assert!(out.contains("frame 3: 70 bytes: drop"), "{out}");
 }
 
@@ -266,9 +335,27 @@ fn filters_on_raw_and_tap_ports_drop_ipv6() {
     let b = lab.ns("b");
     lab.veth(&a, "a0", &b, "ga");
     lab.quiet(&b, "ga");
-    run(&["ip", "netns", "exec", &b, "sysctl", "-qw", "net.ipv4.conf.ga.arp_ignore=8"]);
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &b,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.ga.arp_ignore=8",
+    ]);
     lab.addr(&a, "a0", "10.74.0.1/24");
-    run(&["ip", "-n", &a, "addr", "add", "fd00:74::1/64", "dev", "a0", "nodad"]);
+    run(&[
+        "ip",
+        "-n",
+        &a,
+        "addr",
+        "add",
+        "fd00:74::1/64",
+        "dev",
+        "a0",
+        "nodad",
+    ]);
     let bin = bpf_dir().join("drop-ipv6.bin");
     let g = Guest::start(
         &lab,
@@ -280,7 +367,17 @@ fn filters_on_raw_and_tap_ports_drop_ipv6() {
         ],
     );
     lab.addr(&b, "tb", "10.74.0.2/24");
-    run(&["ip", "-n", &b, "addr", "add", "fd00:74::2/64", "dev", "tb", "nodad"]);
+    run(&[
+        "ip",
+        "-n",
+        &b,
+        "addr",
+        "add",
+        "fd00:74::2/64",
+        "dev",
+        "tb",
+        "nodad",
+    ]);
     assert!(lab.ping(&a, "10.74.0.2", 2), "IPv4 passes both filters");
     assert!(!lab.ping(&a, "fd00:74::2", 2), "IPv6 is dropped");
     assert!(!lab.ping(&b, "fd00:74::1", 2), "IPv6 is dropped");
@@ -288,7 +385,11 @@ fn filters_on_raw_and_tap_ports_drop_ipv6() {
     // Port 1 is a tap: vecbox ran the program itself and counted what it dropped.
     assert!(port_drops(&r, 1, "filtered") >= 2, "{r}");
     // Port 0's filter runs in the kernel: no IPv6 frame reached vecbox at all.
-    assert_eq!(port_stat(&r, 1, "tx_packets"), port_stat(&r, 0, "rx_packets"), "{r}");
+    assert_eq!(
+        port_stat(&r, 1, "tx_packets"),
+        port_stat(&r, 0, "rx_packets"),
+        "{r}"
+    );
 }
 
 /// Debian's UML kernel has no IPv6, so the UML test filters by MAC: the own-MAC
@@ -313,7 +414,13 @@ fn uml_guest_loads_a_vecbox_compiled_bpffile() {
         .collect();
     let src = std::fs::read_to_string(bpf_dir().join("own-mac-echo.bpf"))
         .unwrap()
-        .replace("#0x00123456", &format!("#0x{:02x}{:02x}{:02x}{:02x}", mac[2], mac[3], mac[4], mac[5]))
+        .replace(
+            "#0x00123456",
+            &format!(
+                "#0x{:02x}{:02x}{:02x}{:02x}",
+                mac[2], mac[3], mac[4], mac[5]
+            ),
+        )
         .replace("#0x5254", &format!("#0x{:02x}{:02x}", mac[0], mac[1]));
     let tmpl = common::lab_file(&lab, "h0-mac.bpf");
     std::fs::write(&tmpl, src).unwrap();
@@ -321,7 +428,12 @@ fn uml_guest_loads_a_vecbox_compiled_bpffile() {
     let v6_bin = common::lab_file(&lab, "drop-ipv6.bin");
     let shipped = bpf_dir().join("drop-ipv6.bpf");
     for (input, output) in [(tmpl.as_path(), &mac_bin), (shipped.as_path(), &v6_bin)] {
-        let (code, out) = vecbox(&["asm", input.to_str().unwrap(), "-o", output.to_str().unwrap()]);
+        let (code, out) = vecbox(&[
+            "asm",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+        ]);
         assert_eq!(code, 0, "{out}");
     }
     let script = "\
@@ -329,12 +441,24 @@ ip link set vec0 up\nip link set vec1 up\n\
 ip addr add 10.73.0.1/24 dev vec0\nip addr add 10.73.1.1/24 dev vec1\n\
 if ping -c 2 -W 2 10.73.0.2 >/dev/null; then echo MAC-FILTERED-OK; else echo MAC-FILTERED-FAIL; fi\n\
 if ping -c 2 -W 2 10.73.1.2 >/dev/null; then echo V6-FILTERED-V4-OK; else echo V6-FILTERED-V4-FAIL; fi";
-    let spec0 = format!("vec0:transport=raw,ifname=ua0,bpffile={}", mac_bin.display());
+    let spec0 = format!(
+        "vec0:transport=raw,ifname=ua0,bpffile={}",
+        mac_bin.display()
+    );
     let spec1 = format!("vec1:transport=raw,ifname=ua1,bpffile={}", v6_bin.display());
     let mut uml = common::uml::Uml::boot(&lab, &u, &[&spec0, &spec1], script);
     let log = uml.log.join("\n");
     uml.stop();
-    assert!(!log.contains("Failed to attach filter"), "UML refused a file:\n{log}");
-    assert!(log.contains("MAC-FILTERED-FAIL"), "frames from h0's MAC are dropped:\n{log}");
-    assert!(log.contains("V6-FILTERED-V4-OK"), "IPv4 passes drop-ipv6:\n{log}");
+    assert!(
+        !log.contains("Failed to attach filter"),
+        "UML refused a file:\n{log}"
+    );
+    assert!(
+        log.contains("MAC-FILTERED-FAIL"),
+        "frames from h0's MAC are dropped:\n{log}"
+    );
+    assert!(
+        log.contains("V6-FILTERED-V4-OK"),
+        "IPv4 passes drop-ipv6:\n{log}"
+    );
 }

@@ -91,12 +91,18 @@ fn firewall_enforces_stateful_rules() {
     lab.spawn(&a, &["iperf3", "-s", "-1", "-B", A_IP, "-p", "20999"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (ok, out) = sh(&lab, &b, &format!("echo > /dev/tcp/{A_IP}/20999"));
-    assert!(!ok && !out.contains("refused"), "B -> A TCP must time out: {out}");
+    assert!(
+        !ok && !out.contains("refused"),
+        "B -> A TCP must time out: {out}"
+    );
     // Reject: B listens on port 9, yet A's connect is refused by the firewall's RST.
     lab.spawn(&b, &["iperf3", "-s", "-1", "-B", B_IP, "-p", "9"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (ok, out) = sh(&lab, &a, &format!("echo > /dev/tcp/{B_IP}/9"));
-    assert!(!ok && out.contains("Connection refused"), "RST expected: {out}");
+    assert!(
+        !ok && out.contains("Connection refused"),
+        "RST expected: {out}"
+    );
     // Reject for UDP: the client's connected socket reports the port unreachable.
     let py = format!(
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\n\
@@ -105,14 +111,23 @@ fn firewall_enforces_stateful_rules() {
     );
     let out = lab.exec(&a, &["python3", "-c", &py]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("REFUSED"), "ICMP port unreachable expected: {text}");
+    assert!(
+        text.contains("REFUSED"),
+        "ICMP port unreachable expected: {text}"
+    );
 
     let r = guest.stop();
     // Rule lines: 3 established, 4 tcp new, 5 ping, 6 reject tcp/9, 7 reject udp/9.
     // ping uses one ICMP id: the first request opens the flow, the rest are established.
     assert_eq!(hits(&r, 5), 1, "one new echo flow: {r}");
-    assert!(hits(&r, 3) >= 3, "echo replies and TCP replies are established: {r}");
-    assert!(hits(&r, 4) >= 2, "iperf3 opened control and data connections: {r}");
+    assert!(
+        hits(&r, 3) >= 3,
+        "echo replies and TCP replies are established: {r}"
+    );
+    assert!(
+        hits(&r, 4) >= 2,
+        "iperf3 opened control and data connections: {r}"
+    );
     assert_eq!(hits(&r, 6), 1, "one SYN to port 9: {r}");
     assert_eq!(hits(&r, 7), 1, "one UDP datagram to port 9: {r}");
     assert_eq!(state(&r, "rst_sent"), "1", "{r}");
@@ -124,7 +139,10 @@ fn firewall_enforces_stateful_rules() {
         .and_then(|v| v.split('/').next())
         .and_then(|v| v.parse().ok())
         .unwrap();
-    assert!(policy >= 3, "pings and SYNs from B hit the drop policy: {r}");
+    assert!(
+        policy >= 3,
+        "pings and SYNs from B hit the drop policy: {r}"
+    );
     assert!(port_drops(&r, 1, "filtered") >= 3, "{r}");
 }
 
@@ -149,5 +167,8 @@ fn firewall_rejects_a_bad_rule_file_with_its_position() {
     )
     .err()
     .expect("a bad rule file must stop the guest");
-    assert!(e.contains("bad.rules:2:") && e.contains("did you mean `tcp`?"), "{e}");
+    assert!(
+        e.contains("bad.rules:2:") && e.contains("did you mean `tcp`?"),
+        "{e}"
+    );
 }

@@ -37,8 +37,22 @@ fn net() -> Net {
     lab.quiet(&g, "ga");
     lab.quiet(&g, "gb");
     for (ns, ifname, v4, v6, gw4, gw6) in [
-        (&a, "a0", "10.81.1.2/24", "fd00:81:1::2/64", "10.81.1.1", "fd00:81:1::1"),
-        (&b, "b0", "10.81.2.2/24", "fd00:81:2::2/64", "10.81.2.1", "fd00:81:2::1"),
+        (
+            &a,
+            "a0",
+            "10.81.1.2/24",
+            "fd00:81:1::2/64",
+            "10.81.1.1",
+            "fd00:81:1::1",
+        ),
+        (
+            &b,
+            "b0",
+            "10.81.2.2/24",
+            "fd00:81:2::2/64",
+            "10.81.2.1",
+            "fd00:81:2::1",
+        ),
     ] {
         lab.addr(ns, ifname, v4);
         run(&["ip", "-n", ns, "addr", "add", v6, "dev", ifname, "nodad"]);
@@ -97,8 +111,14 @@ fn router_forwards_v4_and_v6_between_subnets() {
     let g = n.start();
     let out = n.ping_out(&n.a, &["-c", "3", "-i", "0.2", "-W", "2", "10.81.2.2"]);
     assert!(out.contains("3 received"), "{out}");
-    assert!(out.contains("ttl=63"), "one hop: the reply's TTL was decremented: {out}");
-    let out = n.ping_out(&n.a, &["-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:81:2::2"]);
+    assert!(
+        out.contains("ttl=63"),
+        "one hop: the reply's TTL was decremented: {out}"
+    );
+    let out = n.ping_out(
+        &n.a,
+        &["-6", "-c", "3", "-i", "0.2", "-W", "2", "fd00:81:2::2"],
+    );
     assert!(out.contains("3 received"), "{out}");
     assert!(out.contains("ttl=63"), "{out}");
     // The static route: 10.81.9.1 lives behind B.
@@ -111,12 +131,19 @@ fn router_forwards_v4_and_v6_between_subnets() {
     assert!(bps > 50e6, "TCP through the router: {bps} bit/s");
     let bps = n.lab.iperf3(&a, &b, "fd00:81:1::2", 2);
     let r = g.stop();
-    assert!(bps > 50e6, "TCP over IPv6 through the router: {bps} bit/s: {r}");
+    assert!(
+        bps > 50e6,
+        "TCP over IPv6 through the router: {bps} bit/s: {r}"
+    );
     assert!(state(&r, "forwarded") > 1000, "{r}");
     assert!(state(&r, "arp_replies") >= 1, "{r}");
     assert!(state(&r, "nd_adverts") >= 1, "{r}");
     assert!(state(&r, "echo_replies") >= 2, "{r}");
-    assert_eq!(port_drops(&r, 0, "tx_error") + port_drops(&r, 1, "tx_error"), 0, "{r}");
+    assert_eq!(
+        port_drops(&r, 0, "tx_error") + port_drops(&r, 1, "tx_error"),
+        0,
+        "{r}"
+    );
 }
 
 #[test]
@@ -126,9 +153,18 @@ fn router_reports_time_exceeded_and_unreachable() {
     // traceroute's first probe: TTL 1 expires at the router, which says so from its
     // address on A's side.
     let out = n.ping_out(&n.a, &["-c", "1", "-t", "1", "-W", "2", "10.81.2.2"]);
-    assert!(out.contains("From 10.81.1.1") && out.contains("Time to live exceeded"), "{out}");
-    let out = n.ping_out(&n.a, &["-6", "-c", "1", "-t", "1", "-W", "2", "fd00:81:2::2"]);
-    assert!(out.contains("From fd00:81:1::1") && out.contains("Time exceeded"), "{out}");
+    assert!(
+        out.contains("From 10.81.1.1") && out.contains("Time to live exceeded"),
+        "{out}"
+    );
+    let out = n.ping_out(
+        &n.a,
+        &["-6", "-c", "1", "-t", "1", "-W", "2", "fd00:81:2::2"],
+    );
+    assert!(
+        out.contains("From fd00:81:1::1") && out.contains("Time exceeded"),
+        "{out}"
+    );
     // No route.
     let out = n.ping_out(&n.a, &["-c", "1", "-W", "2", "10.99.0.1"]);
     assert!(out.contains("Destination Net Unreachable"), "{out}");
@@ -150,16 +186,26 @@ fn router_reports_time_exceeded_and_unreachable() {
 fn router_rejects_a_bad_config_with_its_position() {
     let n = net();
     let bad = common::lab_file(&n.lab, "bad.yaml");
-    std::fs::write(&bad, "interfaces:\n  - port: vec0\n    adresses: [10.0.0.1/24]\n").unwrap();
+    std::fs::write(
+        &bad,
+        "interfaces:\n  - port: vec0\n    adresses: [10.0.0.1/24]\n",
+    )
+    .unwrap();
     let e = Guest::try_start(
         &n.lab,
         &n.g,
         "router",
-        &[&format!("config={}", bad.display()), "vec0:transport=raw,ifname=ga"],
+        &[
+            &format!("config={}", bad.display()),
+            "vec0:transport=raw,ifname=ga",
+        ],
         &[],
         None,
     )
     .err()
     .expect("a bad config must stop the guest");
-    assert!(e.contains("bad.yaml:3:5") && e.contains("did you mean `addresses`"), "{e}");
+    assert!(
+        e.contains("bad.yaml:3:5") && e.contains("did you mean `addresses`"),
+        "{e}"
+    );
 }

@@ -97,8 +97,18 @@ pub fn known(code: u16) -> bool {
     }
     let rest = code & !0x07;
     match class(code) {
-        LD => [W | ABS, H | ABS, B | ABS, W | IND, H | IND, B | IND, W | LEN, IMM, MEM]
-            .contains(&rest),
+        LD => [
+            W | ABS,
+            H | ABS,
+            B | ABS,
+            W | IND,
+            H | IND,
+            B | IND,
+            W | LEN,
+            IMM,
+            MEM,
+        ]
+        .contains(&rest),
         LDX => [W | LEN, B | MSH, IMM, MEM].contains(&rest),
         ST | STX => rest == 0,
         ALU => rest == NEG || ALU_OPS.iter().any(|&op| rest == op | K || rest == op | X),

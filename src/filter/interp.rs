@@ -9,9 +9,8 @@
 
 use super::SockFilter;
 use super::insn::{
-    self, A, ABS, ADD, ALU, AND, DIV, IMM, IND, JA, JEQ, JGE, JGT, JMP, JSET, LD, LDX, LEN,
-    LL_OFF, LSH, MEM, MISC, MOD, MSH, MUL, NEG, NET_OFF, OR, RET, RSH, ST, STX, SUB, TXA, X,
-    XOR,
+    self, A, ABS, ADD, ALU, AND, DIV, IMM, IND, JA, JEQ, JGE, JGT, JMP, JSET, LD, LDX, LEN, LL_OFF,
+    LSH, MEM, MISC, MOD, MSH, MUL, NEG, NET_OFF, OR, RET, RSH, ST, STX, SUB, TXA, X, XOR,
 };
 
 /// `PACKET_HOST`, `PACKET_OUTGOING`: values of the `type` ancillary load.
@@ -144,10 +143,12 @@ pub fn run(prog: &[SockFilter], pkt: &[u8], meta: &Meta) -> u32 {
                 let size = i.code & 0x18;
                 a = match i.code & 0xe0 {
                     ABS if k >= insn::AD_OFF => ancillary(k, a, x, pkt, meta),
-                    ABS => match resolve(i64::from(k as i32), meta).and_then(|o| load(pkt, o, size)) {
-                        Some(v) => v,
-                        None => return 0,
-                    },
+                    ABS => {
+                        match resolve(i64::from(k as i32), meta).and_then(|o| load(pkt, o, size)) {
+                            Some(v) => v,
+                            None => return 0,
+                        }
+                    }
                     IND => {
                         let off = i64::from(x as i32).wrapping_add(i64::from(k as i32));
                         // The kernel adds in 32 bits: X + k wraps.

@@ -91,7 +91,10 @@ fn pcapng(data: &[u8]) -> Result<Vec<&[u8]>, PcapError> {
         let btype = u32_at(data, off, le).ok_or(trunc.clone())?;
         let blen = u32_at(data, off + 4, le).ok_or(trunc.clone())?;
         if blen < 12 || blen % 4 != 0 {
-            return Err(PcapError::BlockLength { offset: off, len: blen });
+            return Err(PcapError::BlockLength {
+                offset: off,
+                len: blen,
+            });
         }
         let block = data
             .get(off..off.saturating_add(blen as usize))
@@ -136,9 +139,7 @@ fn check_link(links: &[u32], iface: u32) -> Result<(), PcapError> {
 /// A classic little-endian pcap file holding `frames` (for tests and examples).
 pub fn write(frames: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&[0; 8]);

@@ -11,7 +11,11 @@ const ARP_V4_BIN: &[u8] = include_bytes!("../../bpf/allow-only-arp-and-ipv4.bin"
 const DNS_BIN: &[u8] = include_bytes!("../../bpf/drop-udp-port-53.bin");
 const OWN_MAC_BIN: &[u8] = include_bytes!("../../bpf/own-mac-echo.bin");
 const SHIPPED: &[(&str, &str, &[u8])] = &[
-    ("drop-ipv6", include_str!("../../bpf/drop-ipv6.bpf"), DROP_IPV6_BIN),
+    (
+        "drop-ipv6",
+        include_str!("../../bpf/drop-ipv6.bpf"),
+        DROP_IPV6_BIN,
+    ),
     (
         "allow-only-arp-and-ipv4",
         include_str!("../../bpf/allow-only-arp-and-ipv4.bpf"),
@@ -43,12 +47,18 @@ fn frame(kind: &str, sport: u16, dport: u16) -> Vec<u8> {
     let mut v = Vec::new();
     let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     match kind {
-        "udp4" => b.ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(sport, dport).write(&mut v, &[1; 20]),
+        "udp4" => b
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(sport, dport)
+            .write(&mut v, &[1; 20]),
         "tcp4" => b
             .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
             .tcp(sport, dport, 1, 100)
             .write(&mut v, &[1; 20]),
-        "udp6" => b.ipv6([1; 16], [2; 16], 64).udp(sport, dport).write(&mut v, &[1; 20]),
+        "udp6" => b
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(sport, dport)
+            .write(&mut v, &[1; 20]),
         _ => {
             v.extend_from_slice(&[0xff; 6]);
             v.extend_from_slice(&[2, 0, 0, 0, 0, 1]);
@@ -66,9 +76,18 @@ fn shipped_filters_match_their_sources_and_round_trip() {
     for (name, src, bin) in SHIPPED {
         let prog = parse(src).unwrap_or_else(|e| panic!("{name}: {e}"));
         validate(&prog).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(&to_uml_binary(&prog)[..], *bin, "{name}: .bin is stale; run vecbox bpf asm");
+        assert_eq!(
+            &to_uml_binary(&prog)[..],
+            *bin,
+            "{name}: .bin is stale; run vecbox bpf asm"
+        );
         // Every text form reads back to the same program.
-        for form in [disassemble(&prog), to_dd(&prog), to_ddd(&prog), to_comma(&prog)] {
+        for form in [
+            disassemble(&prog),
+            to_dd(&prog),
+            to_ddd(&prog),
+            to_comma(&prog),
+        ] {
             assert_eq!(parse(&form).unwrap(), prog, "{name}:\n{form}");
         }
     }
@@ -93,7 +112,11 @@ fn shipped_filters_behave() {
         ("udp6", 9, 53, false),
         ("udp6", 9, 9, true),
     ] {
-        assert_eq!(verdict(DNS_BIN, &frame(kind, s, d)) != 0, pass, "{kind} {s}->{d}");
+        assert_eq!(
+            verdict(DNS_BIN, &frame(kind, s, d)) != 0,
+            pass,
+            "{kind} {s}->{d}"
+        );
     }
     let mut mine = v4.clone();
     mine[6..12].copy_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
@@ -140,8 +163,14 @@ fn asm_covers_every_addressing_mode() {
 #[test]
 fn asm_errors_point_at_line_and_column_and_suggest() {
     for (src, needle) in [
-        ("ldh [12]\n   jeqq #1, a\n", "2:4: unknown instruction `jeqq`; did you mean `jeq`?"),
-        ("ldh [12]\njeq #1, pss\npass: ret #0", "no label `pss`; did you mean `pass`?"),
+        (
+            "ldh [12]\n   jeqq #1, a\n",
+            "2:4: unknown instruction `jeqq`; did you mean `jeq`?",
+        ),
+        (
+            "ldh [12]\njeq #1, pss\npass: ret #0",
+            "no label `pss`; did you mean `pass`?",
+        ),
         ("a: ret #0\nja a\n", "backwards"),
         ("ret x", "txa"),
         ("ld [zz]", "not understood"),
@@ -168,7 +197,10 @@ fn validation_names_the_instruction() {
         (vec![i(0x02, 0, 0, 16), ret], "M[16]"),
         (vec![i(0x34, 0, 0, 0), ret], "division by the constant 0"),
         (vec![i(0x64, 0, 0, 32), ret], "shift by 32"),
-        (vec![i(0x20, 0, 0, insn::AD_OFF + 100), ret], "unknown ancillary"),
+        (
+            vec![i(0x20, 0, 0, insn::AD_OFF + 100), ret],
+            "unknown ancillary",
+        ),
         (vec![i(0x0e, 0, 0, 0)], "unknown opcode"),
     ];
     for (p, needle) in cases {
@@ -176,12 +208,7 @@ fn validation_names_the_instruction() {
         assert!(e.contains(needle), "{p:?}: {e}");
     }
     // A store on only one path makes the later load invalid.
-    let p = vec![
-        i(0x15, 0, 1, 1),
-        i(0x02, 0, 0, 0),
-        i(0x60, 0, 0, 0),
-        ret,
-    ];
+    let p = vec![i(0x15, 0, 1, 1), i(0x02, 0, 0, 0), i(0x60, 0, 0, 0), ret];
     assert!(matches!(validate(&p), Err(ValidateError::At(pr)) if pr.index == 2));
 }
 
@@ -191,14 +218,36 @@ fn interpreter_edge_cases_follow_the_kernel() {
     let m = Meta::ethernet(&pkt, PACKET_HOST);
     // Out-of-frame load ends with 0.
     assert_eq!(run(&[i(0x20, 0, 0, 2), i(0x16, 0, 0, 0)], &pkt, &m), 0);
-    assert_eq!(run(&[i(0x20, 0, 0, 1), i(0x16, 0, 0, 0)], &pkt, &m), 0x3456_789a);
+    assert_eq!(
+        run(&[i(0x20, 0, 0, 1), i(0x16, 0, 0, 0)], &pkt, &m),
+        0x3456_789a
+    );
     // Division by X = 0 returns 0.
-    assert_eq!(run(&[i(0x00, 0, 0, 5), i(0x3c, 0, 0, 0), i(0x06, 0, 0, 9)], &pkt, &m), 0);
+    assert_eq!(
+        run(
+            &[i(0x00, 0, 0, 5), i(0x3c, 0, 0, 0), i(0x06, 0, 0, 9)],
+            &pkt,
+            &m
+        ),
+        0
+    );
     // Shift by X uses the low 5 bits.
-    let p = [i(0x00, 0, 0, 1), i(0x01, 0, 0, 33), i(0x6c, 0, 0, 0), i(0x16, 0, 0, 0)];
+    let p = [
+        i(0x00, 0, 0, 1),
+        i(0x01, 0, 0, 33),
+        i(0x6c, 0, 0, 0),
+        i(0x16, 0, 0, 0),
+    ];
     assert_eq!(run(&p, &pkt, &m), 2);
     // SKF_LL_OFF addresses the frame start; len; ancillary pkttype.
-    assert_eq!(run(&[i(0x30, 0, 0, (-0x20_0000i32) as u32), i(0x16, 0, 0, 0)], &pkt, &m), 0x12);
+    assert_eq!(
+        run(
+            &[i(0x30, 0, 0, (-0x20_0000i32) as u32), i(0x16, 0, 0, 0)],
+            &pkt,
+            &m
+        ),
+        0x12
+    );
     assert_eq!(run(&[i(0x80, 0, 0, 0), i(0x16, 0, 0, 0)], &pkt, &m), 5);
     let out = Meta::ethernet(&pkt, interp::PACKET_OUTGOING);
     assert_eq!(run(&drop_outgoing(), &pkt, &out), 0);
@@ -229,8 +278,14 @@ fn pcap_reader_reads_what_it_writes() {
     let b = frame("arp", 0, 0);
     let file = pcap::write(&[&a, &b]);
     assert_eq!(pcap::frames(&file).unwrap(), vec![&a[..], &b[..]]);
-    assert!(matches!(pcap::frames(&file[..30]), Err(pcap::PcapError::Truncated { .. })));
-    assert!(matches!(pcap::frames(b"hello world, not pcap"), Err(pcap::PcapError::Magic(_))));
+    assert!(matches!(
+        pcap::frames(&file[..30]),
+        Err(pcap::PcapError::Truncated { .. })
+    ));
+    assert!(matches!(
+        pcap::frames(b"hello world, not pcap"),
+        Err(pcap::PcapError::Magic(_))
+    ));
 }
 
 proptest! {

@@ -68,7 +68,11 @@ pub fn detect(src: &str) -> TextForm {
         TextForm::Dd
     } else if t.chars().all(|c| c.is_ascii_digit()) {
         TextForm::Ddd
-    } else if t.contains(',') && t.split(',').next().is_some_and(|c| c.trim().chars().all(|c| c.is_ascii_digit()) && !c.trim().is_empty()) {
+    } else if t.contains(',')
+        && t.split(',')
+            .next()
+            .is_some_and(|c| c.trim().chars().all(|c| c.is_ascii_digit()) && !c.trim().is_empty())
+    {
         TextForm::Comma
     } else {
         TextForm::Asm
@@ -118,10 +122,7 @@ fn four(line: &str, lno: usize, fields: &[&str]) -> Result<SockFilter, ParseErro
         return Err(err(
             lno,
             1,
-            format!(
-                "expected 4 fields (code jt jf k), found {}",
-                fields.len()
-            ),
+            format!("expected 4 fields (code jt jf k), found {}", fields.len()),
         ));
     }
     let num = |f: &str, max: u32, what: &str| {
@@ -148,7 +149,12 @@ pub fn parse_dd(src: &str) -> Result<Vec<SockFilter>, ParseError> {
         let t = raw.trim();
         let inner = t
             .strip_prefix('{')
-            .and_then(|r| r.trim_end().trim_end_matches(',').trim_end().strip_suffix('}'))
+            .and_then(|r| {
+                r.trim_end()
+                    .trim_end_matches(',')
+                    .trim_end()
+                    .strip_suffix('}')
+            })
             .ok_or_else(|| {
                 err(
                     lno,
@@ -209,7 +215,10 @@ pub fn parse_comma(src: &str) -> Result<Vec<SockFilter>, ParseError> {
         return Err(err(
             lno,
             1,
-            format!("the count says {count} instructions but {} follow", out.len()),
+            format!(
+                "the count says {count} instructions but {} follow",
+                out.len()
+            ),
         ));
     }
     Ok(out)
@@ -301,7 +310,7 @@ pub fn parse_asm(src: &str) -> Result<Vec<SockFilter>, ParseError> {
         };
         let bad = |msg: String| err(lno, col, msg);
         let index = out.len();
-        let i = assemble(&mn_l, &ops, args).map_err(|m| bad(m))?;
+        let i = assemble(&mn_l, &ops, args).map_err(&bad)?;
         match i {
             Asm::Insn(i) => out.push(i),
             Asm::Jump { code, k, t, f } => {
@@ -425,7 +434,10 @@ fn mem_index(op: &str) -> Option<u32> {
 fn packet_ref(op: &str) -> Option<(u32, bool)> {
     let inner = op.strip_prefix('[')?.strip_suffix(']')?.trim();
     let no_space: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
-    if let Some(k) = no_space.strip_prefix("x+").or_else(|| no_space.strip_prefix("%x+")) {
+    if let Some(k) = no_space
+        .strip_prefix("x+")
+        .or_else(|| no_space.strip_prefix("%x+"))
+    {
         return Some((number(k)?, true));
     }
     if no_space == "x" || no_space == "%x" {
@@ -524,9 +536,9 @@ fn assemble(mn: &str, ops: &[&str], args: &str) -> Result<Asm, String> {
             if is_x(o) {
                 ins(ALU | op | X, 0)
             } else {
-                let k = imm(o).or_else(|| number(o)).ok_or_else(|| {
-                    format!("`{mn}` needs #k or x, found {o:?}")
-                })?;
+                let k = imm(o)
+                    .or_else(|| number(o))
+                    .ok_or_else(|| format!("`{mn}` needs #k or x, found {o:?}"))?;
                 ins(ALU | op | K, k)
             }
         }

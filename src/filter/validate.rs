@@ -4,7 +4,9 @@
 use std::fmt;
 
 use super::SockFilter;
-use super::insn::{self, ALU, DIV, JA, JMP, K, LD, LDX, LSH, MEM, MEMWORDS, MOD, RET, RSH, ST, STX};
+use super::insn::{
+    self, ALU, DIV, JA, JMP, K, LD, LDX, LSH, MEM, MEMWORDS, MOD, RET, RSH, ST, STX,
+};
 
 /// What is wrong with a program, as the kernel would refuse it (`EINVAL`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +62,10 @@ pub fn validate(prog: &[SockFilter]) -> Result<(), ValidateError> {
             return Err(at(
                 pc,
                 i,
-                format!("unknown opcode {:#04x} (not a classic BPF instruction the kernel accepts)", i.code),
+                format!(
+                    "unknown opcode {:#04x} (not a classic BPF instruction the kernel accepts)",
+                    i.code
+                ),
             ));
         }
         let class = insn::class(i.code);
@@ -78,7 +83,9 @@ pub fn validate(prog: &[SockFilter]) -> Result<(), ValidateError> {
         if class == LD
             && i.code & 0xe0 == insn::ABS
             && i.k >= insn::AD_OFF
-            && !insn::EXTENSIONS.iter().any(|(o, _)| insn::AD_OFF + o == i.k)
+            && !insn::EXTENSIONS
+                .iter()
+                .any(|(o, _)| insn::AD_OFF + o == i.k)
         {
             return Err(at(
                 pc,
@@ -153,14 +160,12 @@ fn check_memory(prog: &[SockFilter]) -> Result<(), ValidateError> {
         let mode = i.code & 0xe0;
         match class {
             ST | STX => valid |= 1 << i.k,
-            LD | LDX if mode == MEM => {
-                if valid & (1 << i.k) == 0 {
-                    return Err(at(
-                        pc,
-                        i,
-                        format!("M[{}] is read before anything is stored there", i.k),
-                    ));
-                }
+            LD | LDX if mode == MEM && valid & (1 << i.k) == 0 => {
+                return Err(at(
+                    pc,
+                    i,
+                    format!("M[{}] is read before anything is stored there", i.k),
+                ));
             }
             JMP => {
                 if i.code & 0xf0 == JA {

@@ -131,8 +131,11 @@ pub fn open(spec: &Spec) -> Result<Port, OpenError> {
             port: port.name.clone(),
             source,
         })?;
-        port.set_filter(prog)
-            .map_err(sys_err(&port.name, "loading filter", path.display().to_string()))?;
+        port.set_filter(prog).map_err(sys_err(
+            &port.name,
+            "loading filter",
+            path.display().to_string(),
+        ))?;
     }
     Ok(port)
 }

@@ -101,10 +101,7 @@ fn file(list: &mut Prefixes, v6: bool, len: u8, mask: u128, addr: u128, idx: u32
 }
 
 fn port_count(r: &Rule) -> usize {
-    r.dport
-        .iter()
-        .map(|(a, b)| usize::from(*b - *a) + 1)
-        .sum()
+    r.dport.iter().map(|(a, b)| usize::from(*b - *a) + 1).sum()
 }
 
 impl Classifier {

@@ -27,7 +27,8 @@ use classify::Classifier;
 use conntrack::{Conntrack, Key, Seen};
 use rules::{Action, Packet, RuleSet, ct};
 
-const OPTIONS: &str = "rules=FILE, mode=xconnect|bridge, conntrack_max=N (65536), aging=SECONDS (bridge, 300)";
+const OPTIONS: &str =
+    "rules=FILE, mode=xconnect|bridge, conntrack_max=N (65536), aging=SECONDS (bridge, 300)";
 /// Log lines per second at most (the rest are counted as suppressed).
 const LOG_RATE: u32 = 20;
 
@@ -140,11 +141,23 @@ impl Firewall {
                 got: specs.len(),
             });
         }
-        Ok(Self::with_rules(set, specs.len(), bridge, max, aging as u32))
+        Ok(Self::with_rules(
+            set,
+            specs.len(),
+            bridge,
+            max,
+            aging as u32,
+        ))
     }
 
     /// Build from parsed rules.
-    pub fn with_rules(set: RuleSet, ports: usize, bridge: bool, conntrack_max: usize, aging: u32) -> Firewall {
+    pub fn with_rules(
+        set: RuleSet,
+        ports: usize,
+        bridge: bool,
+        conntrack_max: usize,
+        aging: u32,
+    ) -> Firewall {
         let n = set.rules.len();
         Firewall {
             mode: if bridge {
@@ -193,7 +206,11 @@ impl Firewall {
                 }
                 let mut dst = [0u8; 6];
                 dst.copy_from_slice(&fr[0..6]);
-                if dst[0] & 1 != 0 { None } else { fdb.lookup(&dst) }
+                if dst[0] & 1 != 0 {
+                    None
+                } else {
+                    fdb.lookup(&dst)
+                }
             }
         }
     }
@@ -252,7 +269,9 @@ impl Firewall {
         }
         // ICMP errors are not answered with errors.
         let is_error = match ip::icmp(fr, info.l4_off, info.end) {
-            Some((t, ..)) if info.proto == ip::PROTO_ICMP => !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18),
+            Some((t, ..)) if info.proto == ip::PROTO_ICMP => {
+                !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
+            }
             Some((t, ..)) if info.proto == ip::PROTO_ICMPV6 => t < 128,
             _ => false,
         };
@@ -263,10 +282,16 @@ impl Firewall {
         let mut dmac = [0u8; 6];
         smac.copy_from_slice(&fr[0..6]);
         dmac.copy_from_slice(&fr[6..12]);
-        let max = if info.v6 { build::QUOTE_V6 } else { build::QUOTE_V4 };
+        let max = if info.v6 {
+            build::QUOTE_V6
+        } else {
+            build::QUOTE_V4
+        };
         let q = (info.end - info.off).min(max);
         self.scratch[..q].copy_from_slice(&fr[info.off..info.off + q]);
-        let Some(e) = out.alloc(if info.v6 { 62 + q } else { 42 + q }) else { return };
+        let Some(e) = out.alloc(if info.v6 { 62 + q } else { 42 + q }) else {
+            return;
+        };
         let b = out.frame_mut(&e);
         match info.dst {
             IpAddr::V4(d) => build::icmp4_error(b, smac, dmac, d, &self.scratch[..q], 3, 3),
@@ -276,7 +301,14 @@ impl Firewall {
         out.forward(port, e);
     }
 
-    fn filter(&mut self, out: &mut dyn Output, port: usize, f: Frame, info: IpInfo, to: Option<usize>) {
+    fn filter(
+        &mut self,
+        out: &mut dyn Output,
+        port: usize,
+        f: Frame,
+        info: IpInfo,
+        to: Option<usize>,
+    ) {
         let fr = out.frame(&f);
         let (v6, src) = rules::key(info.src);
         let (_, dst) = rules::key(info.dst);
@@ -322,7 +354,14 @@ impl Firewall {
             }
         }
         let (sport, dport) = p.ports.unwrap_or((0, 0));
-        let key = Key { v6, proto: info.proto, src, dst, sport, dport };
+        let key = Key {
+            v6,
+            proto: info.proto,
+            src,
+            dst,
+            sport,
+            dport,
+        };
         let seen = self.ct.find(&key);
         if related {
             p.ct = ct::RELATED;
@@ -400,7 +439,14 @@ fn inner_key(fr: &[u8], at: usize, end: usize, v6: bool) -> Option<Key> {
         }
         _ => (0, 0),
     };
-    Some(Key { v6, proto, src, dst, sport, dport })
+    Some(Key {
+        v6,
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+    })
 }
 
 impl Function for Firewall {

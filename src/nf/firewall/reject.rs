@@ -24,9 +24,8 @@ pub fn tcp_rst(b: &mut [u8], orig: &[u8], info: &IpInfo) -> Option<usize> {
     let (rseq, rack, rflags) = if flags & ip::tcp::ACK != 0 {
         (ack, 0, ip::tcp::RST)
     } else {
-        let n = payload
-            + u32::from(flags & ip::tcp::SYN != 0)
-            + u32::from(flags & ip::tcp::FIN != 0);
+        let n =
+            payload + u32::from(flags & ip::tcp::SYN != 0) + u32::from(flags & ip::tcp::FIN != 0);
         (0, seq.wrapping_add(n), ip::tcp::RST | ip::tcp::ACK)
     };
     // Ethernet: back to the sender, from the destination.
@@ -43,7 +42,28 @@ pub fn tcp_rst(b: &mut [u8], orig: &[u8], info: &IpInfo) -> Option<usize> {
         b[38..54].copy_from_slice(&orig[o + 8..o + 24]);
         54
     } else {
-        b[14..34].copy_from_slice(&[0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, ip::PROTO_TCP, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        b[14..34].copy_from_slice(&[
+            0x45,
+            0,
+            0,
+            40,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            ip::PROTO_TCP,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
         b[26..30].copy_from_slice(&orig[o + 16..o + 20]);
         b[30..34].copy_from_slice(&orig[o + 12..o + 16]);
         let _ = checksum::set_ipv4_header_checksum(&mut b[14..34]);

@@ -152,7 +152,18 @@ pub struct RuleError {
 }
 
 const KEYWORDS: &[&str] = &[
-    "in", "out", "ip4", "ip6", "src", "dst", "proto", "sport", "dport", "icmp-type", "ct", "log",
+    "in",
+    "out",
+    "ip4",
+    "ip6",
+    "src",
+    "dst",
+    "proto",
+    "sport",
+    "dport",
+    "icmp-type",
+    "ct",
+    "log",
 ];
 const ACTIONS: &[&str] = &["accept", "drop", "reject", "policy"];
 const PROTOS: &[(&str, u8)] = &[
@@ -211,7 +222,10 @@ pub fn parse(path: &str, text: &str, ports: &[String]) -> Result<RuleSet, RuleEr
             "reject" => Ok(Action::Reject),
             _ => Err(err(
                 col,
-                format!("expected accept, drop or reject, found `{w}`{}", hint(w, ACTIONS)),
+                format!(
+                    "expected accept, drop or reject, found `{w}`{}",
+                    hint(w, ACTIONS)
+                ),
             )),
         };
         if first == "policy" {
@@ -316,10 +330,19 @@ pub fn parse(path: &str, text: &str, ports: &[String]) -> Result<RuleSet, RuleEr
                         let (a, b) = part.split_once('-').unwrap_or((part, part));
                         match (a.parse::<u16>(), b.parse::<u16>()) {
                             (Ok(a), Ok(b)) if a <= b => v.push((a, b)),
-                            _ => return Err(bad("takes PORT, LOW-HIGH or a list, e.g. 22,80,8000-8080")),
+                            _ => {
+                                return Err(bad(
+                                    "takes PORT, LOW-HIGH or a list, e.g. 22,80,8000-8080",
+                                ));
+                            }
                         }
                     }
-                    if kw == "sport" { &mut r.sport } else { &mut r.dport }.extend(v);
+                    if kw == "sport" {
+                        &mut r.sport
+                    } else {
+                        &mut r.dport
+                    }
+                    .extend(v);
                 }
                 "icmp-type" => {
                     r.icmp_type = Some(match ICMP_TYPES.iter().find(|(n, ..)| *n == val) {
@@ -375,7 +398,10 @@ pub fn parse(path: &str, text: &str, ports: &[String]) -> Result<RuleSet, RuleEr
         // Consistency: ports need TCP/UDP, ICMP type needs ICMP, families must agree.
         let fam: Vec<bool> = r.src.iter().chain(&r.dst).map(|p| p.v6).collect();
         if fam.iter().any(|v| Some(*v) != fam.first().copied()) {
-            return Err(err(c0, "mixes IPv4 and IPv6 addresses; write one rule per family".into()));
+            return Err(err(
+                c0,
+                "mixes IPv4 and IPv6 addresses; write one rule per family".into(),
+            ));
         }
         if let Some(&f) = fam.first() {
             if r.v6.is_some_and(|v| v != f) {
@@ -386,18 +412,30 @@ pub fn parse(path: &str, text: &str, ports: &[String]) -> Result<RuleSet, RuleEr
         if (!r.sport.is_empty() || !r.dport.is_empty())
             && !matches!(r.proto, Some(ip::PROTO_TCP | ip::PROTO_UDP | 132))
         {
-            return Err(err(c0, "sport/dport need `proto tcp`, `proto udp` or `proto sctp`".into()));
+            return Err(err(
+                c0,
+                "sport/dport need `proto tcp`, `proto udp` or `proto sctp`".into(),
+            ));
         }
         if r.icmp_type.is_some() && !matches!(r.proto, Some(ip::PROTO_ICMP | ip::PROTO_ICMPV6)) {
-            return Err(err(c0, "icmp-type needs `proto icmp` or `proto icmpv6`".into()));
+            return Err(err(
+                c0,
+                "icmp-type needs `proto icmp` or `proto icmpv6`".into(),
+            ));
         }
         match r.proto {
             Some(ip::PROTO_ICMP) if r.v6 == Some(true) => {
-                return Err(err(c0, "proto icmp is IPv4; use proto icmpv6 for IPv6".into()));
+                return Err(err(
+                    c0,
+                    "proto icmp is IPv4; use proto icmpv6 for IPv6".into(),
+                ));
             }
             Some(ip::PROTO_ICMP) => r.v6 = Some(false),
             Some(ip::PROTO_ICMPV6) if r.v6 == Some(false) => {
-                return Err(err(c0, "proto icmpv6 is IPv6; use proto icmp for IPv4".into()));
+                return Err(err(
+                    c0,
+                    "proto icmpv6 is IPv6; use proto icmp for IPv4".into(),
+                ));
             }
             Some(ip::PROTO_ICMPV6) => r.v6 = Some(true),
             _ => {}

@@ -70,16 +70,29 @@ fn stateful_tcp_allowed_flow_and_unsolicited_inbound() {
     r.feed(&mut f, 1, &[&tcp(false, 80, 4000, true, true)]);
     r.feed(&mut f, 0, &[&tcp(true, 4000, 80, false, true)]);
     r.feed(&mut f, 1, &[&tcp(false, 80, 4000, false, true)]);
-    assert_eq!(r.sent.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![1, 0, 1, 0]);
+    assert_eq!(
+        r.sent.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![1, 0, 1, 0]
+    );
     assert_eq!(f.connections(), 1);
     // Unsolicited from the server side: new SYN and a stray ACK are dropped.
     r.clear();
-    r.feed(&mut f, 1, &[&tcp(false, 5555, 22, true, false), &tcp(false, 5555, 4000, false, true)]);
+    r.feed(
+        &mut f,
+        1,
+        &[
+            &tcp(false, 5555, 22, true, false),
+            &tcp(false, 5555, 4000, false, true),
+        ],
+    );
     assert!(r.sent.is_empty());
     assert_eq!(r.dropped.len(), 2);
     assert_eq!(f.stats.invalid, 1, "the stray ACK is invalid");
     let c = f.rule_counters();
-    assert_eq!(c[0].1, 3, "ct established,related matched the three later packets");
+    assert_eq!(
+        c[0].1, 3,
+        "ct established,related matched the three later packets"
+    );
     assert_eq!(c[1].1, 1, "the SYN matched the port-80 rule");
     assert_eq!(c.last().unwrap().1, 2, "policy drop counted twice");
     assert_eq!(r.pool.available(), r.pool.capacity());
@@ -93,13 +106,19 @@ fn reject_sends_rst_and_port_unreachable() {
     let (port, rst) = r.sent[0].clone();
     assert_eq!(port, 0, "back to the sender");
     let p = etherparse::SlicedPacket::from_ethernet(&rst).unwrap();
-    let Some(etherparse::TransportSlice::Tcp(t)) = &p.transport else { panic!() };
+    let Some(etherparse::TransportSlice::Tcp(t)) = &p.transport else {
+        panic!()
+    };
     assert!(t.rst() && t.ack());
     assert_eq!((t.source_port(), t.destination_port()), (81, 4000));
     assert_eq!(t.acknowledgment_number(), 1001);
-    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!()
+    };
     assert_eq!(
-        t.to_header().calc_checksum_ipv4_raw(ip.header().source(), ip.header().destination(), &[]).unwrap(),
+        t.to_header()
+            .calc_checksum_ipv4_raw(ip.header().source(), ip.header().destination(), &[])
+            .unwrap(),
         t.checksum(),
         "TCP checksum"
     );
@@ -149,14 +168,20 @@ fn conntrack_table_is_bounded_and_evictions_counted() {
 #[test]
 fn rule_errors_have_positions_and_hints() {
     for (text, needle) in [
-        ("acept proto tcp\n", "x:1:1: expected accept, drop or reject, found `acept`; did you mean `accept`?"),
+        (
+            "acept proto tcp\n",
+            "x:1:1: expected accept, drop or reject, found `acept`; did you mean `accept`?",
+        ),
         ("accept prto tcp\n", "x:1:8: unknown word `prto`"),
         ("accept proto tpc\n", "did you mean `tcp`?"),
         ("accept in vec7\n", "no port `vec7`"),
         ("\n accept proto tcp dport 9-1\n", "x:2:25:"),
         ("accept dport 80\n", "need `proto tcp`"),
         ("accept ct estab\n", "unknown state"),
-        ("accept src 10.0.0.0/8 dst fd00::/8\n", "mixes IPv4 and IPv6"),
+        (
+            "accept src 10.0.0.0/8 dst fd00::/8\n",
+            "mixes IPv4 and IPv6",
+        ),
         ("policy drop\npolicy accept\n", "twice"),
         ("accept proto icmp icmp-type 8 ip6\n", "icmpv6"),
     ] {
@@ -173,8 +198,16 @@ fn arb_rule() -> impl Strategy<Value = String> {
         (0u8..4, prop_oneof![Just(8u8), Just(16), Just(24), Just(32)])
             .prop_map(|(x, l)| format!("10.{x}.0.0/{l}")),
     ];
-    (action, proto, net.clone(), net, 0u16..6, 0u8..3, any::<bool>()).prop_map(
-        |(a, p, s, d, port, ctsel, wide)| {
+    (
+        action,
+        proto,
+        net.clone(),
+        net,
+        0u16..6,
+        0u8..3,
+        any::<bool>(),
+    )
+        .prop_map(|(a, p, s, d, port, ctsel, wide)| {
             let mut r = a.to_string();
             if !p.is_empty() {
                 r += &format!(" {p}");
@@ -198,8 +231,7 @@ fn arb_rule() -> impl Strategy<Value = String> {
                 _ => "",
             };
             r
-        },
-    )
+        })
 }
 
 proptest! {

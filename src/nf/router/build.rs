@@ -72,10 +72,7 @@ pub fn solicited_node(ip: Ipv6Addr) -> (Ipv6Addr, Mac) {
     a[11] = 1;
     a[12] = 0xff;
     a[13..16].copy_from_slice(&o[13..16]);
-    (
-        Ipv6Addr::from(a),
-        [0x33, 0x33, 0xff, o[13], o[14], o[15]],
-    )
+    (Ipv6Addr::from(a), [0x33, 0x33, 0xff, o[13], o[14], o[15]])
 }
 
 /// Neighbour solicitation for `target` from `src` (86 bytes).

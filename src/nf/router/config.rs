@@ -105,7 +105,9 @@ impl Cidr {
 pub fn mask(ip: IpAddr, len: u8) -> IpAddr {
     match ip {
         IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(len.min(32))).unwrap_or(0);
+            let m = u32::MAX
+                .checked_shl(32 - u32::from(len.min(32)))
+                .unwrap_or(0);
             IpAddr::V4((u32::from(a) & m).into())
         }
         IpAddr::V6(a) => {
@@ -184,8 +186,7 @@ impl RouterConfig {
 
     /// Parse and check YAML `text` (named `path` in messages).
     pub fn parse(path: &str, text: &str, ports: &[String]) -> Result<RouterConfig, ConfigError> {
-        let cfg: RouterConfig =
-            serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        let cfg: RouterConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
         cfg.check(ports).map_err(|msg| ConfigError::Invalid {
             path: path.to_string(),
             msg,
@@ -229,7 +230,9 @@ impl RouterConfig {
                 }
                 (Some(gw), _) => {
                     if gw.is_ipv4() != r.to.addr.is_ipv4() {
-                        return Err(format!("{what}: gateway {gw} is not of the same IP version"));
+                        return Err(format!(
+                            "{what}: gateway {gw} is not of the same IP version"
+                        ));
                     }
                     let connected = self
                         .interfaces

@@ -89,7 +89,9 @@ impl Router {
         let ours = target == me.link_local || me.v6.iter().any(|(a, _)| *a == target);
         if kind == 136 {
             if let Some(m) = lladdr {
-                let held = self.neigh.learn(port, IpAddr::V6(target), m, self.now, false);
+                let held = self
+                    .neigh
+                    .learn(port, IpAddr::V6(target), m, self.now, false);
                 self.release(out, port, held, m);
             }
             out.discard(*f, DropReason::Filtered);

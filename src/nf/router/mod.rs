@@ -11,10 +11,10 @@
 //! answers pings to its own addresses. Every frame it does not forward is counted under
 //! a reason, on the port ([`DropReason`]) and in the router's own counters.
 
+pub mod build;
 pub mod config;
 mod local;
 pub mod neigh;
-pub mod build;
 pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -142,7 +142,13 @@ impl Router {
                     IpAddr::V4(v) => ports[p].v4.push((v, a.len)),
                     IpAddr::V6(v) => ports[p].v6.push((v, a.len)),
                 }
-                routes.add(a.network(), NextHop { port: p, gateway: None });
+                routes.add(
+                    a.network(),
+                    NextHop {
+                        port: p,
+                        gateway: None,
+                    },
+                );
             }
         }
         for r in &cfg.routes {
@@ -152,7 +158,13 @@ impl Router {
                 _ => None,
             };
             if let Some(port) = port {
-                routes.add(r.to.network(), NextHop { port, gateway: r.via });
+                routes.add(
+                    r.to.network(),
+                    NextHop {
+                        port,
+                        gateway: r.via,
+                    },
+                );
             }
         }
         let rate = cfg.icmp_errors_per_second;
@@ -240,7 +252,14 @@ impl Router {
     }
 
     /// Send `f` to `target` out of `port`, resolving its MAC first if needed.
-    fn deliver(&mut self, out: &mut dyn Output, f: Frame, in_port: usize, port: usize, target: IpAddr) {
+    fn deliver(
+        &mut self,
+        out: &mut dyn Output,
+        f: Frame,
+        in_port: usize,
+        port: usize,
+        target: IpAddr,
+    ) {
         match self.neigh.lookup(port, target) {
             Some(dmac) => {
                 let smac = self.ports[port].mac;
@@ -265,7 +284,13 @@ impl Router {
     }
 
     /// Frames that were waiting for a neighbour that just resolved.
-    fn release(&mut self, out: &mut dyn Output, port: usize, held: [neigh::Held; neigh::HOLD], mac: Mac) {
+    fn release(
+        &mut self,
+        out: &mut dyn Output,
+        port: usize,
+        held: [neigh::Held; neigh::HOLD],
+        mac: Mac,
+    ) {
         let smac = self.ports[port].mac;
         for (f, _) in held.into_iter().flatten() {
             let b = out.frame_mut(&f);
@@ -278,7 +303,15 @@ impl Router {
 
     /// Send an ICMP error about the packet in `f` (arrived on `in_port`) back to its
     /// sender, if the rate limit and the rules of RFC 1812/4443 allow.
-    fn icmp_error(&mut self, out: &mut dyn Output, f: &Frame, info: &IpInfo, in_port: usize, kind: u8, code: u8) {
+    fn icmp_error(
+        &mut self,
+        out: &mut dyn Output,
+        f: &Frame,
+        info: &IpInfo,
+        in_port: usize,
+        kind: u8,
+        code: u8,
+    ) {
         let fr = out.frame(f);
         if !may_send_error(fr, info) {
             return;
@@ -290,7 +323,11 @@ impl Router {
         let mut dmac = [0u8; 6];
         dmac.copy_from_slice(&fr[6..12]);
         let mac = self.ports[in_port].mac;
-        let max = if info.v6 { build::QUOTE_V6 } else { build::QUOTE_V4 };
+        let max = if info.v6 {
+            build::QUOTE_V6
+        } else {
+            build::QUOTE_V4
+        };
         let qlen = (info.end - info.off).min(max);
         self.scratch[..qlen].copy_from_slice(&fr[info.off..info.off + qlen]);
         let src = match info.src {
@@ -342,7 +379,11 @@ impl Router {
             let old = u16::from_be_bytes([b[o + 8], b[o + 9]]);
             b[o + 8] -= 1;
             let new = u16::from_be_bytes([b[o + 8], b[o + 9]]);
-            let c = crate::wire::checksum::update16(u16::from_be_bytes([b[o + 10], b[o + 11]]), old, new);
+            let c = crate::wire::checksum::update16(
+                u16::from_be_bytes([b[o + 10], b[o + 11]]),
+                old,
+                new,
+            );
             b[o + 10..o + 12].copy_from_slice(&c.to_be_bytes());
         }
         let target = nh.gateway.unwrap_or(info.dst);
@@ -379,10 +420,17 @@ impl Router {
 fn forwardable(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
-            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast() || a.is_link_local())
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.is_broadcast()
+                || a.is_link_local())
         }
         IpAddr::V6(a) => {
-            !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.segments()[0] & 0xffc0 == 0xfe80)
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || a.segments()[0] & 0xffc0 == 0xfe80)
         }
     }
 }
@@ -397,8 +445,13 @@ fn may_send_error(fr: &[u8], info: &IpInfo) -> bool {
         return false; // sent to a link-layer multicast/broadcast address
     }
     match (info.v6, info.proto) {
-        (false, ip::PROTO_ICMP) => matches!(ip::icmp(fr, info.l4_off, info.end), Some((8 | 13 | 15 | 17, _, _))),
-        (true, ip::PROTO_ICMPV6) => matches!(ip::icmp(fr, info.l4_off, info.end), Some((t, _, _)) if t >= 128),
+        (false, ip::PROTO_ICMP) => matches!(
+            ip::icmp(fr, info.l4_off, info.end),
+            Some((8 | 13 | 15 | 17, _, _))
+        ),
+        (true, ip::PROTO_ICMPV6) => {
+            matches!(ip::icmp(fr, info.l4_off, info.end), Some((t, _, _)) if t >= 128)
+        }
         _ => true,
     }
 }
@@ -428,7 +481,10 @@ impl Function for Router {
                 Some(ip::ETHERTYPE_ARP) => self.arp(out, f, port),
                 Some(ip::ETHERTYPE_IPV4 | ip::ETHERTYPE_IPV6) => match ip::parse(fr) {
                     Some(Ok(info)) => {
-                        if info.v6 && info.proto == ip::PROTO_ICMPV6 && self.neighbor_discovery(out, &f, port, &info) {
+                        if info.v6
+                            && info.proto == ip::PROTO_ICMPV6
+                            && self.neighbor_discovery(out, &f, port, &info)
+                        {
                             continue;
                         }
                         self.route_ip(out, f, port, info)
@@ -448,27 +504,29 @@ impl Function for Router {
 
     fn timer(&mut self, _now: std::time::Instant, out: &mut dyn Output) {
         self.now = self.now.wrapping_add(1);
-        self.icmp_tokens = (self.icmp_tokens + self.icmp_rate.div_ceil(TICKS_PER_SEC)).min(self.icmp_rate);
+        self.icmp_tokens =
+            (self.icmp_tokens + self.icmp_rate.div_ceil(TICKS_PER_SEC)).min(self.icmp_rate);
         let mut probes: [(usize, Option<IpAddr>); 8] = [(0, None); 8];
         let mut failed: [Option<(Frame, usize)>; 16] = [None; 16];
         let (mut np, mut nf) = (0, 0);
         // Collected first (bounded), acted on after: the table is borrowed while aging.
         let mut overflow = false;
-        self.neigh.age(self.now, self.neighbor_timeout, |e| match e {
-            Event::Probe { port, ip } if np < probes.len() => {
-                probes[np] = (port, Some(ip));
-                np += 1;
-            }
-            Event::Failed { frame, in_port } if nf < failed.len() => {
-                failed[nf] = Some((frame, in_port));
-                nf += 1;
-            }
-            Event::Failed { frame, .. } => {
-                overflow = true;
-                out.discard(frame, DropReason::NoNeighbor);
-            }
-            Event::Probe { .. } => {}
-        });
+        self.neigh
+            .age(self.now, self.neighbor_timeout, |e| match e {
+                Event::Probe { port, ip } if np < probes.len() => {
+                    probes[np] = (port, Some(ip));
+                    np += 1;
+                }
+                Event::Failed { frame, in_port } if nf < failed.len() => {
+                    failed[nf] = Some((frame, in_port));
+                    nf += 1;
+                }
+                Event::Failed { frame, .. } => {
+                    overflow = true;
+                    out.discard(frame, DropReason::NoNeighbor);
+                }
+                Event::Probe { .. } => {}
+            });
         for (port, ip) in probes.into_iter().take(np) {
             if let Some(ip) = ip {
                 self.solicit(out, port, ip);

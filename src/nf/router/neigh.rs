@@ -118,8 +118,15 @@ impl Neighbors {
     /// Record that `ip` on `port` is at `mac`. Creates the entry only if `create`
     /// (the neighbour asked for one of our addresses, or we asked for it). Returns the
     /// frames that were waiting for it.
-    pub fn learn(&mut self, port: usize, ip: IpAddr, mac: Mac, now: u32, create: bool) -> [Held; HOLD] {
-        if !self.map.contains_key(&(port, ip)) && !(create && self.make_room()) {
+    pub fn learn(
+        &mut self,
+        port: usize,
+        ip: IpAddr,
+        mac: Mac,
+        now: u32,
+        create: bool,
+    ) -> [Held; HOLD] {
+        if !(self.map.contains_key(&(port, ip)) || create && self.make_room()) {
             return [None; HOLD];
         }
         let Some(n) = self.map.get_mut(&(port, ip)) else {

@@ -21,12 +21,17 @@ pub struct Routes {
     v6: Vec<(u8, HashMap<u128, NextHop>)>,
 }
 
-fn insert<K: std::hash::Hash + Eq>(t: &mut Vec<(u8, HashMap<K, NextHop>)>, len: u8, k: K, nh: NextHop) {
+fn insert<K: std::hash::Hash + Eq>(
+    t: &mut Vec<(u8, HashMap<K, NextHop>)>,
+    len: u8,
+    k: K,
+    nh: NextHop,
+) {
     let i = match t.iter().position(|(l, _)| *l == len) {
         Some(i) => i,
         None => {
             t.push((len, HashMap::new()));
-            t.sort_by(|a, b| b.0.cmp(&a.0));
+            t.sort_by_key(|e| std::cmp::Reverse(e.0));
             t.iter().position(|(l, _)| *l == len).unwrap_or(0)
         }
     };

@@ -60,9 +60,17 @@ fn forwards_after_arp_with_ttl_decremented_and_checksum_valid() {
     assert_eq!(*port, 1);
     assert_eq!(&req[12..14], &[8, 6]);
     assert_eq!(&req[38..42], &[10, 2, 0, 7]);
-    assert_eq!(&req[28..32], &[10, 2, 0, 1], "asks from the port's own address");
+    assert_eq!(
+        &req[28..32],
+        &[10, 2, 0, 1],
+        "asks from the port's own address"
+    );
     rec.clear();
-    rec.feed(&mut r, 1, &[&arp_reply(HOST_B, [10, 2, 0, 7], M1, [10, 2, 0, 1])]);
+    rec.feed(
+        &mut r,
+        1,
+        &[&arp_reply(HOST_B, [10, 2, 0, 7], M1, [10, 2, 0, 1])],
+    );
     assert_eq!(rec.sent.len(), 1, "{:?}", rec.dropped);
     let (port, out) = &rec.sent[0];
     assert_eq!(*port, 1);
@@ -75,7 +83,11 @@ fn forwards_after_arp_with_ttl_decremented_and_checksum_valid() {
     rec.feed(&mut r, 0, &[&pkt]);
     assert_eq!(rec.sent.len(), 1);
     assert_eq!(r.stats.forwarded, 2);
-    assert_eq!(rec.pool.available(), rec.pool.capacity(), "no buffer leaked");
+    assert_eq!(
+        rec.pool.available(),
+        rec.pool.capacity(),
+        "no buffer leaked"
+    );
 }
 
 #[test]
@@ -101,12 +113,19 @@ fn answers_arp_and_ping_for_its_addresses() {
     let (port, rep) = &rec.sent[0];
     assert_eq!(*port, 0);
     let p = etherparse::SlicedPacket::from_ethernet(rep).unwrap();
-    let Some(etherparse::NetSlice::Ipv4(v4)) = &p.net else { panic!() };
+    let Some(etherparse::NetSlice::Ipv4(v4)) = &p.net else {
+        panic!()
+    };
     assert_eq!(v4.header().source(), [10, 2, 0, 1]);
     assert_eq!(v4.header().destination(), [10, 1, 0, 5]);
     assert!(crate::wire::checksum::verify_ipv4_header(&rep[14..34]));
-    let Some(etherparse::TransportSlice::Icmpv4(ic)) = &p.transport else { panic!() };
-    assert!(matches!(ic.icmp_type(), etherparse::Icmpv4Type::EchoReply(_)));
+    let Some(etherparse::TransportSlice::Icmpv4(ic)) = &p.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        ic.icmp_type(),
+        etherparse::Icmpv4Type::EchoReply(_)
+    ));
     let sum = crate::wire::checksum::sum(&rep[34..], 0);
     assert_eq!(crate::wire::checksum::fold(sum), 0xffff, "ICMP checksum");
 }
@@ -147,7 +166,11 @@ fn unresolved_neighbours_fail_with_host_unreachable() {
         r.timer(std::time::Instant::now(), &mut rec);
     }
     let arps = rec.sent.iter().filter(|(_, f)| f[12..14] == [8, 6]).count();
-    let unreach = rec.sent.iter().filter(|(_, f)| f[12..14] == [8, 0] && (f[34], f[35]) == (3, 1)).count();
+    let unreach = rec
+        .sent
+        .iter()
+        .filter(|(_, f)| f[12..14] == [8, 0] && (f[34], f[35]) == (3, 1))
+        .count();
     assert_eq!(arps, 2, "two more requests after the first");
     assert_eq!(unreach, neigh::HOLD);
     assert_eq!(r.neigh.held(), 0);
@@ -178,7 +201,11 @@ fn ipv6_neighbor_discovery_and_forwarding() {
     // Forward a packet to fd00:2::7: solicitation out of vec1, then delivery.
     let mut pkt = Vec::new();
     etherparse::PacketBuilder::ethernet2(HOST_A, M0)
-        .ipv6(a.octets(), "fd00:2::7".parse::<Ipv6Addr>().unwrap().octets(), 64)
+        .ipv6(
+            a.octets(),
+            "fd00:2::7".parse::<Ipv6Addr>().unwrap().octets(),
+            64,
+        )
         .udp(1, 2)
         .write(&mut pkt, &[0; 10])
         .unwrap();
@@ -221,13 +248,27 @@ fn malformed_frames_are_counted_not_panicking() {
 fn config_errors_have_positions_and_hints() {
     let names = vec!["vec0".to_string(), "vec1".to_string()];
     for (text, needle) in [
-        ("interfaces:\n  - port: vec0\n    adresses: [10.0.0.1/24]\n", "r.yaml:3:"),
-        ("interfaces:\n  - port: vec0\n    addresses: [10.0.0.1/33]\n", "prefix length"),
+        (
+            "interfaces:\n  - port: vec0\n    adresses: [10.0.0.1/24]\n",
+            "r.yaml:3:",
+        ),
+        (
+            "interfaces:\n  - port: vec0\n    addresses: [10.0.0.1/33]\n",
+            "prefix length",
+        ),
         ("interfaces:\n  - port: vec3\n    addresses: []\n", "vec3"),
-        ("interfaces: []\nroutes:\n  - to: 10.0.0.0/8\n    via: 10.1.1.1\n", "not on any interface"),
-        ("interfaces: []\nroutes:\n  - to: 10.0.0.0/8\n", "needs `via"),
+        (
+            "interfaces: []\nroutes:\n  - to: 10.0.0.0/8\n    via: 10.1.1.1\n",
+            "not on any interface",
+        ),
+        (
+            "interfaces: []\nroutes:\n  - to: 10.0.0.0/8\n",
+            "needs `via",
+        ),
     ] {
-        let e = RouterConfig::parse("r.yaml", text, &names).unwrap_err().to_string();
+        let e = RouterConfig::parse("r.yaml", text, &names)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(needle), "{text}: {e}");
     }
 }
