@@ -10,6 +10,7 @@
 //! - The small programs vecbox builds itself (direction filters for packet sockets).
 //! - A capture reader ([`pcap`]) for `vecbox bpf test`.
 
+mod asm;
 pub mod insn;
 pub mod interp;
 pub mod pcap;

@@ -301,3 +301,45 @@ fn lifetime(c: &Conn) -> u32 {
         _ => timeout::OTHER,
     }
 }
+
+/// The flow of the packet quoted in an ICMP error (IP header at `at`), in the
+/// direction it was sent.
+pub fn inner_key(fr: &[u8], at: usize, end: usize, v6: bool) -> Option<Key> {
+    let h = fr.get(at..end)?;
+    let (proto, src, dst, l4) = if v6 {
+        if h.len() < 40 || h[0] >> 4 != 6 {
+            return None;
+        }
+        let a = u128::from_be_bytes(h[8..24].try_into().ok()?);
+        let b = u128::from_be_bytes(h[24..40].try_into().ok()?);
+        (h[6], a, b, 40)
+    } else {
+        if h.len() < 20 || h[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(h[0] & 0xf) * 4;
+        let a = u128::from(u32::from_be_bytes(h[12..16].try_into().ok()?));
+        let b = u128::from(u32::from_be_bytes(h[16..20].try_into().ok()?));
+        (h[9], a, b, ihl)
+    };
+    let l = h.get(l4..l4 + 8)?;
+    let (sport, dport) = match proto {
+        crate::nf::ip::PROTO_TCP | crate::nf::ip::PROTO_UDP | 132 => (
+            u16::from_be_bytes([l[0], l[1]]),
+            u16::from_be_bytes([l[2], l[3]]),
+        ),
+        crate::nf::ip::PROTO_ICMP | crate::nf::ip::PROTO_ICMPV6 => {
+            let id = u16::from_be_bytes([l[4], l[5]]);
+            (id, id)
+        }
+        _ => (0, 0),
+    };
+    Some(Key {
+        v6,
+        proto,
+        src,
+        dst,
+        sport,
+        dport,
+    })
+}

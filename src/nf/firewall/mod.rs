@@ -14,8 +14,6 @@ pub mod conntrack;
 pub mod reject;
 pub mod rules;
 
-use std::net::IpAddr;
-
 use super::bridge::Fdb;
 use super::ip::{self, IpInfo};
 use super::{Function, NfError, Output};
@@ -24,7 +22,7 @@ use crate::metrics::DropReason;
 use crate::nf::router::build;
 use crate::transport::Spec;
 use classify::Classifier;
-use conntrack::{Conntrack, Key, Seen};
+use conntrack::{Conntrack, Key, Seen, inner_key};
 use rules::{Action, Packet, RuleSet, ct};
 
 const OPTIONS: &str =
@@ -245,62 +243,6 @@ impl Firewall {
         );
     }
 
-    /// Send the answer of a `reject` for the packet in `f`.
-    fn reject(&mut self, out: &mut dyn Output, f: &Frame, port: usize, info: &IpInfo) {
-        let fr = out.frame(f);
-        if info.proto == ip::PROTO_TCP {
-            if ip::tcp_flags(fr, info.l4_off, info.end).is_none_or(|fl| fl & ip::tcp::RST != 0) {
-                return;
-            }
-            let n = reject::rst_len(info.v6);
-            let hdr = info.l4_off + 20;
-            if hdr > self.scratch.len() {
-                return;
-            }
-            self.scratch[..hdr].copy_from_slice(&fr[..hdr]);
-            let Some(r) = out.alloc(n) else { return };
-            if reject::tcp_rst(out.frame_mut(&r), &self.scratch[..hdr], info).is_some() {
-                self.stats.rst_sent += 1;
-                out.forward(port, r);
-            } else {
-                out.discard(r, DropReason::BadHeader);
-            }
-            return;
-        }
-        // ICMP errors are not answered with errors.
-        let is_error = match ip::icmp(fr, info.l4_off, info.end) {
-            Some((t, ..)) if info.proto == ip::PROTO_ICMP => {
-                !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
-            }
-            Some((t, ..)) if info.proto == ip::PROTO_ICMPV6 => t < 128,
-            _ => false,
-        };
-        if is_error || info.later_fragment {
-            return;
-        }
-        let mut smac = [0u8; 6];
-        let mut dmac = [0u8; 6];
-        smac.copy_from_slice(&fr[0..6]);
-        dmac.copy_from_slice(&fr[6..12]);
-        let max = if info.v6 {
-            build::QUOTE_V6
-        } else {
-            build::QUOTE_V4
-        };
-        let q = (info.end - info.off).min(max);
-        self.scratch[..q].copy_from_slice(&fr[info.off..info.off + q]);
-        let Some(e) = out.alloc(if info.v6 { 62 + q } else { 42 + q }) else {
-            return;
-        };
-        let b = out.frame_mut(&e);
-        match info.dst {
-            IpAddr::V4(d) => build::icmp4_error(b, smac, dmac, d, &self.scratch[..q], 3, 3),
-            IpAddr::V6(d) => build::icmp6_error(b, smac, dmac, d, &self.scratch[..q], 1, 4),
-        };
-        self.stats.unreachable_sent += 1;
-        out.forward(port, e);
-    }
-
     fn filter(
         &mut self,
         out: &mut dyn Output,
@@ -405,48 +347,6 @@ impl Firewall {
             }
         }
     }
-}
-
-/// The flow of the packet quoted in an ICMP error (IP header at `at`), in the
-/// direction it was sent.
-fn inner_key(fr: &[u8], at: usize, end: usize, v6: bool) -> Option<Key> {
-    let h = fr.get(at..end)?;
-    let (proto, src, dst, l4) = if v6 {
-        if h.len() < 40 || h[0] >> 4 != 6 {
-            return None;
-        }
-        let a = u128::from_be_bytes(h[8..24].try_into().ok()?);
-        let b = u128::from_be_bytes(h[24..40].try_into().ok()?);
-        (h[6], a, b, 40)
-    } else {
-        if h.len() < 20 || h[0] >> 4 != 4 {
-            return None;
-        }
-        let ihl = usize::from(h[0] & 0xf) * 4;
-        let a = u128::from(u32::from_be_bytes(h[12..16].try_into().ok()?));
-        let b = u128::from(u32::from_be_bytes(h[16..20].try_into().ok()?));
-        (h[9], a, b, ihl)
-    };
-    let l = h.get(l4..l4 + 8)?;
-    let (sport, dport) = match proto {
-        ip::PROTO_TCP | ip::PROTO_UDP | 132 => (
-            u16::from_be_bytes([l[0], l[1]]),
-            u16::from_be_bytes([l[2], l[3]]),
-        ),
-        ip::PROTO_ICMP | ip::PROTO_ICMPV6 => {
-            let id = u16::from_be_bytes([l[4], l[5]]);
-            (id, id)
-        }
-        _ => (0, 0),
-    };
-    Some(Key {
-        v6,
-        proto,
-        src,
-        dst,
-        sport,
-        dport,
-    })
 }
 
 impl Function for Firewall {

@@ -2,8 +2,73 @@
 //! unreachable, both appearing to come from the packet's destination (the firewall is
 //! a bump in the wire and has no address of its own).
 
+use std::net::IpAddr;
+
+use super::Firewall;
+use crate::buf::Frame;
+use crate::metrics::DropReason;
+use crate::nf::Output;
 use crate::nf::ip::{self, IpInfo};
+use crate::nf::router::build;
 use crate::wire::checksum::{self, finish, pseudo_v4, pseudo_v6, sum};
+
+impl Firewall {
+    /// Send the answer of a `reject` for the packet in `f`.
+    pub(super) fn reject(&mut self, out: &mut dyn Output, f: &Frame, port: usize, info: &IpInfo) {
+        let fr = out.frame(f);
+        if info.proto == ip::PROTO_TCP {
+            if ip::tcp_flags(fr, info.l4_off, info.end).is_none_or(|fl| fl & ip::tcp::RST != 0) {
+                return;
+            }
+            let n = rst_len(info.v6);
+            let hdr = info.l4_off + 20;
+            if hdr > self.scratch.len() {
+                return;
+            }
+            self.scratch[..hdr].copy_from_slice(&fr[..hdr]);
+            let Some(r) = out.alloc(n) else { return };
+            if tcp_rst(out.frame_mut(&r), &self.scratch[..hdr], info).is_some() {
+                self.stats.rst_sent += 1;
+                out.forward(port, r);
+            } else {
+                out.discard(r, DropReason::BadHeader);
+            }
+            return;
+        }
+        // ICMP errors are not answered with errors.
+        let is_error = match ip::icmp(fr, info.l4_off, info.end) {
+            Some((t, ..)) if info.proto == ip::PROTO_ICMP => {
+                !matches!(t, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18)
+            }
+            Some((t, ..)) if info.proto == ip::PROTO_ICMPV6 => t < 128,
+            _ => false,
+        };
+        if is_error || info.later_fragment {
+            return;
+        }
+        let mut smac = [0u8; 6];
+        let mut dmac = [0u8; 6];
+        smac.copy_from_slice(&fr[0..6]);
+        dmac.copy_from_slice(&fr[6..12]);
+        let max = if info.v6 {
+            build::QUOTE_V6
+        } else {
+            build::QUOTE_V4
+        };
+        let q = (info.end - info.off).min(max);
+        self.scratch[..q].copy_from_slice(&fr[info.off..info.off + q]);
+        let Some(e) = out.alloc(if info.v6 { 62 + q } else { 42 + q }) else {
+            return;
+        };
+        let b = out.frame_mut(&e);
+        match info.dst {
+            IpAddr::V4(d) => build::icmp4_error(b, smac, dmac, d, &self.scratch[..q], 3, 3),
+            IpAddr::V6(d) => build::icmp6_error(b, smac, dmac, d, &self.scratch[..q], 1, 4),
+        };
+        self.stats.unreachable_sent += 1;
+        out.forward(port, e);
+    }
+}
 
 /// Length of the RST for an IPv4 / IPv6 packet.
 pub fn rst_len(v6: bool) -> usize {
