@@ -1,0 +1,375 @@
+//! `vecbox guest` as a process: the bridge over three hosts, the degraded paths when
+//! kernel features are missing, running unprivileged with file capabilities, bad command
+//! lines, an fd transport joining two guests, and garbage frames on the wire.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use common::{Guest, Lab, VECBOX, port_drops, port_stat, run};
+
+/// Three hosts on a three-port bridge guest.
+#[test]
+fn bridge_learns_and_forwards_between_three_hosts() {
+    let mut lab = Lab::new();
+    let g = lab.ns("g");
+    let hosts: Vec<String> = ["a", "b", "c"].iter().map(|r| lab.ns(r)).collect();
+    for (i, h) in hosts.iter().enumerate() {
+        lab.veth(h, "eth0", &g, &format!("p{i}"));
+        lab.quiet(&g, &format!("p{i}"));
+        lab.addr(h, "eth0", &format!("10.73.0.{}/24", i + 1));
+    }
+    let guest = Guest::start(
+        &lab,
+        &g,
+        "bridge",
+        &[
+            "aging=60",
+            "vec0:transport=raw,ifname=p0,gro=1",
+            "vec1:transport=raw,ifname=p1,gro=1",
+            "vec2:transport=raw,ifname=p2,gro=0",
+        ],
+    );
+    for (i, h) in hosts.iter().enumerate() {
+        for j in 0..3 {
+            if i != j {
+                assert!(
+                    lab.ping(h, &format!("10.73.0.{}", j + 1), 1),
+                    "ping {i} -> {j}"
+                );
+            }
+        }
+    }
+    let c_before = guest_counter_via_kernel(&lab, &hosts[2]);
+    let bps = lab.iperf3(&hosts[1], &hosts[0], "10.73.0.2", 2);
+    assert!(bps > 50e6, "TCP a -> b through the bridge: {bps}");
+    let c_after = guest_counter_via_kernel(&lab, &hosts[2]);
+    let r = guest.stop();
+    // Known unicast goes only to its port: host c saw next to nothing of the TCP stream.
+    let to_b = port_stat(&r, 1, "tx_packets");
+    assert!(to_b > 10_000, "{r}");
+    assert!(
+        c_after - c_before < to_b / 100,
+        "c received {} frames during the a->b stream",
+        c_after - c_before
+    );
+    let state = &r["function_state"];
+    let fdb: u64 = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|kv| kv[0] == "fdb_entries")
+        .unwrap()[1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(fdb >= 3, "{r}");
+    // gro=0 on p2 with TSO traffic arriving elsewhere: nothing oversize was sent to it.
+    assert_eq!(port_drops(&r, 2, "oversize"), 0, "{r}");
+}
+
+fn guest_counter_via_kernel(lab: &Lab, host: &str) -> u64 {
+    lab.counter(host, "eth0", "rx_packets")
+}
+
+/// The paths vecbox takes when the kernel lacks PACKET_VNET_HDR, PACKET_QDISC_BYPASS and
+/// PACKET_IGNORE_OUTGOING: forwarding still works (with offloads off on the hosts, as the
+/// docs require for kernels without vnet headers) and each fallback is counted.
+#[test]
+fn degraded_kernel_features_still_forward_and_are_counted() {
+    let mut lab = Lab::new();
+    let (a, g, b) = (lab.ns("a"), lab.ns("g"), lab.ns("b"));
+    lab.veth(&a, "a0", &g, "ga");
+    lab.veth(&b, "b0", &g, "gb");
+    lab.quiet(&g, "ga");
+    lab.quiet(&g, "gb");
+    for (ns, i) in [(&a, "a0"), (&b, "b0")] {
+        run(&[
+            "ip", "netns", "exec", ns, "ethtool", "-K", i, "tx", "off", "tso", "off", "gso", "off",
+        ]);
+    }
+    lab.addr(&a, "a0", "10.74.0.1/24");
+    lab.addr(&b, "b0", "10.74.0.2/24");
+    let guest = Guest::start_with(
+        &lab,
+        &g,
+        "xconnect",
+        &[
+            "vec0:transport=raw,ifname=ga,gro=1",
+            "vec1:transport=raw,ifname=gb,gro=1",
+        ],
+        &[(
+            "VECBOX_DISABLE",
+            "packet_vnet_hdr,qdisc_bypass,ignore_outgoing",
+        )],
+        None,
+    );
+    assert!(lab.ping(&a, "10.74.0.2", 2));
+    let bps = lab.iperf3(&b, &a, "10.74.0.2", 2);
+    assert!(bps > 20e6, "{bps}");
+    let r = guest.stop();
+    for p in 0..2 {
+        assert_eq!(port_stat(&r, p, "fallbacks"), 3, "{r}");
+        assert_eq!(r["ports"][p]["vnet"], false, "{r}");
+        assert_eq!(port_drops(&r, p, "oversize"), 0, "{r}");
+    }
+}
+
+/// A tap without a vnet header (driver feature turned off) still forwards.
+#[test]
+fn tap_without_vnet_header() {
+    let mut lab = Lab::new();
+    let (a, b) = (lab.ns("a"), lab.ns("b"));
+    lab.veth(&a, "a0", &b, "ga");
+    lab.quiet(&b, "ga");
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &b,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.ga.arp_ignore=8",
+    ]);
+    lab.addr(&a, "a0", "10.75.0.1/24");
+    let guest = Guest::start_with(
+        &lab,
+        &b,
+        "xconnect",
+        &[
+            "vec0:transport=raw,ifname=ga,gro=1",
+            "vec1:transport=tap,ifname=tb,gro=1",
+        ],
+        &[("VECBOX_DISABLE", "tap_vnet_hdr")],
+        None,
+    );
+    lab.addr(&b, "tb", "10.75.0.2/24");
+    assert!(lab.ping(&a, "10.75.0.2", 2));
+    let bps = lab.iperf3(&b, &a, "10.75.0.2", 2);
+    assert!(bps > 20e6, "{bps}");
+    let r = guest.stop();
+    assert_eq!(r["ports"][1]["vnet"], false, "{r}");
+    assert!(port_stat(&r, 1, "fallbacks") >= 1, "{r}");
+    // GSO frames from the raw side were cut to size for the tap, checksums completed.
+    assert!(port_stat(&r, 1, "tx_gso_segmented") > 0, "{r}");
+}
+
+/// As an ordinary user, the binary works with `setcap cap_net_raw,cap_net_admin+ep`,
+/// drops the capabilities once its ports are open, and without them fails with a message
+/// that says what is missing.
+#[test]
+fn unprivileged_user_with_file_capabilities() {
+    common::require_tool("setcap");
+    common::require_tool("setpriv");
+    let mut lab = Lab::new();
+    let (a, g, b) = (lab.ns("a"), lab.ns("g"), lab.ns("b"));
+    lab.veth(&a, "a0", &g, "ga");
+    lab.veth(&b, "b0", &g, "gb");
+    lab.addr(&a, "a0", "10.76.0.1/24");
+    lab.addr(&b, "b0", "10.76.0.2/24");
+    run(&["chmod", "1777", lab.dir.to_str().unwrap()]);
+    let bin = lab.dir.join("vecbox-caps");
+    std::fs::copy(VECBOX, &bin).unwrap();
+    run(&["chmod", "755", bin.to_str().unwrap()]);
+    run(&[
+        "setcap",
+        "cap_net_raw,cap_net_admin+ep",
+        bin.to_str().unwrap(),
+    ]);
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        bin.to_str().unwrap(),
+    ];
+    let ports = [
+        "vec0:transport=raw,ifname=ga",
+        "vec1:transport=raw,ifname=gb",
+    ];
+    let guest = Guest::start_with(&lab, &g, "xconnect", &ports, &[], Some(&wrapper));
+    let pid = guest.child.as_ref().unwrap().id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(field("Uid:"), "65534");
+    assert_eq!(
+        field("CapEff:"),
+        "0000000000000000",
+        "capabilities dropped after opening ports"
+    );
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert!(lab.ping(&a, "10.76.0.2", 2));
+    let r = guest.stop();
+    assert!(port_stat(&r, 0, "rx_packets") >= 2, "{r}");
+
+    // Same user, binary without capabilities: a clear error naming what is needed.
+    let plain = lab.dir.join("vecbox-plain");
+    std::fs::copy(VECBOX, &plain).unwrap();
+    run(&["chmod", "755", plain.to_str().unwrap()]);
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        plain.to_str().unwrap(),
+    ];
+    let err = Guest::try_start(&lab, &g, "xconnect", &ports, &[], Some(&wrapper))
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("setcap"),
+        "{err}"
+    );
+}
+
+fn vecbox(args: &[&str]) -> std::process::Output {
+    Command::new(VECBOX).args(args).output().unwrap()
+}
+
+#[test]
+fn bad_command_lines_exit_2_with_one_clear_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["guest", "xconnect", "vec0:transport=raw,ifname=a,depth=abc"],
+            "depth",
+        ),
+        (
+            &["guest", "xconnect", "vec0:transport=raw,ifname=a,depth=0"],
+            "depth",
+        ),
+        (
+            &["guest", "xconnect", "vec0:transport=raw,depth=64"],
+            "ifname",
+        ),
+        (
+            &["guest", "xconnect", "vec0:transport=raw,ifname=a,rx_key=1"],
+            "rx_key",
+        ),
+        (
+            &["guest", "xconnect", "vec0:transport=rawx,ifname=a"],
+            "transport",
+        ),
+        (
+            &[
+                "guest",
+                "xconnect",
+                "vec0:transport=raw,ifname=a",
+                "vec1:transport=raw,ifname=b",
+                "vec2:transport=raw,ifname=c",
+            ],
+            "exactly 2",
+        ),
+        (
+            &["guest", "router9", "vec0:transport=raw,ifname=a"],
+            "router9",
+        ),
+        (
+            &[
+                "guest",
+                "bridge",
+                "aging=never",
+                "vec0:transport=raw,ifname=a",
+                "vec1:transport=raw,ifname=b",
+            ],
+            "aging",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = vecbox(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got: {err}"
+        );
+    }
+}
+
+#[test]
+fn missing_interface_is_named() {
+    let mut lab = Lab::new();
+    let g = lab.ns("g");
+    let out = lab.exec(
+        &g,
+        &[
+            VECBOX,
+            "guest",
+            "xconnect",
+            "vec0:transport=raw,ifname=nosuch0",
+            "vec1:transport=raw,ifname=lo",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("nosuch0") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+/// Two guests joined by an inherited socketpair (`transport=fd`), hosts on the far
+/// sides. Runts and garbage written into the pair are dropped and counted; valid
+/// traffic is unaffected.
+#[test]
+fn fd_transport_joins_two_guests_and_drops_garbage() {
+    let mut lab = Lab::new();
+    let (a, g1, g2, b) = (lab.ns("a"), lab.ns("g1"), lab.ns("g2"), lab.ns("b"));
+    lab.veth(&a, "a0", &g1, "ga");
+    lab.veth(&b, "b0", &g2, "gb");
+    lab.quiet(&g1, "ga");
+    lab.quiet(&g2, "gb");
+    lab.addr(&a, "a0", "10.77.0.1/24");
+    lab.addr(&b, "b0", "10.77.0.2/24");
+    let (s1, s2) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    let (inject, s3) = std::os::unix::net::UnixDatagram::pair().unwrap();
+    for s in [&s1, &s2, &s3] {
+        nix::fcntl::fcntl(
+            s,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .unwrap();
+    }
+    let fd1 = format!("vec1:transport=fd,fd={}", s1.as_raw_fd());
+    let fd2 = format!("vec0:transport=fd,fd={}", s2.as_raw_fd());
+    let fd3 = format!("vec2:transport=fd,fd={}", s3.as_raw_fd());
+    // Guest 1 is a bridge so that garbage arriving on its third port has somewhere to go.
+    let g1_guest = Guest::start(
+        &lab,
+        &g1,
+        "bridge",
+        &["vec0:transport=raw,ifname=ga", &fd1, &fd3],
+    );
+    let g2_guest = Guest::start(
+        &lab,
+        &g2,
+        "xconnect",
+        &[&fd2, "vec1:transport=raw,ifname=gb"],
+    );
+    drop((s1, s2, s3));
+    for junk in [&[][..], &[1u8; 5][..], &[2u8; 13][..]] {
+        inject.send(junk).unwrap();
+    }
+    assert!(lab.ping(&a, "10.77.0.2", 3));
+    let bps = lab.iperf3(&b, &a, "10.77.0.2", 2);
+    assert!(bps > 20e6, "TCP over the fd link: {bps}");
+    let r1 = g1_guest.stop();
+    let r2 = g2_guest.stop();
+    assert_eq!(port_drops(&r1, 2, "runt"), 3, "{r1}");
+    assert!(port_stat(&r1, 1, "tx_packets") > 1000, "{r1}");
+    // TSO frames from host A were segmented for the fd link (no vnet header there).
+    assert!(port_stat(&r1, 1, "tx_gso_segmented") > 0, "{r1}");
+    assert!(port_stat(&r2, 1, "tx_packets") > 1000, "{r2}");
+}
