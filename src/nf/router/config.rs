@@ -44,6 +44,35 @@ pub struct RouterConfig {
     /// Most neighbour entries kept (default 1024).
     #[serde(default = "default_neighbors")]
     pub max_neighbors: usize,
+    /// Permanent neighbour entries (no ARP/ND for these addresses).
+    #[serde(default)]
+    pub neighbors: Vec<StaticNeighbor>,
+}
+
+/// A neighbour whose MAC is configured rather than resolved.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticNeighbor {
+    pub port: String,
+    pub address: IpAddr,
+    pub mac: Mac,
+}
+
+/// A MAC address in `xx:xx:xx:xx:xx:xx` form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mac(pub crate::wire::Mac);
+
+impl<'de> Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<crate::wire::MacAddr>()
+            .map(|m| Mac(m.0))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a MAC address; expected xx:xx:xx:xx:xx:xx"
+                ))
+            })
+    }
 }
 
 fn default_icmp_rate() -> u32 {
@@ -247,6 +276,9 @@ impl RouterConfig {
                 }
                 _ => {}
             }
+        }
+        for (n, s) in self.neighbors.iter().enumerate() {
+            port_ok(&s.port, &format!("neighbors[{n}]"))?;
         }
         if self.max_neighbors == 0 {
             return Err("max_neighbors must be at least 1".into());

@@ -170,10 +170,16 @@ impl Router {
             }
         }
         let rate = cfg.icmp_errors_per_second;
+        let mut neigh = Neighbors::new(cfg.max_neighbors + cfg.neighbors.len());
+        for s in &cfg.neighbors {
+            if let Some(p) = index(&s.port) {
+                neigh.add_permanent(p, s.address, s.mac.0);
+            }
+        }
         Router {
             ports,
             routes,
-            neigh: Neighbors::new(cfg.max_neighbors),
+            neigh,
             now: 1,
             neighbor_timeout: cfg.neighbor_timeout.saturating_mul(TICKS_PER_SEC),
             icmp_rate: rate,

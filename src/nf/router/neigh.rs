@@ -26,6 +26,8 @@ pub struct Neighbor {
     pub updated: u32,
     pub probes: u8,
     pub held: [Held; HOLD],
+    /// Configured, never aged.
+    pub permanent: bool,
 }
 
 /// Result of [`Neighbors::hold`].
@@ -104,6 +106,7 @@ impl Neighbors {
             updated: now,
             probes: 1,
             held: [None; HOLD],
+            permanent: false,
         });
         match n.held.iter_mut().find(|h| h.is_none()) {
             Some(slot) => {
@@ -132,6 +135,9 @@ impl Neighbors {
         let Some(n) = self.map.get_mut(&(port, ip)) else {
             return [None; HOLD];
         };
+        if n.permanent {
+            return [None; HOLD];
+        }
         n.mac = Some(mac);
         n.updated = now;
         n.probes = 0;
@@ -152,6 +158,7 @@ impl Neighbors {
                     updated: now,
                     probes: 1,
                     held: [None; HOLD],
+                    permanent: false,
                 },
             );
         }
@@ -163,6 +170,9 @@ impl Neighbors {
         let mut released = 0;
         self.map.retain(|&(port, ip), n| {
             let age = now.wrapping_sub(n.updated);
+            if n.permanent {
+                return true;
+            }
             if n.mac.is_some() {
                 return age <= timeout;
             }
@@ -185,6 +195,20 @@ impl Neighbors {
             false
         });
         self.held -= released;
+    }
+
+    /// Add a permanent entry (configured MAC).
+    pub fn add_permanent(&mut self, port: usize, ip: IpAddr, mac: Mac) {
+        self.map.insert(
+            (port, ip),
+            Neighbor {
+                mac: Some(mac),
+                updated: 0,
+                probes: 0,
+                held: [None; HOLD],
+                permanent: true,
+            },
+        );
     }
 
     /// Entries (resolved and not).

@@ -12,6 +12,8 @@ routes:
   - to: 10.9.0.0/16
     via: 10.2.0.254
 icmp_errors_per_second: 4
+neighbors:
+  - {port: vec1, address: 10.2.0.254, mac: \"02:00:00:00:00:fe\"}
 ";
 
 const M0: Mac = [2, 0, 0, 0, 0, 0x10];
@@ -87,6 +89,27 @@ fn forwards_after_arp_with_ttl_decremented_and_checksum_valid() {
         rec.pool.available(),
         rec.pool.capacity(),
         "no buffer leaked"
+    );
+}
+
+#[test]
+fn static_neighbors_need_no_resolution() {
+    let mut r = router();
+    let mut rec = Recorder::new(2);
+    rec.feed(&mut r, 0, &[&udp4(M0, [10, 1, 0, 5], [10, 9, 3, 3], 64)]);
+    let (port, out) = &rec.sent[0];
+    assert_eq!(*port, 1);
+    assert_eq!(
+        &out[0..6],
+        &[2, 0, 0, 0, 0, 0xfe],
+        "straight to the gateway's configured MAC"
+    );
+    for _ in 0..1000 {
+        r.timer(std::time::Instant::now(), &mut rec);
+    }
+    assert!(
+        r.neigh.lookup(1, "10.2.0.254".parse().unwrap()).is_some(),
+        "never aged"
     );
 }
 
