@@ -16,6 +16,10 @@ Functions:
   xconnect   exactly two ports; every frame from one leaves by the other, unchanged
   bridge     two or more ports; MAC learning with aging, floods broadcast/unknown
              options: aging=SECONDS (300), fdb_size=ENTRIES (4096)
+  router     IPv4/IPv6 forwarding, static routes, ARP/ND, ICMP errors (docs/router.md)
+             options: config=FILE (YAML: interfaces, routes, neighbors)
+  firewall   stateful filter forwarding like xconnect or bridge (docs/firewall.md)
+             options: rules=FILE, mode=xconnect|bridge, conntrack_max=N, aging=SECONDS
 
 Guest settings:
   umid=NAME     instance name used in messages and reports (default FUNCTION-PID)
@@ -53,7 +57,7 @@ enum Command {
     /// Run a network-function guest on vector transports (like a UML kernel's vecN: options).
     #[command(after_long_help = GUEST_HELP)]
     Guest {
-        /// Network function: xconnect or bridge.
+        /// Network function: xconnect, bridge, router or firewall.
         function: String,
         /// key=value settings and vecN:transport=... interface specs.
         #[arg(
