@@ -392,6 +392,74 @@ fn filters_on_raw_and_tap_ports_drop_ipv6() {
     );
 }
 
+#[test]
+fn hybrid_port_runs_the_filter_behind_its_direction_check() {
+    let mut lab = Lab::new();
+    let a = lab.ns("a");
+    let b = lab.ns("b");
+    lab.veth(&a, "a0", &b, "ga");
+    lab.quiet(&b, "ga");
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &b,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.ga.arp_ignore=8",
+    ]);
+    lab.addr(&a, "a0", "10.75.0.1/24");
+    run(&[
+        "ip",
+        "-n",
+        &a,
+        "addr",
+        "add",
+        "fd00:75::1/64",
+        "dev",
+        "a0",
+        "nodad",
+    ]);
+    let bin = bpf_dir().join("drop-ipv6.bin");
+    let g = Guest::start(
+        &lab,
+        &b,
+        "xconnect",
+        &[
+            "vec0:transport=raw,ifname=ga",
+            &format!("vec1:transport=hybrid,ifname=tb,bpffile={}", bin.display()),
+        ],
+    );
+    lab.addr(&b, "tb", "10.75.0.2/24");
+    run(&[
+        "ip",
+        "-n",
+        &b,
+        "addr",
+        "add",
+        "fd00:75::2/64",
+        "dev",
+        "tb",
+        "nodad",
+    ]);
+    assert!(lab.ping(&a, "10.75.0.2", 2), "IPv4 passes, nothing loops");
+    assert!(
+        !lab.ping(&b, "fd00:75::1", 2),
+        "IPv6 from B is dropped by the filter"
+    );
+    let r = g.stop();
+    // vecbox's own writes into the tap never come back: port 1 received only B's frames.
+    assert!(
+        port_stat(&r, 1, "rx_packets") < port_stat(&r, 1, "tx_packets") + 50,
+        "{r}"
+    );
+    assert_eq!(
+        port_drops(&r, 0, "tx_error") + port_drops(&r, 1, "tx_error"),
+        0,
+        "{r}"
+    );
+}
+
 /// Debian's UML kernel has no IPv6, so the UML test filters by MAC: the own-MAC
 /// template instantiated for the host's MAC on one port (nothing from the host gets in),
 /// the shipped drop-ipv6 filter on the other (IPv4 still works).

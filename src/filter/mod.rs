@@ -47,6 +47,20 @@ pub fn only_outgoing() -> [SockFilter; 4] {
     pkttype_filter(ACCEPT, 0)
 }
 
+/// `prog` behind a direction check: frames the host did not transmit into the interface
+/// are dropped first, the rest go through `prog` unchanged (its jumps are relative).
+/// Used on hybrid ports so that a `bpffile=` does not also see vecbox's own writes.
+pub fn only_outgoing_then(prog: &Program) -> Result<Program, ValidateError> {
+    let i = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    let mut v = vec![
+        i(LDB_ABS, 0, 0, AD_PKTTYPE),
+        i(JEQ_K, 1, 0, PACKET_OUTGOING),
+        i(RET_K, 0, 0, 0),
+    ];
+    v.extend_from_slice(prog.insns());
+    Program::new(v)
+}
+
 fn pkttype_filter(if_outgoing: u32, otherwise: u32) -> [SockFilter; 4] {
     let i = |code, jt, jf, k| SockFilter { code, jt, jf, k };
     [

@@ -255,6 +255,22 @@ fn interpreter_edge_cases_follow_the_kernel() {
 }
 
 #[test]
+fn hybrid_programs_run_behind_the_direction_check() {
+    let user = Program::new(decode_uml_binary(DROP_IPV6_BIN).unwrap()).unwrap();
+    let p = only_outgoing_then(&user).unwrap();
+    let v4 = frame("udp4", 1, 2);
+    let v6 = frame("udp6", 1, 2);
+    let out = |f: &[u8]| Meta::ethernet(f, interp::PACKET_OUTGOING);
+    assert_eq!(p.run(&v4, &out(&v4)), ACCEPT);
+    assert_eq!(p.run(&v6, &out(&v6)), 0, "the user's program still applies");
+    assert_eq!(
+        p.run(&v4, &Meta::ethernet(&v4, PACKET_HOST)),
+        0,
+        "vecbox's own writes"
+    );
+}
+
+#[test]
 fn load_accepts_binary_and_text_files() {
     let dir = std::env::temp_dir().join(format!("vecbox-filter-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -173,6 +173,10 @@ impl Port {
         if self.filters_in_software() {
             self.soft_filter = Some(prog);
             Ok(())
+        } else if matches!(self.spec.kind, super::Kind::Hybrid { .. }) {
+            let prog = crate::filter::only_outgoing_then(&prog)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
         } else {
             crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
         }

@@ -310,3 +310,11 @@ proptest::proptest! {
         r.timer(std::time::Instant::now(), &mut rec);
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn config_parser_never_panics(s in "[a-z0-9:/. \\[\\]{},\\n-]{0,160}") {
+        let names = vec!["vec0".to_string()];
+        let _ = RouterConfig::parse("x.yaml", &s, &names);
+    }
+}
