@@ -127,6 +127,22 @@ impl Pool {
         &mut self.buf_mut(f.buf)[r]
     }
 
+    /// Buffer `src` to read and a different buffer `dst` to write, at the same time.
+    /// `None` if they are the same buffer.
+    pub fn pair_mut(&mut self, src: BufId, dst: BufId) -> Option<(&[u8], &mut [u8])> {
+        let (s, d) = (self.span(src), self.span(dst));
+        if s.start == d.start {
+            return None;
+        }
+        if s.start < d.start {
+            let (lo, hi) = self.data.split_at_mut(d.start);
+            Some((&lo[s], &mut hi[..self.stride]))
+        } else {
+            let (lo, hi) = self.data.split_at_mut(s.start);
+            Some((&hi[..self.stride], &mut lo[d]))
+        }
+    }
+
     /// All buffers as one slice (for batched receive into several buffers at once).
     pub fn memory(&mut self) -> &mut [u8] {
         &mut self.data
@@ -160,5 +176,11 @@ mod tests {
             vnet: vnet::Repr::default(),
         };
         assert_eq!(p.frame(&f), &[9, 0]);
+        let (src, dst) = p.pair_mut(a, c).unwrap();
+        dst[..2].copy_from_slice(&src[5..7]);
+        assert_eq!(&p.buf(c)[..2], &[9, 0]);
+        let (src, dst) = p.pair_mut(c, a).unwrap();
+        assert_eq!((src.len(), dst.len()), (100, 100));
+        assert!(p.pair_mut(a, a).is_none());
     }
 }

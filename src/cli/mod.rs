@@ -31,6 +31,12 @@ Transports (keys as in UML; see docs/transports.md):
   tap      /dev/net/tun tap, created if missing  ifname= (creating needs CAP_NET_ADMIN)
   hybrid   tap transmit + AF_PACKET receive      ifname= (CAP_NET_RAW + tap's)
   fd       an inherited socket descriptor        fd=
+  gre      Ethernet over GRE (IP proto 47)       src= dst= [v6=1] [rx_key= tx_key=] [sequence=1]
+                                                 (CAP_NET_RAW)
+  l2tpv3   Ethernet over L2TPv3, IP proto 115    src= dst= rx_session= tx_session= [rx_cookie=
+           or UDP (udp=1 srcport= dstport=)      tx_cookie= cookie64=1] [counter=1] (IP: CAP_NET_RAW)
+  bess     AF_UNIX seqpacket, one frame/message  dst=PATH [src=PATH] to connect (retried until
+                                                 the peer is there), or listen=PATH (vecbox only)
   common   mac= mtu=576..65534 depth=1..4096 (64) headroom= gro=0|1 vec=0|1 bpffile= bpfflash=
   gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
   in software. vec=0 moves one frame per system call.
@@ -42,7 +48,9 @@ It drops them once its interfaces are open.
 
 Examples:
   vecbox guest xconnect umid=x1 cpu=1 'vec0:transport=raw,ifname=p0,gro=1' 'vec1:transport=tap,ifname=tap0,gro=1'
-  vecbox guest bridge aging=60 vec0:transport=raw,ifname=a vec1:transport=raw,ifname=b vec2:transport=raw,ifname=c";
+  vecbox guest bridge aging=60 vec0:transport=raw,ifname=a vec1:transport=raw,ifname=b vec2:transport=raw,ifname=c
+  vecbox guest xconnect vec0:transport=raw,ifname=p0,gro=1 'vec1:transport=gre,src=192.0.2.1,dst=192.0.2.2,rx_key=1,tx_key=1'
+  vecbox guest xconnect vec0:transport=raw,ifname=p0 vec1:transport=bess,listen=/run/vecbox/p0.sock";
 
 /// vecbox: network functions and virtual labs on UML-compatible vector transports.
 #[derive(Parser, Debug)]

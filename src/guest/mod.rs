@@ -50,13 +50,12 @@ impl Guest {
     /// transports need; call [`Guest::sandbox`] afterwards.
     pub fn open(args: GuestArgs) -> Result<Guest, GuestError> {
         let nf = nf::build_for(&args.function, &args.specs, &args.nf_options)?;
-        let mut ports = Vec::with_capacity(args.specs.len());
         for spec in &args.specs {
             for w in spec.warnings() {
                 tracing::warn!("vec{}: {w}", spec.unit);
             }
-            ports.push(transport::open(spec)?);
         }
+        let ports = transport::open_all(&args.specs)?;
         let stride = ports.iter().map(|p| p.caps.rx_slot).max().unwrap_or(2048);
         let count: usize =
             ports.iter().map(Port::buffers_needed).sum::<usize>() + nf.buffers_needed();
@@ -142,6 +141,7 @@ impl Guest {
                         let _ = timer.wait();
                         let now = Instant::now();
                         self.nf.tick(now);
+                        self.ports.iter_mut().for_each(|p| p.maintain(now));
                         self.run_timer(now, &mut loop_state);
                         self.rearm_ports(&epoll, &mut loop_state);
                     }
@@ -151,9 +151,9 @@ impl Guest {
                             loop_state.want_flush[i] = true;
                         }
                         if !is_tx
-                            && ev
-                                .events()
-                                .intersects(EpollFlags::EPOLLIN | EpollFlags::EPOLLERR)
+                            && ev.events().intersects(
+                                EpollFlags::EPOLLIN | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP,
+                            )
                         {
                             loop_state.readable[i] = true;
                         }
@@ -169,6 +169,7 @@ impl Guest {
                     }
                 }
             }
+            self.relink(&epoll, &loop_state);
             self.flush_all(&epoll, &mut loop_state);
             if stop {
                 break;
@@ -287,6 +288,25 @@ impl Guest {
         };
         if let Err(e) = r {
             tracing::warn!(port = %p.name, error = %e, "cannot change transmit wait");
+        }
+    }
+
+    /// Register the new descriptor of ports whose peer came or went (bess). The old
+    /// descriptor was closed, which took it out of the epoll set.
+    fn relink(&mut self, epoll: &Epoll, st: &LoopState) {
+        for i in 0..self.ports.len() {
+            if !self.ports[i].take_fds_changed() || st.paused[i] {
+                continue;
+            }
+            let mut flags = EpollFlags::EPOLLIN;
+            if st.blocked[i] && !self.ports[i].has_separate_tx_fd() {
+                flags |= EpollFlags::EPOLLOUT;
+            }
+            let mut ev = EpollEvent::new(flags, rx_token(i));
+            let fd = self.ports[i].rx_fd();
+            if let Err(e) = epoll.add(fd, ev).or_else(|_| epoll.modify(fd, &mut ev)) {
+                tracing::error!(port = %self.ports[i].name, error = %e, "cannot watch the new descriptor");
+            }
         }
     }
 

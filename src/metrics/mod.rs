@@ -31,6 +31,22 @@ pub enum DropReason {
     EncapError,
     /// Dropped by a filter or a rule.
     Filtered,
+    /// Raw IPv4 tunnel socket: the IPv4 header in front of the payload was invalid.
+    BadIpHeader,
+    /// GRE: truncated, checksum/routing bits, or K/S bits other than configured.
+    BadGreHeader,
+    /// GRE: the payload is not Ethernet (protocol other than 0x6558).
+    NotEthernet,
+    /// GRE: key other than `rx_key`.
+    BadKey,
+    /// L2TPv3: truncated, or (UDP) not a version 3 data message.
+    BadL2tpHeader,
+    /// L2TPv3: session other than `rx_session`.
+    BadSession,
+    /// L2TPv3: cookie other than `rx_cookie`.
+    BadCookie,
+    /// BESS: the peer was gone (frames queued for it, or sent while it was away).
+    PeerGone,
     /// TTL / hop limit ran out (router).
     TtlExceeded,
     /// The next hop's MAC could not be resolved, or no room to wait for it (router).
@@ -41,7 +57,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Runt,
         DropReason::Oversize,
         DropReason::BadVnetHeader,
@@ -53,6 +69,14 @@ impl DropReason {
         DropReason::NoRoute,
         DropReason::EncapError,
         DropReason::Filtered,
+        DropReason::BadIpHeader,
+        DropReason::BadGreHeader,
+        DropReason::NotEthernet,
+        DropReason::BadKey,
+        DropReason::BadL2tpHeader,
+        DropReason::BadSession,
+        DropReason::BadCookie,
+        DropReason::PeerGone,
         DropReason::TtlExceeded,
         DropReason::NoNeighbor,
         DropReason::BadHeader,
@@ -74,6 +98,14 @@ impl DropReason {
             DropReason::NoRoute => "no_route",
             DropReason::EncapError => "encap_error",
             DropReason::Filtered => "filtered",
+            DropReason::BadIpHeader => "bad_ip_header",
+            DropReason::BadGreHeader => "bad_gre_header",
+            DropReason::NotEthernet => "not_ethernet",
+            DropReason::BadKey => "bad_key",
+            DropReason::BadL2tpHeader => "bad_l2tp_header",
+            DropReason::BadSession => "bad_session",
+            DropReason::BadCookie => "bad_cookie",
+            DropReason::PeerGone => "peer_gone",
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::NoNeighbor => "no_neighbor",
             DropReason::BadHeader => "bad_header",
@@ -146,6 +178,16 @@ pub struct PortStats {
     pub tx_csum_completed: u64,
     /// Kernel features the port had to do without (probe failed; see the log).
     pub fallbacks: u64,
+    /// Peer connections established (bess).
+    pub peer_connects: u64,
+    /// Peers lost (bess: end of connection, reset, broken pipe).
+    pub peer_losses: u64,
+    /// Received buffers holding several UDP datagrams coalesced by the kernel (UDP_GRO).
+    pub rx_gro_coalesced: u64,
+    /// UDP super-datagrams sent for the kernel to cut (UDP_SEGMENT).
+    pub tx_udp_gso_sends: u64,
+    /// Received TCP segments joined into GSO frames in software (L2TPv3 over UDP).
+    pub rx_coalesced: u64,
 }
 
 impl PortStats {

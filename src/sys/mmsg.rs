@@ -23,7 +23,14 @@ pub struct RecvMeta {
     pub len: usize,
     /// The datagram was longer than the slot and was cut (`MSG_TRUNC`).
     pub truncated: bool,
+    /// UDP GRO: the kernel coalesced datagrams of this size (the last may be shorter)
+    /// into this one buffer; 0 when it holds a single datagram.
+    pub segment: u16,
 }
+
+/// Room for one control message carrying a 32-bit value (`CMSG_SPACE(4)` on 64-bit
+/// Linux is 24 bytes; a u64 array keeps it aligned).
+type Control = [u64; 4];
 
 fn zeroed_mmsghdr() -> libc::mmsghdr {
     // SAFETY: `mmsghdr` is a plain C struct of integers and raw pointers; the all-zero
@@ -42,6 +49,8 @@ fn empty_iovec() -> libc::iovec {
 pub struct RecvRing {
     hdrs: Box<[libc::mmsghdr]>,
     iovs: Box<[libc::iovec]>,
+    /// Per-slot control buffers, when UDP GRO segment sizes are wanted.
+    ctrl: Option<Box<[Control]>>,
 }
 
 impl RecvRing {
@@ -51,7 +60,14 @@ impl RecvRing {
         RecvRing {
             hdrs: (0..depth).map(|_| zeroed_mmsghdr()).collect(),
             iovs: (0..depth).map(|_| empty_iovec()).collect(),
+            ctrl: None,
         }
+    }
+
+    /// Also read the `UDP_GRO` control message (coalesced segment size) of each
+    /// datagram into [`RecvMeta::segment`]; for sockets with `UDP_GRO` enabled.
+    pub fn want_gro_segments(&mut self) {
+        self.ctrl = Some((0..self.hdrs.len()).map(|_| [0u64; 4]).collect());
     }
 
     /// Number of slots.
@@ -94,8 +110,16 @@ impl RecvRing {
             h.msg_namelen = 0;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            match self.ctrl.as_mut() {
+                Some(c) => {
+                    h.msg_control = c[i].as_mut_ptr().cast();
+                    h.msg_controllen = std::mem::size_of::<Control>();
+                }
+                None => {
+                    h.msg_control = std::ptr::null_mut();
+                    h.msg_controllen = 0;
+                }
+            }
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
@@ -119,10 +143,16 @@ impl RecvRing {
         match got {
             Ok(got) => {
                 let got = usize::try_from(got).unwrap_or(0).min(n);
+                let with_ctrl = self.ctrl.is_some();
                 for (m, h) in meta.iter_mut().zip(self.hdrs.iter()).take(got) {
                     *m = RecvMeta {
                         len: h.msg_len as usize,
                         truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                        segment: if with_ctrl {
+                            gro_segment(&h.msg_hdr)
+                        } else {
+                            0
+                        },
                     };
                 }
                 Ok(got)
@@ -154,6 +184,7 @@ impl RecvRing {
             Ok(len) => Ok(Some(RecvMeta {
                 len,
                 truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+                segment: 0,
             })),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
@@ -161,22 +192,83 @@ impl RecvRing {
     }
 }
 
+/// The `UDP_GRO` segment size in a received message's control data, or 0.
+fn gro_segment(h: &libc::msghdr) -> u16 {
+    if h.msg_control.is_null() || h.msg_controllen == 0 {
+        return 0;
+    }
+    // SAFETY: `h` was filled by recvmmsg: `msg_control` points to a live buffer of the
+    // ring and `msg_controllen` is the length the kernel wrote; CMSG_FIRSTHDR/NXTHDR
+    // stay inside it and return null at the end.
+    let mut c = unsafe { libc::CMSG_FIRSTHDR(h) };
+    while !c.is_null() {
+        // SAFETY: `c` is non-null and points to a complete cmsghdr inside the buffer.
+        let hdr = unsafe { &*c };
+        if hdr.cmsg_level == libc::SOL_UDP && hdr.cmsg_type == libc::UDP_GRO {
+            // SAFETY: a UDP_GRO message carries one int; CMSG_DATA points at it inside
+            // the buffer; read_unaligned copes with any alignment.
+            let v = unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>()) };
+            return u16::try_from(v).unwrap_or(0);
+        }
+        // SAFETY: as above; NXTHDR returns null past the end of the control data.
+        c = unsafe { libc::CMSG_NXTHDR(h, c) };
+    }
+    0
+}
+
+/// Where an item sits in a UDP segmentation (`UDP_SEGMENT`) group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// A datagram of its own.
+    Single,
+    /// First of a group sent as one super-datagram that the kernel cuts every
+    /// `gso_size` bytes (every member but the last must be exactly that long).
+    Head { gso_size: u16 },
+    /// Next member of the group opened by the last `Head`.
+    Cont,
+}
+
+/// What one `sendmmsg` took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Items the kernel took (members of a group count one each).
+    pub items: usize,
+    /// Items offered in that call.
+    pub offered: usize,
+    /// Items of the first message (what to drop if the kernel refuses it).
+    pub first: usize,
+}
+
 /// Transmit side of a vector transport: `depth` reusable `mmsghdr`s with two iovecs
 /// each (an encapsulation/vnet prefix and the frame), and an optional destination
 /// address for unconnected sockets.
 pub struct SendRing {
     hdrs: Box<[libc::mmsghdr]>,
-    iovs: Box<[[libc::iovec; 2]]>,
+    /// Flat iovec pool: a message uses two per item.
+    iovs: Box<[libc::iovec]>,
+    /// Per-message control buffers (UDP_SEGMENT).
+    ctrl: Box<[Control]>,
+    /// Items per message of the last call.
+    items: Box<[u16]>,
     dest: Option<SockAddr>,
 }
 
 impl SendRing {
-    /// A ring able to send up to `depth` datagrams per call, to `dest` if given.
+    /// A ring able to send up to `depth` datagrams per call, to `dest` if given, with
+    /// room for `items` items per call (more than `depth` when groups are used).
     pub fn new(depth: usize, dest: Option<SockAddr>) -> Self {
+        Self::with_items(depth, depth, dest)
+    }
+
+    /// As [`SendRing::new`], with room for `items` items per call.
+    pub fn with_items(depth: usize, items: usize, dest: Option<SockAddr>) -> Self {
         let depth = depth.max(1);
+        let items = items.max(depth);
         SendRing {
             hdrs: (0..depth).map(|_| zeroed_mmsghdr()).collect(),
-            iovs: (0..depth).map(|_| [empty_iovec(), empty_iovec()]).collect(),
+            iovs: (0..2 * items).map(|_| empty_iovec()).collect(),
+            ctrl: (0..depth).map(|_| [0u64; 4]).collect(),
+            items: vec![0; depth].into_boxed_slice(),
             dest,
         }
     }
@@ -186,7 +278,7 @@ impl SendRing {
         self.hdrs.len()
     }
 
-    fn fill(iov: &mut [libc::iovec; 2], prefix: &[u8], frame: &[u8]) -> usize {
+    fn fill(iov: &mut [libc::iovec], prefix: &[u8], frame: &[u8]) -> usize {
         let mut k = 0;
         for part in [prefix, frame] {
             if !part.is_empty() {
@@ -200,6 +292,25 @@ impl SendRing {
         k
     }
 
+    /// Write a UDP_SEGMENT control message for `gso_size` into slot `n`'s buffer.
+    fn set_segment(&mut self, n: usize, gso_size: u16) {
+        let buf = &mut self.ctrl[n];
+        let h = &mut self.hdrs[n].msg_hdr;
+        h.msg_control = buf.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE only computes a size.
+        h.msg_controllen = unsafe { libc::CMSG_SPACE(2) } as usize;
+        // SAFETY: `h.msg_control` points to this slot's buffer (32 bytes, 8-aligned) and
+        // `msg_controllen` (24) fits in it, so CMSG_FIRSTHDR returns a pointer to the
+        // buffer's start with room for the header and two data bytes, written here only.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(h);
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(2) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso_size);
+        }
+    }
+
     /// Send up to `depth` messages with one `sendmmsg`; each message is
     /// `prefix ++ frame`. Returns how many the kernel took: fewer than offered means
     /// the rest must be retried later (UML's partial-send rule); `Ok(0)` on
@@ -209,45 +320,102 @@ impl SendRing {
         fd: BorrowedFd<'_>,
         msgs: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
     ) -> io::Result<usize> {
+        self.send_parts(fd, msgs.into_iter().map(|(p, f)| (p, f, Part::Single)))
+            .map(|s| s.items)
+    }
+
+    /// As [`SendRing::send`], with items grouped into UDP segmentation super-datagrams
+    /// ([`Part`]). At most `depth` messages go per call; a group is never split.
+    pub fn send_parts<'a>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        msgs: impl IntoIterator<Item = (&'a [u8], &'a [u8], Part)>,
+    ) -> io::Result<Sent> {
         let (name, namelen) = match &self.dest {
             Some(a) => (a.as_ptr().cast_mut().cast(), a.len()),
             None => (std::ptr::null_mut(), 0),
         };
-        let mut n = 0;
-        for (prefix, frame) in msgs.into_iter().take(self.hdrs.len()) {
-            let k = Self::fill(&mut self.iovs[n], prefix, frame);
-            let h = &mut self.hdrs[n].msg_hdr;
-            h.msg_name = name;
-            h.msg_namelen = namelen;
-            h.msg_iov = self.iovs[n].as_mut_ptr();
-            h.msg_iovlen = k;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            self.hdrs[n].msg_len = 0;
-            n += 1;
+        let depth = self.hdrs.len();
+        let mut n = 0; // messages
+        let mut k = 0; // iovecs used
+        let mut offered = 0;
+        for (prefix, frame, part) in msgs {
+            if k + 2 > self.iovs.len() {
+                break;
+            }
+            match part {
+                Part::Cont if n > 0 => {
+                    let used = Self::fill(&mut self.iovs[k..], prefix, frame);
+                    self.hdrs[n - 1].msg_hdr.msg_iovlen += used;
+                    self.items[n - 1] += 1;
+                    k += used;
+                }
+                _ => {
+                    if n == depth {
+                        break;
+                    }
+                    let used = Self::fill(&mut self.iovs[k..], prefix, frame);
+                    let h = &mut self.hdrs[n].msg_hdr;
+                    h.msg_name = name;
+                    h.msg_namelen = namelen;
+                    h.msg_iov = std::ptr::null_mut();
+                    h.msg_iovlen = used;
+                    h.msg_control = std::ptr::null_mut();
+                    h.msg_controllen = 0;
+                    h.msg_flags = 0;
+                    self.hdrs[n].msg_len = 0;
+                    self.items[n] = 1;
+                    if let Part::Head { gso_size } = part {
+                        self.set_segment(n, gso_size);
+                    }
+                    k += used;
+                    n += 1;
+                }
+            }
+            offered += 1;
         }
         if n == 0 {
-            return Ok(0);
+            return Ok(Sent::default());
+        }
+        // Point each message at its run of the flat iovec pool (now that it is filled).
+        let mut at = 0;
+        for h in self.hdrs[..n].iter_mut() {
+            h.msg_hdr.msg_iov = self.iovs[at..].as_mut_ptr();
+            at += h.msg_hdr.msg_iovlen;
         }
         let vlen = libc::c_uint::try_from(n).unwrap_or(libc::c_uint::MAX);
         let r = retry_eintr(|| {
-            // SAFETY: `hdrs[..n]` were filled above; their iovecs point into slices borrowed
-            // for `'a`, which outlives this call, and the kernel only reads them. `msg_name`
-            // points to `self.dest`, alive and unmodified during the call. `vlen <= depth`.
+            // SAFETY: `hdrs[..n]` were filled above; their iovecs are consecutive runs of
+            // `self.iovs` pointing into slices borrowed for `'a`, which outlive this call,
+            // and the kernel only reads them. `msg_name` points to `self.dest` and
+            // `msg_control` (when set) to this ring's control buffers, both alive and
+            // unmodified during the call. `vlen <= depth`.
             let r = unsafe {
                 libc::sendmmsg(
                     fd.as_raw_fd(),
                     self.hdrs.as_mut_ptr(),
                     vlen,
-                    libc::MSG_DONTWAIT,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                 )
             };
             cvt(r)
         });
+        let first = usize::from(self.items[0]);
         match r {
-            Ok(sent) => Ok(usize::try_from(sent).unwrap_or(0)),
-            Err(e) if super::is_would_block(&e) => Ok(0),
+            Ok(sent) => {
+                let sent = usize::try_from(sent).unwrap_or(0).min(n);
+                let items = self.items[..sent].iter().map(|&i| usize::from(i)).sum();
+                Ok(Sent {
+                    items,
+                    offered,
+                    first,
+                })
+            }
+            Err(e) if super::is_would_block(&e) => Ok(Sent {
+                items: 0,
+                offered,
+                first,
+            }),
             Err(e) => Err(e),
         }
     }
@@ -261,7 +429,7 @@ impl SendRing {
         frame: &[u8],
     ) -> io::Result<bool> {
         let mut iov = [empty_iovec(), empty_iovec()];
-        let k = Self::fill(&mut iov, prefix, frame);
+        let k = Self::fill(&mut iov[..], prefix, frame);
         // SAFETY: `msghdr` is a plain C struct; all-zero is a valid value.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         if let Some(a) = &self.dest {
@@ -273,7 +441,13 @@ impl SendRing {
         let r = retry_eintr(|| {
             // SAFETY: `msg` references `iov` (local, alive) whose entries point into the
             // borrowed `prefix`/`frame` slices, and optionally `self.dest`; all outlive the call.
-            let r = unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) };
+            let r = unsafe {
+                libc::sendmsg(
+                    fd.as_raw_fd(),
+                    &msg,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
             cvt_size(r)
         });
         match r {

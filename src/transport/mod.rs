@@ -5,14 +5,20 @@
 //! configures descriptors and says how to use them ([`port::Opened`]); receive slots,
 //! transmit queues, offload handling and counters are shared in [`port`].
 
+pub mod bess;
+pub mod demux;
 pub mod fd;
 pub mod framing;
+pub mod gre;
+mod group;
 pub mod hybrid;
+pub mod l2tpv3;
 pub mod port;
 pub mod probe;
 pub mod raw;
 pub mod spec;
 pub mod tap;
+pub mod tunnel;
 pub mod txq;
 
 use std::io;
@@ -46,6 +52,31 @@ pub enum OpenError {
     },
     #[error("{port}: fd={fd}: {why}")]
     BadFd { port: String, fd: i32, why: String },
+    #[error("{port}: cannot resolve {key}={host:?}: {why}")]
+    Resolve {
+        port: String,
+        key: &'static str,
+        host: String,
+        why: String,
+    },
+    #[error(
+        "{port}: mtu={mtu} cannot fit: a frame plus {overhead} bytes of Ethernet, tunnel and IP \
+         headers exceeds the 65535-byte IP packet limit; use mtu={max} or less"
+    )]
+    MtuTooLarge {
+        port: String,
+        mtu: u16,
+        overhead: usize,
+        max: usize,
+    },
+    #[error("{port}: {needs}")]
+    Needs { port: String, needs: &'static str },
+    #[error("{port} and {other}: {why}")]
+    Conflict {
+        port: String,
+        other: String,
+        why: String,
+    },
     #[error("{port}: {0}", .source)]
     Filter {
         port: String,
@@ -99,18 +130,32 @@ pub(crate) fn max_tx_frame(spec: &Spec) -> usize {
 
 /// Open the transport described by `spec` in the calling thread's network namespace.
 pub fn open(spec: &Spec) -> Result<Port, OpenError> {
+    open_with(spec, &tunnel::Siblings::default())
+}
+
+/// Open every interface of one guest. Tunnels that share a protocol, local address and
+/// peer are demultiplexed by key/session between them (see [`demux`]).
+pub fn open_all(specs: &[Spec]) -> Result<Vec<Port>, OpenError> {
+    let groups = group::siblings(specs)?;
+    specs
+        .iter()
+        .zip(groups.iter())
+        .map(|(s, g)| open_with(s, g))
+        .collect()
+}
+
+fn open_with(spec: &Spec, siblings: &tunnel::Siblings) -> Result<Port, OpenError> {
     let name = format!("vec{}", spec.unit);
     let opened = match &spec.kind {
         Kind::Raw { ifname, .. } => raw::open(&name, spec, ifname.as_str())?,
         Kind::Tap { ifname, .. } => tap::open(&name, spec, ifname.as_ref().map(|n| n.as_str()))?,
         Kind::Hybrid { ifname, .. } => hybrid::open(&name, spec, ifname.as_str())?,
         Kind::Fd { fd } => fd::open(&name, spec, *fd)?,
-        Kind::Gre { .. } | Kind::L2tpv3 { .. } | Kind::Bess { .. } => {
-            return Err(OpenError::Unsupported {
-                port: name,
-                transport: spec.transport_name(),
-                why: "tunnel transports are not available in this build yet",
-            });
+        Kind::Gre { .. } => gre::open(&name, spec, siblings)?,
+        Kind::L2tpv3 { .. } => l2tpv3::open(&name, spec, siblings)?,
+        Kind::Bess { .. } => {
+            let (opened, link) = bess::open(&name, spec)?;
+            return Ok(Port::new(name, spec.clone(), opened).with_link(link));
         }
         Kind::Vde { .. } => {
             return Err(OpenError::Unsupported {
@@ -125,6 +170,9 @@ pub fn open(spec: &Spec) -> Result<Port, OpenError> {
     }
     let software_filter = opened.rx_mode == port::RxMode::Read;
     let mut port = Port::new(name, spec.clone(), opened);
+    if let Kind::L2tpv3 { udp: true, .. } = spec.kind {
+        port.enable_udp_offloads();
+    }
     if software_filter && let Some(path) = &spec.common.bpffile {
         // No socket to attach to: vecbox runs the program itself.
         let prog = crate::filter::Program::load(path).map_err(|source| OpenError::Filter {

@@ -27,16 +27,22 @@ pub enum Feature {
     TapOffload,
     /// UDP segmentation offload (TUN_F_USO4/6) on taps.
     TapUso,
+    /// UDP_SEGMENT on UDP sockets (L2TPv3 over UDP).
+    UdpGso,
+    /// UDP_GRO on UDP sockets (L2TPv3 over UDP).
+    UdpGro,
 }
 
 impl Feature {
-    const ALL: [Feature; 6] = [
+    const ALL: [Feature; 8] = [
         Feature::PacketVnetHdr,
         Feature::QdiscBypass,
         Feature::IgnoreOutgoing,
         Feature::TapVnetHdr,
         Feature::TapOffload,
         Feature::TapUso,
+        Feature::UdpGso,
+        Feature::UdpGro,
     ];
 
     /// Name used in logs and in `VECBOX_DISABLE`.
@@ -48,6 +54,8 @@ impl Feature {
             Feature::TapVnetHdr => "tap_vnet_hdr",
             Feature::TapOffload => "tap_offload",
             Feature::TapUso => "tap_uso",
+            Feature::UdpGso => "udp_gso",
+            Feature::UdpGro => "udp_gro",
         }
     }
 }
@@ -56,8 +64,9 @@ const UNKNOWN: u8 = 0;
 const PRESENT: u8 = 1;
 const ABSENT: u8 = 2;
 
-static STATE: [AtomicU8; 6] = [const { AtomicU8::new(UNKNOWN) }; 6];
-static LOGGED: [AtomicU8; 6] = [const { AtomicU8::new(0) }; 6];
+static STATE: [AtomicU8; Feature::ALL.len()] =
+    [const { AtomicU8::new(UNKNOWN) }; Feature::ALL.len()];
+static LOGGED: [AtomicU8; Feature::ALL.len()] = [const { AtomicU8::new(0) }; Feature::ALL.len()];
 
 fn disabled_by_env(f: Feature) -> bool {
     static DISABLED: OnceLock<Vec<Feature>> = OnceLock::new();

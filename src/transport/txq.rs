@@ -3,6 +3,7 @@
 //! software-GSO segment). Entries are sent straight from the pool buffers.
 
 use crate::buf::{BufId, Pool};
+use crate::sys::mmsg::Part;
 use crate::wire::gso;
 
 use super::framing::MAX_TX_PREFIX;
@@ -18,6 +19,8 @@ struct Entry {
     prefix_len: u16,
     /// Bytes of the Ethernet frame this entry puts on the wire (for tx_bytes).
     frame_len: u32,
+    /// Place in a UDP segmentation group.
+    part: Part,
 }
 
 /// Ring of pending transmissions.
@@ -66,6 +69,18 @@ impl TxQueue {
         len: usize,
         prefix: impl FnOnce(&mut [u8; SCRATCH]) -> (usize, usize),
     ) -> bool {
+        self.push_part(buf, off, len, Part::Single, prefix)
+    }
+
+    /// As [`TxQueue::push`], as a member of a UDP segmentation group.
+    pub fn push_part(
+        &mut self,
+        buf: BufId,
+        off: usize,
+        len: usize,
+        part: Part,
+        prefix: impl FnOnce(&mut [u8; SCRATCH]) -> (usize, usize),
+    ) -> bool {
         if self.is_full() {
             return false;
         }
@@ -77,6 +92,7 @@ impl TxQueue {
             len: len as u32,
             prefix_len: prefix_len.min(SCRATCH) as u16,
             frame_len: (prefix_frame_bytes + len) as u32,
+            part,
         });
         self.len += 1;
         true
@@ -87,6 +103,14 @@ impl TxQueue {
         &'a self,
         pool: &'a Pool,
     ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        self.parts(pool).map(|(p, f, _)| (p, f))
+    }
+
+    /// The queued messages with their segmentation group marks.
+    pub fn parts<'a>(
+        &'a self,
+        pool: &'a Pool,
+    ) -> impl Iterator<Item = (&'a [u8], &'a [u8], Part)> + 'a {
         let depth = self.entries.len();
         (0..self.len).filter_map(move |i| {
             let slot = (self.head + i) % depth;
@@ -95,8 +119,23 @@ impl TxQueue {
             Some((
                 &self.scratch[slot][..e.prefix_len as usize],
                 &buf[e.off as usize..(e.off + e.len) as usize],
+                e.part,
             ))
         })
+    }
+
+    /// Entries of the group at the head (1 unless it opens a UDP segmentation group).
+    pub fn head_group_len(&self) -> usize {
+        let depth = self.entries.len();
+        let mut n = 0;
+        while n < self.len {
+            let e = self.entries[(self.head + n) % depth].as_ref();
+            if n > 0 && !matches!(e.map(|e| e.part), Some(Part::Cont)) {
+                break;
+            }
+            n += 1;
+        }
+        n.max(1)
     }
 
     /// Remove the first `n` entries (sent or given up), releasing their buffers.

@@ -1,5 +1,6 @@
 //! Wire formats and packet arithmetic: virtio-net headers, Ethernet,
-//! Internet checksums and software GSO.
+//! Internet checksums, software GSO and the tunnel headers (GRE, L2TPv3, the IPv4
+//! header raw sockets deliver).
 //!
 //! Conventions (after smoltcp): a typed view `Header<T: AsRef<[u8]>>`
 //! reads fields in place (setters need `AsMut<[u8]>`); a `Repr` holds the
@@ -15,8 +16,12 @@
 //! Parsing, emitting, checksumming and segmenting do not allocate.
 
 pub mod checksum;
+pub mod coalesce;
 pub mod ethernet;
+pub mod gre;
 pub mod gso;
+pub mod ipv4;
+pub mod l2tpv3;
 pub mod offload;
 pub mod vnet;
 

@@ -1,0 +1,107 @@
+//! Ports whose descriptors change at run time: bess peers coming and going, and the
+//! UDP offloads of L2TPv3-over-UDP ports.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
+
+use super::super::bess::Link;
+use super::{Port, RxMode, TxMode};
+use crate::buf::Pool;
+use crate::metrics::DropReason;
+
+impl Port {
+    /// UDP tunnel ports: send software-GSO segments as UDP_SEGMENT super-datagrams
+    /// and receive UDP_GRO coalesced datagrams, where the kernel has them (probed once;
+    /// each missing feature is logged and counted in `fallbacks`).
+    pub fn enable_udp_offloads(&mut self) {
+        use crate::transport::probe::{self, Feature};
+        use nix::sys::socket::{setsockopt, sockopt};
+        let fd = self.rx_fd.as_fd();
+        let vector = self.rx_mode == RxMode::Mmsg && self.tx_mode == TxMode::Mmsg;
+        if !vector {
+            return;
+        }
+        // Setting a segment size of 0 changes nothing but fails where UDP_SEGMENT is
+        // unknown; the size itself goes with each message.
+        self.udp_gso = probe::try_enable(
+            Feature::UdpGso,
+            "sending UDP tunnel segments one datagram each",
+            || setsockopt(&fd, sockopt::UdpGsoSegment, &0).map_err(io::Error::from),
+        );
+        let gro = probe::try_enable(
+            Feature::UdpGro,
+            "receiving UDP tunnel datagrams one by one",
+            || setsockopt(&fd, sockopt::UdpGroSegment, &true).map_err(io::Error::from),
+        );
+        if gro {
+            self.gro.reserve(crate::wire::coalesce::MAX_RUN);
+            self.rx_ring.want_gro_segments();
+            // Coalesced datagrams reach 64 KiB.
+            self.caps.rx_slot = self.caps.rx_slot.max(crate::transport::GSO_FRAME_MAX);
+        }
+        self.stats.fallbacks += u64::from(!self.udp_gso) + u64::from(!gro);
+    }
+
+    /// Attach the connection state of a bess port.
+    pub fn with_link(mut self, link: Link) -> Port {
+        if link.is_up() {
+            self.stats.peer_connects += 1;
+        }
+        self.link = Some(link);
+        self
+    }
+
+    /// `true` (once) when the port replaced its descriptors (a bess peer came or went):
+    /// the event loop must register [`Port::rx_fd`] again. The old descriptors are
+    /// closed, which removes them from any epoll set.
+    pub fn take_fds_changed(&mut self) -> bool {
+        std::mem::take(&mut self.fds_changed)
+    }
+
+    /// `false` while a bess port has no peer.
+    pub fn is_up(&self) -> bool {
+        self.link.as_ref().is_none_or(Link::is_up)
+    }
+
+    /// Periodic work: a bess port without a peer tries to reconnect.
+    pub fn maintain(&mut self, now: Instant) {
+        if let Some(fd) = self.link.as_mut().and_then(|l| l.retry(now)) {
+            self.connected(fd);
+        }
+    }
+
+    pub(super) fn connected(&mut self, fd: OwnedFd) {
+        if self.spec.common.bpffile.is_some()
+            && let Err(e) = crate::transport::attach_bpffile(&self.name, &self.spec, fd.as_fd())
+        {
+            tracing::warn!(port = %self.name, error = %e, "bpffile not attached to the new bess connection");
+        }
+        self.stats.peer_connects += 1;
+        self.rx_fd = fd;
+        self.fds_changed = true;
+    }
+
+    /// The peer is gone: drop what was queued for it and wait for the next one.
+    pub(super) fn peer_lost(&mut self, pool: &mut Pool) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        if !link.is_up() {
+            return;
+        }
+        self.stats.peer_losses += 1;
+        match link.down() {
+            Ok(fd) => {
+                self.rx_fd = fd;
+                self.fds_changed = true;
+            }
+            Err(e) => {
+                tracing::error!(port = %self.name, error = %e, "cannot wait for a new bess peer");
+            }
+        }
+        let n = self.txq.len();
+        self.txq.consume(n, pool);
+        self.stats.drops[DropReason::PeerGone as usize] += n as u64;
+    }
+}
