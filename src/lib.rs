@@ -3,6 +3,7 @@
 //!
 //! Layers, top to bottom (each may call only those below it):
 //! - [`cli`]: the `vecbox` command.
+//! - [`lab`]: topology files → validated plans → labs deployed, supervised, torn down.
 //! - [`guest`]: one guest process — transports, sandbox, event loop, counters.
 //! - [`nf`]: network functions over batches of frames (xconnect, bridge).
 //! - [`transport`]: the `vecN:` spec and the vector transports (raw, tap, hybrid, fd).
@@ -17,6 +18,7 @@ pub mod buf;
 pub mod cli;
 pub mod filter;
 pub mod guest;
+pub mod lab;
 pub mod metrics;
 pub mod netlink;
 pub mod nf;

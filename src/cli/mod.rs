@@ -2,6 +2,8 @@
 
 mod bpf;
 mod demo;
+mod lab;
+mod lab_up;
 
 use clap::{Parser, Subcommand};
 
@@ -78,6 +80,21 @@ enum Command {
     /// Build two namespaces joined by a guest, push ping and TCP through it, clean up.
     #[command(after_long_help = demo::HELP)]
     Demo(demo::DemoArgs),
+    /// Validate a topology file without touching the kernel.
+    #[command(after_long_help = lab::CHECK_HELP)]
+    Check(lab::CheckArgs),
+    /// Build a lab from a topology file and supervise it.
+    #[command(after_long_help = lab::UP_HELP)]
+    Up(lab::UpArgs),
+    /// Nodes, restarts, links and live rates of running labs.
+    Status(lab::StatusArgs),
+    /// Remove a lab completely (also after a crash or kill -9).
+    #[command(after_long_help = lab::DOWN_HELP)]
+    Down(lab::DownArgs),
+    /// Draw a topology as Graphviz DOT or Mermaid.
+    Graph(lab::GraphArgs),
+    /// Run a command inside a lab node's network namespace.
+    Exec(lab::ExecArgs),
     /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
     #[command(after_long_help = bpf::HELP)]
     Bpf(bpf::BpfArgs),
@@ -126,6 +143,12 @@ pub fn main() -> i32 {
         Command::Demo(a) => demo::run(&a),
         Command::Bpf(a) => bpf::run(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
+        Command::Check(a) => lab::check(&a),
+        Command::Up(a) => lab_up::up(&a),
+        Command::Status(a) => lab_up::status(&a),
+        Command::Down(a) => lab::down(&a),
+        Command::Graph(a) => lab::graph(&a),
+        Command::Exec(a) => lab::exec(&a),
     }
 }
 

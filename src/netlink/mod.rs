@@ -16,6 +16,12 @@ use futures::TryStreamExt;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
+mod links;
+pub use links::{
+    LinkCounters, add_route, add_veth_across, alias, dump_links, move_to, set_alias, set_mac,
+    set_master, set_mtu,
+};
+
 /// Where named network namespaces live (as iproute2).
 pub const NETNS_DIR: &str = "/run/netns";
 
@@ -124,6 +130,13 @@ impl NetNs {
             path: Path::new(NETNS_DIR).join(name),
             owned: false,
         }
+    }
+
+    /// Keep the namespace when this handle is dropped (its removal is someone else's
+    /// job, e.g. a lab's journal).
+    pub fn persist(mut self) -> NetNs {
+        self.owned = false;
+        self
     }
 
     /// The namespace's name.

@@ -12,6 +12,7 @@
 
 pub mod mmsg;
 pub mod packet;
+pub mod process;
 pub mod sandbox;
 pub mod seccomp;
 pub mod sock;

@@ -7,6 +7,7 @@
 //! suite's leak check (scripts/leakcheck) looks for that prefix afterwards.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod uml;
 
 use std::io::{BufRead, BufReader};

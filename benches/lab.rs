@@ -1,0 +1,130 @@
+//! Lab lifecycle benchmark: a 50-node lab (25 hosts, 24 xconnect guests, 1 bridge
+//! guest, 49 veth links) brought up with `vecbox up --detach` and removed with
+//! `vecbox down`; also the resident memory of each guest once up.
+//!
+//! Targets: up ≤ 5 s, down ≤ 3 s, ≤ 10 MiB RSS per guest (2-core machine). Each figure
+//! is the median of REPS runs. Run as root:
+//!
+//!   cargo bench --bench lab                       # REPS=3
+//!   VECBOX_BENCH_REPS=1 cargo bench --bench lab
+//!
+//! Results are printed and written to target/bench/lab.json.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Instant;
+
+const VECBOX: &str = env!("CARGO_BIN_EXE_vecbox");
+
+/// Hosts h0..h23 each reach the bridge `core` through their own xconnect x0..x23;
+/// h24 is on the bridge directly.
+fn topology(name: &str) -> String {
+    let mut s = format!("name: {name}\nnodes:\n  core:\n    kind: bridge\n");
+    for i in 0..25 {
+        let _ = write!(
+            s,
+            "  h{i}:\n    kind: host\n    interfaces:\n      eth0: {{addresses: [10.50.0.{}/24]}}\n",
+            i + 1
+        );
+    }
+    for i in 0..24 {
+        let _ = writeln!(s, "  x{i}:\n    kind: xconnect");
+    }
+    s.push_str("links:\n");
+    for i in 0..24 {
+        let _ = writeln!(s, "  - endpoints: [h{i}:eth0, x{i}:a]");
+        let _ = writeln!(s, "  - endpoints: [x{i}:b, core:p{i}]");
+    }
+    s.push_str("  - endpoints: [h24:eth0, core:p24]\n");
+    s
+}
+
+fn vecbox(args: &[&str]) {
+    let out = Command::new(VECBOX).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "vecbox {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn rss_kib(pid: i64) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "run the benchmark as root"
+    );
+    let reps: usize = std::env::var("VECBOX_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let name = format!("vbb{}", std::process::id());
+    let dir = std::env::temp_dir().join(&name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("lab50.yaml");
+    std::fs::write(&file, topology(&name)).unwrap();
+    let f = file.to_str().unwrap();
+    let (mut ups, mut downs, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let t = Instant::now();
+        vecbox(&["up", f, "--detach", "--quiet"]);
+        ups.push(t.elapsed().as_secs_f64());
+        // Sanity: traffic crosses the lab end to end (h0 → x0 → core → h24).
+        let ping = Command::new(VECBOX)
+            .args([
+                "exec",
+                &name,
+                "h0",
+                "--",
+                "ping",
+                "-c1",
+                "-W2",
+                "10.50.0.25",
+            ])
+            .output()
+            .unwrap();
+        assert!(ping.status.success(), "ping across the 50-node lab failed");
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        let st = Command::new(VECBOX)
+            .args(["status", &name, "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+        let pids: Vec<i64> = v[0]["state"]["nodes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|n| n["pid"].as_i64()).collect())
+            .unwrap_or_default();
+        assert_eq!(pids.len(), 25, "25 guests");
+        rss.push(pids.iter().map(|p| rss_kib(*p)).max().unwrap_or(0) as f64 / 1024.0);
+        let t = Instant::now();
+        vecbox(&["down", "--lab", &name]);
+        downs.push(t.elapsed().as_secs_f64());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let (up, down, mem) = (median(ups), median(downs), median(rss));
+    println!("50-node lab (25 hosts, 25 guests, 49 veth links), median of {reps}:");
+    println!("  up   {up:6.2} s   (target ≤ 5 s)");
+    println!("  down {down:6.2} s   (target ≤ 3 s)");
+    println!("  largest guest RSS {mem:5.1} MiB (target ≤ 10 MiB)");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let json = serde_json::json!({"nodes": 50, "reps": reps, "up_s": up, "down_s": down, "max_guest_rss_mib": mem});
+    let _ = std::fs::write(out.join("lab.json"), json.to_string());
+}

@@ -1,0 +1,250 @@
+//! The validated plan of a lab: every node, interface and link with the kernel names,
+//! namespaces, `vecN:` specs and files vecbox will create. Produced by
+//! [`super::validate`] from a [`super::topology::Topology`]; serialised to the lab's
+//! run directory so that `status`, `exec` and `down` work without the topology file.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::topology::{LinkType, NodeKind, Restart};
+
+/// Root of every lab's run directory.
+pub const RUN_ROOT: &str = "/run/vecbox";
+
+/// Longest lab name.
+pub const MAX_LAB: usize = 30;
+/// Longest node name.
+pub const MAX_NODE: usize = 32;
+
+/// A whole lab, ready to deploy.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    /// Lab name.
+    pub lab: String,
+    /// Short tag derived from the lab name, used in generated kernel names.
+    pub tag: String,
+    /// The topology file (absolute path) it came from.
+    pub file: PathBuf,
+    /// Prometheus listen address for the whole lab.
+    pub metrics: Option<String>,
+    pub nodes: Vec<PNode>,
+    pub links: Vec<PLink>,
+    /// Underlay veth pairs carrying the gre/l2tpv3 links between two nodes.
+    pub underlays: Vec<Underlay>,
+}
+
+/// One node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PNode {
+    pub name: String,
+    pub kind: NodeKind,
+    /// Network namespace, `LAB.NODE`.
+    pub netns: String,
+    /// umid of a guest or UML node (`LAB.NODE`): `~/.uml/UMID/`.
+    pub umid: String,
+    /// Interfaces; for guests and UML in port (unit) order.
+    pub ifaces: Vec<PIface>,
+    /// host: routes.
+    pub routes: Vec<PRoute>,
+    /// host: sysctls.
+    pub sysctls: Vec<(String, String)>,
+    /// host: commands run after bring-up.
+    pub exec: Vec<String>,
+    pub restart: Restart,
+    /// guests: `key=value` options for the function.
+    pub options: Vec<(String, String)>,
+    /// guests: CPU to pin to.
+    pub cpu: Option<u32>,
+    /// router `config=` / firewall `rules=` file content (JSON, which is YAML).
+    pub config: Option<GuestFile>,
+    pub uml: Option<PUml>,
+    /// Console text that means "ready" (UML).
+    pub ready: Option<String>,
+    /// Seconds to wait for readiness.
+    pub ready_timeout: u32,
+}
+
+/// A configuration file written for a guest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GuestFile {
+    /// The guest option naming the file (`config` or `rules`).
+    pub key: String,
+    /// Contents.
+    pub text: String,
+}
+
+/// UML settings of a node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PUml {
+    pub kernel: PathBuf,
+    /// `mem=` value, e.g. `64M`.
+    pub mem: String,
+    pub root: Option<PathBuf>,
+    pub image: Option<PathBuf>,
+    pub init: Option<String>,
+    pub args: Vec<String>,
+}
+
+/// One interface of a node.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PIface {
+    /// The name the user wrote.
+    pub name: String,
+    /// The kernel interface in the node's namespace (host veth/tap ends, guest/UML veth
+    /// ends); `None` for tunnel and bess ends, which have no device of their own.
+    pub kernel: Option<String>,
+    /// Index of the link in [`Plan::links`] and which end (0 = A, 1 = B).
+    pub link: usize,
+    pub side: usize,
+    /// Guest/UML: the port's unit number (`vecN`) and its spec.
+    pub unit: Option<u32>,
+    pub spec: Option<String>,
+    /// host: addresses `ADDR/PREFIX`.
+    pub addresses: Vec<String>,
+    /// MAC address.
+    pub mac: Option<String>,
+    /// Guest/UML end of a tap link: descriptor number the process finds the tap on.
+    pub tap_fd: Option<i32>,
+}
+
+/// A host route.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PRoute {
+    /// Destination `ADDR/PREFIX`.
+    pub to: String,
+    pub via: Option<String>,
+    pub dev: Option<String>,
+}
+
+/// One link.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PLink {
+    /// Position in the file's `links` list (used in messages and kernel names).
+    pub pos: usize,
+    pub kind: LinkType,
+    /// The two ends: (node index, interface index in that node).
+    pub ends: [(usize, usize); 2],
+    /// `node:iface` as written, for messages and status.
+    pub names: [String; 2],
+    pub mtu: u16,
+    /// gre/l2tpv3: index into [`Plan::underlays`].
+    pub underlay: Option<usize>,
+    /// bess: the socket path (the listening end is [`PLink::listener`]).
+    pub socket: Option<PathBuf>,
+    /// bess: which end listens.
+    pub listener: Option<usize>,
+}
+
+/// A veth pair with one /30 between two nodes, carrying their tunnels.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Underlay {
+    pub nodes: [usize; 2],
+    pub kernel: [String; 2],
+    pub addr: [Ipv4Addr; 2],
+    pub mtu: u32,
+}
+
+impl Plan {
+    /// This lab's run directory.
+    pub fn run_dir(&self) -> PathBuf {
+        run_dir(&self.lab)
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&PNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The kernel device that carries link `i`'s traffic and is counted for its rates:
+    /// (namespace, device), measured at end A when A has a device, else at end B.
+    pub fn link_device(&self, i: usize) -> Option<(String, String)> {
+        let l = &self.links[i];
+        l.ends.iter().find_map(|&(n, f)| {
+            let node = &self.nodes[n];
+            node.ifaces[f]
+                .kernel
+                .clone()
+                .map(|k| (node.netns.clone(), k))
+        })
+    }
+}
+
+/// `/run/vecbox/LAB`.
+pub fn run_dir(lab: &str) -> PathBuf {
+    PathBuf::from(RUN_ROOT).join(lab)
+}
+
+/// `true` for a valid lab or node name: `[A-Za-z][A-Za-z0-9_-]*`, at most `max` bytes.
+pub fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Four lowercase base-32 characters from a hash of the lab name: kernel names made by
+/// vecbox start with `vb` and this tag.
+pub fn lab_tag(lab: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in lab.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    (0..4)
+        .map(|i| ALPHABET[((h >> (5 * i)) & 31) as usize] as char)
+        .collect()
+}
+
+/// Kernel name of a guest/UML veth end: `vb` TAG LINK (`a`|`b`), at most 12 bytes.
+pub fn end_kernel_name(tag: &str, link: usize, side: usize) -> String {
+    format!("vb{tag}{link}{}", if side == 0 { 'a' } else { 'b' })
+}
+
+/// Kernel name of an underlay end: `vb` TAG `u` PAIR (`a`|`b`), at most 13 bytes.
+pub fn underlay_kernel_name(tag: &str, pair: usize, side: usize) -> String {
+    format!("vb{tag}u{pair}{}", if side == 0 { 'a' } else { 'b' })
+}
+
+/// Addresses of underlay `pair`: a /30 in 169.254.0.0/16.
+pub fn underlay_addrs(pair: usize) -> [Ipv4Addr; 2] {
+    let base = 0xa9fe_0000u32 + (pair as u32) * 4;
+    [Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2)]
+}
+
+/// The marker vecbox writes as the alias of every interface it creates and of the
+/// loopback device of every namespace it creates.
+pub fn marker(lab: &str) -> String {
+    format!("vecbox:{lab}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_names_fit() {
+        let tag = lab_tag("x");
+        assert_eq!(tag.len(), 4);
+        assert!(end_kernel_name(&tag, 99_999, 1).len() <= 15);
+        assert!(underlay_kernel_name(&tag, 16_383, 1).len() <= 15);
+        assert_ne!(lab_tag("lab1"), lab_tag("lab2"));
+    }
+
+    #[test]
+    fn names() {
+        assert!(valid_name("client-1", MAX_NODE));
+        assert!(!valid_name("1client", MAX_NODE));
+        assert!(!valid_name("a.b", MAX_NODE));
+        assert!(!valid_name(&"a".repeat(31), MAX_LAB));
+    }
+
+    #[test]
+    fn underlays_do_not_overlap() {
+        assert_eq!(underlay_addrs(0)[0], Ipv4Addr::new(169, 254, 0, 1));
+        assert_eq!(underlay_addrs(64)[1], Ipv4Addr::new(169, 254, 1, 2));
+    }
+}
