@@ -9,6 +9,7 @@
 
 mod args;
 mod fabric;
+mod filter;
 mod report;
 
 use std::os::fd::AsFd;
@@ -20,6 +21,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 pub use args::{GUEST_KEYS, GuestArgs, GuestError};
+pub use filter::FilterError;
 pub use report::Report;
 
 use crate::buf::{Frame, Pool};
@@ -47,7 +49,7 @@ impl Guest {
     /// Open every transport and build the function. Needs whatever privileges the
     /// transports need; call [`Guest::sandbox`] afterwards.
     pub fn open(args: GuestArgs) -> Result<Guest, GuestError> {
-        let nf = nf::build(&args.function, args.specs.len(), &args.nf_options)?;
+        let nf = nf::build_for(&args.function, &args.specs, &args.nf_options)?;
         for spec in &args.specs {
             for w in spec.warnings() {
                 tracing::warn!("vec{}: {w}", spec.unit);
@@ -55,7 +57,8 @@ impl Guest {
         }
         let ports = transport::open_all(&args.specs)?;
         let stride = ports.iter().map(|p| p.caps.rx_slot).max().unwrap_or(2048);
-        let count: usize = ports.iter().map(Port::buffers_needed).sum();
+        let count: usize =
+            ports.iter().map(Port::buffers_needed).sum::<usize>() + nf.buffers_needed();
         Ok(Guest {
             args,
             ports,
@@ -139,6 +142,7 @@ impl Guest {
                         let now = Instant::now();
                         self.nf.tick(now);
                         self.ports.iter_mut().for_each(|p| p.maintain(now));
+                        self.run_timer(now, &mut loop_state);
                         self.rearm_ports(&epoll, &mut loop_state);
                     }
                     t => {
@@ -196,6 +200,21 @@ impl Guest {
             self.nf.name(),
             ports.join(" ")
         )
+    }
+
+    /// Let the function send what its timers need (retries, expiries).
+    fn run_timer(&mut self, now: Instant, st: &mut LoopState) {
+        let mut fab = fabric::Fabric {
+            pool: &mut self.pool,
+            ports: &mut self.ports,
+            in_port: usize::MAX,
+        };
+        self.nf.timer(now, &mut fab);
+        for (p, port) in self.ports.iter().enumerate() {
+            if port.tx_pending() > 0 {
+                st.want_flush[p] = true;
+            }
+        }
     }
 
     /// Receive and process up to [`BUDGET`] batches from port `i`.
