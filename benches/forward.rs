@@ -6,6 +6,9 @@
 //!   - the Linux kernel forwarding IPv4 between the same namespaces (the baseline),
 //!   - `vecbox guest xconnect` over raw ports, depth 64 and 256,
 //!   - the same with `vec=0` (one frame per system call),
+//!   - `vecbox guest router` (IPv4 forwarding, TTL decrement, static next hop),
+//!   - `vecbox guest firewall` with conntrack and 1, 100, 1000 and 10000 rules (the
+//!     flow's rule last),
 //!
 //! and iperf3 TCP Gbit/s (offloads on) through kernel forwarding and through vecbox
 //! (gro=1). Each figure is the median of REPS runs; ratios are against the baselines of
@@ -293,8 +296,45 @@ impl Drop for Proc {
 }
 
 fn start_guest(t: &Topo, opts: &str) -> Proc {
+    start_nf(t, "xconnect", &[], "", opts)
+}
+
+/// MAC of the router's port 0 in the router scenario.
+const ROUTER_MAC: &str = "02:00:00:00:00:d0";
+
+/// Router configuration: the kernel scenario's addresses, the sink as a static neighbour.
+fn router_config(t: &Topo) -> String {
+    let p = std::env::temp_dir().join(format!("{}-router.yaml", t.tag));
+    std::fs::write(
+        &p,
+        format!(
+            "interfaces:\n  - port: vec0\n    addresses: [10.80.1.254/24]\n  - port: vec1\n    addresses: [10.80.2.254/24]\nneighbors:\n  - {{port: vec1, address: 10.80.2.99, mac: \"{SINK_MAC}\"}}\n"
+        ),
+    )
+    .unwrap();
+    format!("config={}", p.display())
+}
+
+/// `n` firewall rules: per-service TCP rules, then the benchmark flow's rule last.
+fn firewall_rules(t: &Topo, n: usize) -> String {
+    let p = std::env::temp_dir().join(format!("{}-fw{n}.rules", t.tag));
+    let mut s = String::from("policy drop\n");
+    for i in 0..n.saturating_sub(1) {
+        s += &format!(
+            "accept proto tcp dst 10.{}.{}.0/24 dport {} ct new\n",
+            100 + (i / 256) % 100,
+            i % 256,
+            1000 + i % 50000
+        );
+    }
+    s += "accept in vec0 proto udp dport 4001\n";
+    std::fs::write(&p, s).unwrap();
+    format!("rules={}", p.display())
+}
+
+fn start_nf(t: &Topo, function: &str, extra: &[String], p0_opts: &str, opts: &str) -> Proc {
     let dut = t.ns("dut");
-    let p0 = format!("vec0:transport=raw,ifname=d0{opts}");
+    let p0 = format!("vec0:transport=raw,ifname=d0{p0_opts}{opts}");
     let p1 = format!("vec1:transport=raw,ifname=d1{opts}");
     let mut proc = spawn(
         Command::new("ip")
@@ -304,12 +344,12 @@ fn start_guest(t: &Topo, opts: &str) -> Proc {
                 &dut,
                 VECBOX,
                 "guest",
-                "xconnect",
+                function,
                 "umid=bench",
                 "cpu=1",
-                &p0,
-                &p1,
             ])
+            .args(extra)
+            .args([&p0, &p1])
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     );
@@ -472,6 +512,22 @@ fn main() {
             let _g = start_guest(&t, opts);
             pps(name, &mut rows, &mut || pps_run(&t, SINK_MAC, secs));
         }
+        {
+            let cfg = router_config(&t);
+            let _g = start_nf(&t, "router", &[cfg], &format!(",mac={ROUTER_MAC}"), "");
+            pps("64B vecbox router", &mut rows, &mut || {
+                pps_run(&t, ROUTER_MAC, secs)
+            });
+        }
+        for n in [1usize, 100, 1000, 10000] {
+            let rules = firewall_rules(&t, n);
+            let _g = start_nf(&t, "firewall", &[rules], "", "");
+            pps(
+                &format!("64B vecbox firewall {n} rules"),
+                &mut rows,
+                &mut || pps_run(&t, SINK_MAC, secs),
+            );
+        }
     }
 
     let tcp_secs = secs.ceil() as u32;
@@ -526,6 +582,21 @@ fn main() {
             "64B xconnect depth=64 / vec=0",
             get("64B vecbox xconnect depth=64") / get("64B vecbox xconnect vec=0"),
             1.3,
+        ),
+        (
+            "64B router / kernel forwarding",
+            get("64B vecbox router") / get("64B kernel IPv4 forwarding"),
+            1.2,
+        ),
+        (
+            "64B firewall 1000 rules / router",
+            get("64B vecbox firewall 1000 rules") / get("64B vecbox router"),
+            0.85,
+        ),
+        (
+            "64B firewall 10000 rules / 1 rule",
+            get("64B vecbox firewall 10000 rules") / get("64B vecbox firewall 1 rules"),
+            0.9,
         ),
         (
             "TCP xconnect / kernel forwarding",

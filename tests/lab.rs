@@ -314,7 +314,6 @@ fn udp_in(lab: &TestLab, node: &str) -> u64 {
 /// host is left exactly as it was. Needs the firewall function (nf branch): enabled by
 /// the lead after merging.
 #[test]
-#[ignore = "needs the firewall network function from the nf branch"]
 fn quickstart_firewall_allows_ping_and_tcp_5201_only() {
     common::require_tool("trafgen");
     common::require_tool("iperf3");
@@ -396,7 +395,6 @@ fn quickstart_firewall_allows_ping_and_tcp_5201_only() {
 
 /// Needs the router function (nf branch): enabled by the lead after merging.
 #[test]
-#[ignore = "needs the router network function from the nf branch"]
 fn router_triangle_routes_between_three_subnets() {
     let lab = TestLab::from_repo("router-triangle.yaml");
     let before = snapshot(&lab.name);

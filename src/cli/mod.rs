@@ -1,5 +1,6 @@
 //! The `vecbox` command line.
 
+mod bpf;
 mod demo;
 mod lab;
 mod lab_up;
@@ -17,6 +18,10 @@ Functions:
   xconnect   exactly two ports; every frame from one leaves by the other, unchanged
   bridge     two or more ports; MAC learning with aging, floods broadcast/unknown
              options: aging=SECONDS (300), fdb_size=ENTRIES (4096)
+  router     IPv4/IPv6 forwarding, static routes, ARP/ND, ICMP errors (docs/router.md)
+             options: config=FILE (YAML: interfaces, routes, neighbors)
+  firewall   stateful filter forwarding like xconnect or bridge (docs/firewall.md)
+             options: rules=FILE, mode=xconnect|bridge, conntrack_max=N, aging=SECONDS
 
 Guest settings:
   umid=NAME     instance name (default FUNCTION-PID); the control socket is
@@ -68,7 +73,7 @@ enum Command {
     /// Run a network-function guest on vector transports (like a UML kernel's vecN: options).
     #[command(after_long_help = GUEST_HELP)]
     Guest {
-        /// Network function: xconnect or bridge.
+        /// Network function: xconnect, bridge, router or firewall.
         function: String,
         /// key=value settings and vecN:transport=... interface specs.
         #[arg(
@@ -109,6 +114,9 @@ enum Command {
     Graph(lab::GraphArgs),
     /// Run a command inside a lab node's network namespace.
     Exec(lab::ExecArgs),
+    /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
+    #[command(after_long_help = bpf::HELP)]
+    Bpf(bpf::BpfArgs),
     /// Boot a User Mode Linux kernel, with the host compatibility fixes it needs here.
     #[command(after_long_help = UML_HELP)]
     Uml {
@@ -169,6 +177,7 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Guest { function, args } => run_guest(&function, &args),
         Command::Demo(a) => demo::run(&a),
+        Command::Bpf(a) => bpf::run(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
         Command::Check(a) => lab::check(&a),
         Command::Up(a) => lab_up::up(&a),

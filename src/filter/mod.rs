@@ -1,13 +1,27 @@
 //! Classic BPF socket filters.
 //!
-//! This module holds the small programs vecbox builds itself (direction filters for
-//! packet sockets) and the loader for UML's `bpffile=` format: a raw array of
-//! `struct sock_filter` records (u16 code, u8 jt, u8 jf, u32 k) in host byte order,
-//! no header, instruction count = file size / 8.
+//! - Reading programs in every form users have: UML's `bpffile=` binary (a raw array of
+//!   `struct sock_filter` records — u16 code, u8 jt, u8 jf, u32 k — in host byte order,
+//!   no header, instruction count = file size / 8), `tcpdump -dd`/`-ddd` output,
+//!   `bpf_asm`'s `N,code jt jf k,...` output and `bpf_asm` source ([`text`]).
+//! - Checking them as the kernel does ([`validate`]), with errors naming the instruction.
+//! - Running them in vecbox's own interpreter ([`interp`]) where there is no socket to
+//!   attach to (tap ports), with the kernel's semantics.
+//! - The small programs vecbox builds itself (direction filters for packet sockets).
+//! - A capture reader ([`pcap`]) for `vecbox bpf test`.
+
+mod asm;
+pub mod insn;
+pub mod interp;
+pub mod pcap;
+pub mod text;
+pub mod validate;
 
 use std::path::Path;
 
 pub use crate::sys::packet::SockFilter;
+pub use interp::Meta;
+pub use validate::ValidateError;
 
 /// `BPF_LD | BPF_B | BPF_ABS`
 const LDB_ABS: u16 = 0x30;
@@ -33,6 +47,20 @@ pub fn only_outgoing() -> [SockFilter; 4] {
     pkttype_filter(ACCEPT, 0)
 }
 
+/// `prog` behind a direction check: frames the host did not transmit into the interface
+/// are dropped first, the rest go through `prog` unchanged (its jumps are relative).
+/// Used on hybrid ports so that a `bpffile=` does not also see vecbox's own writes.
+pub fn only_outgoing_then(prog: &Program) -> Result<Program, ValidateError> {
+    let i = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    let mut v = vec![
+        i(LDB_ABS, 0, 0, AD_PKTTYPE),
+        i(JEQ_K, 1, 0, PACKET_OUTGOING),
+        i(RET_K, 0, 0, 0),
+    ];
+    v.extend_from_slice(prog.insns());
+    Program::new(v)
+}
+
 fn pkttype_filter(if_outgoing: u32, otherwise: u32) -> [SockFilter; 4] {
     let i = |code, jt, jf, k| SockFilter { code, jt, jf, k };
     [
@@ -43,9 +71,21 @@ fn pkttype_filter(if_outgoing: u32, otherwise: u32) -> [SockFilter; 4] {
     ]
 }
 
-/// Errors reading a `bpffile=`.
+/// Errors reading a filter file.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("bpffile {path}:{source}")]
+    Parse {
+        path: String,
+        #[source]
+        source: text::ParseError,
+    },
+    #[error("bpffile {path}: {source}")]
+    Invalid {
+        path: String,
+        #[source]
+        source: ValidateError,
+    },
     #[error("bpffile {path}: {source}")]
     Read {
         path: String,
@@ -78,6 +118,72 @@ pub fn decode_uml_binary(bytes: &[u8]) -> Option<Vec<SockFilter>> {
     )
 }
 
+/// `true` if `bytes` look like a binary program rather than one of the text forms
+/// (text never holds NUL or other control bytes; a binary program almost always does).
+pub fn looks_binary(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .any(|&b| b == 0 || b > 0x7e || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')))
+}
+
+/// A program the kernel would accept, ready to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Program {
+    insns: Vec<SockFilter>,
+}
+
+impl Program {
+    /// Validate `insns` as the kernel does.
+    pub fn new(insns: Vec<SockFilter>) -> Result<Program, ValidateError> {
+        validate::validate(&insns)?;
+        Ok(Program { insns })
+    }
+
+    /// The instructions.
+    pub fn insns(&self) -> &[SockFilter] {
+        &self.insns
+    }
+
+    /// The kernel's verdict for `frame`: 0 = drop, else the bytes to keep.
+    #[inline]
+    pub fn run(&self, frame: &[u8], meta: &Meta) -> u32 {
+        interp::run(&self.insns, frame, meta)
+    }
+
+    /// Read and validate a program from `path`, in UML's binary form or any text form.
+    pub fn load(path: &Path) -> Result<Program, LoadError> {
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let insns = if looks_binary(&bytes) || bytes.is_empty() {
+            decode_binary_checked(&p, &bytes)?
+        } else {
+            let src = String::from_utf8_lossy(&bytes);
+            text::parse(&src).map_err(|source| LoadError::Parse {
+                path: p.clone(),
+                source,
+            })?
+        };
+        Program::new(insns).map_err(|source| LoadError::Invalid { path: p, source })
+    }
+}
+
+fn decode_binary_checked(p: &str, bytes: &[u8]) -> Result<Vec<SockFilter>, LoadError> {
+    let prog = decode_uml_binary(bytes).ok_or(LoadError::Size {
+        path: p.to_string(),
+        len: bytes.len(),
+    })?;
+    if prog.is_empty() || prog.len() > insn::MAXINSNS {
+        return Err(LoadError::Count {
+            path: p.to_string(),
+            count: prog.len(),
+        });
+    }
+    Ok(prog)
+}
+
 /// Read a filter in UML's `bpffile=` format.
 pub fn load_uml_binary(path: &Path) -> Result<Vec<SockFilter>, LoadError> {
     let p = path.display().to_string();
@@ -98,8 +204,27 @@ pub fn load_uml_binary(path: &Path) -> Result<Vec<SockFilter>, LoadError> {
     Ok(prog)
 }
 
+/// UML's default receive filter for an interface with MAC `mac` (vector_user.c): drop
+/// frames whose source MAC is `mac` (the echo of the guest's own transmissions).
+pub fn own_mac_filter(mac: [u8; 6]) -> [SockFilter; 6] {
+    let i = |code, jt, jf, k| SockFilter { code, jt, jf, k };
+    let hi = u32::from(u16::from_be_bytes([mac[0], mac[1]]));
+    let lo = u32::from_be_bytes([mac[2], mac[3], mac[4], mac[5]]);
+    [
+        i(insn::LD | insn::W | insn::ABS, 0, 0, 8),
+        i(JEQ_K, 0, 3, lo),
+        i(insn::LD | insn::H | insn::ABS, 0, 0, 6),
+        i(JEQ_K, 0, 1, hi),
+        i(RET_K, 0, 0, 0),
+        i(RET_K, 0, 0, ACCEPT),
+    ]
+}
+
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod legacy_tests {
     use super::*;
 
     #[test]

@@ -87,6 +87,7 @@ impl Guest {
                         let now = Instant::now();
                         self.nf.tick(now);
                         self.ports.iter_mut().for_each(|p| p.maintain(now));
+                        self.run_timer(now, &mut st);
                         if !self.stopped {
                             self.rearm_ports(&epoll, &mut st);
                         }
@@ -173,6 +174,21 @@ impl Guest {
             }
         }
         Ok(epoll)
+    }
+
+    /// Let the function send what its timers need (retries, expiries).
+    fn run_timer(&mut self, now: Instant, st: &mut LoopState) {
+        let mut fab = fabric::Fabric {
+            pool: &mut self.pool,
+            ports: &mut self.ports,
+            in_port: usize::MAX,
+        };
+        self.nf.timer(now, &mut fab);
+        for (p, port) in self.ports.iter().enumerate() {
+            if port.tx_pending() > 0 {
+                st.want_flush[p] = true;
+            }
+        }
     }
 
     /// Receive and process up to [`BUDGET`] batches from port `i`.

@@ -22,6 +22,23 @@ impl Output for Fabric<'_> {
         self.pool.frame(f)
     }
 
+    fn frame_mut(&mut self, f: &Frame) -> &mut [u8] {
+        self.pool.frame_mut(f)
+    }
+
+    fn alloc(&mut self, len: usize) -> Option<Frame> {
+        if len > self.pool.stride() {
+            return None;
+        }
+        let buf = self.pool.alloc()?;
+        Some(Frame {
+            buf,
+            off: 0,
+            len: len as u32,
+            vnet: vnet::Repr::default(),
+        })
+    }
+
     fn forward(&mut self, port: usize, f: Frame) {
         match self.ports.get_mut(port) {
             Some(p) => p.enqueue(self.pool, f),

@@ -15,6 +15,7 @@ mod args;
 mod control;
 mod event_loop;
 mod fabric;
+mod filter;
 mod ports;
 mod procfs;
 mod publish;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use args::{GUEST_KEYS, GuestArgs, GuestError};
 pub use event_loop::{BUDGET, TICK};
+pub use filter::FilterError;
 pub use report::Report;
 
 use crate::buf::Pool;
@@ -60,7 +62,7 @@ impl Guest {
     /// function. Needs whatever privileges the transports need; call
     /// [`Guest::sandbox`] afterwards.
     pub fn open(args: GuestArgs) -> Result<Guest, GuestError> {
-        let nf = nf::build(&args.function, args.specs.len(), &args.nf_options)?;
+        let nf = nf::build_for(&args.function, &args.specs, &args.nf_options)?;
         let run_dir = crate::console::rundir::create_default(&args.umid)?;
         let console = Server::bind(&run_dir.socket()).map_err(|source| GuestError::Control {
             what: "binding the control socket",
@@ -87,7 +89,7 @@ impl Guest {
         Ok(Guest {
             args,
             ports,
-            pool: Pool::new(count, stride),
+            pool: Pool::new(count + nf.buffers_needed(), stride),
             nf,
             started: Instant::now(),
             started_unix: SystemTime::now()

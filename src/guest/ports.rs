@@ -119,6 +119,7 @@ impl Guest {
     /// Make the pool large enough for the current ports.
     fn fit_pool(&mut self) {
         let (count, stride) = pool_size(&self.ports);
+        let count = count + self.nf.buffers_needed();
         if self.pool.capacity() >= count && self.pool.stride() >= stride {
             return;
         }

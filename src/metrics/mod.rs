@@ -61,11 +61,17 @@ pub enum DropReason {
     BadCookie,
     /// BESS: the peer was gone (frames queued for it, or sent while it was away).
     PeerGone,
+    /// TTL / hop limit ran out (router).
+    TtlExceeded,
+    /// The next hop's MAC could not be resolved, or no room to wait for it (router).
+    NoNeighbor,
+    /// Malformed IP header (bad version, length or checksum).
+    BadHeader,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Runt,
         DropReason::Oversize,
         DropReason::BadVnetHeader,
@@ -85,6 +91,9 @@ impl DropReason {
         DropReason::BadSession,
         DropReason::BadCookie,
         DropReason::PeerGone,
+        DropReason::TtlExceeded,
+        DropReason::NoNeighbor,
+        DropReason::BadHeader,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -111,6 +120,9 @@ impl DropReason {
             DropReason::BadSession => "bad_session",
             DropReason::BadCookie => "bad_cookie",
             DropReason::PeerGone => "peer_gone",
+            DropReason::TtlExceeded => "ttl_exceeded",
+            DropReason::NoNeighbor => "no_neighbor",
+            DropReason::BadHeader => "bad_header",
         }
     }
 }

@@ -6,6 +6,9 @@
 //! against [`testing::Recorder`].
 
 pub mod bridge;
+pub mod firewall;
+pub mod ip;
+pub mod router;
 pub mod xconnect;
 
 use std::time::Instant;
@@ -20,6 +23,12 @@ pub trait Output {
     fn ports(&self) -> usize;
     /// The bytes of a frame.
     fn frame(&self, f: &Frame) -> &[u8];
+    /// The bytes of a frame, writable (in-place rewrites: MACs, TTL, replies).
+    fn frame_mut(&mut self, f: &Frame) -> &mut [u8];
+    /// A new frame of `len` bytes (zeroed contents not guaranteed) that the function
+    /// fills through [`Output::frame_mut`] and sends with [`Output::forward`] (ARP
+    /// requests, ICMP errors). `None` when no buffer is free or `len` does not fit.
+    fn alloc(&mut self, len: usize) -> Option<Frame>;
     /// Send `f` out of `port`.
     fn forward(&mut self, port: usize, f: Frame);
     /// Send `f` out of every port except `from`.
@@ -36,6 +45,14 @@ pub trait Function {
     fn process(&mut self, port: usize, frames: &[Frame], out: &mut dyn Output);
     /// Called about four times a second (aging, timers).
     fn tick(&mut self, _now: Instant) {}
+    /// Called right after [`Function::tick`], with the ports: for timers that send
+    /// frames (retries) or release frames the function holds.
+    fn timer(&mut self, _now: Instant, _out: &mut dyn Output) {}
+    /// Buffers the function may hold between batches or originate (held frames,
+    /// replies), added to the pool at start.
+    fn buffers_needed(&self) -> usize {
+        0
+    }
     /// Function state worth printing at exit (`key`, value).
     fn summary(&self) -> Vec<(&'static str, String)> {
         Vec::new()
@@ -68,8 +85,10 @@ pub trait Function {
 /// Errors building a function from its name and options.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NfError {
-    #[error("unknown function {0:?}; available: xconnect, bridge")]
+    #[error("unknown function {0:?}; available: xconnect, bridge, router, firewall")]
     Unknown(String),
+    #[error("{function}: {msg}")]
+    Config { function: &'static str, msg: String },
     #[error("{function} needs exactly {want} ports (vec0: and vec1:), got {got}")]
     PortCount {
         function: &'static str,
@@ -100,7 +119,7 @@ pub enum NfError {
 }
 
 /// Names of the functions [`build`] knows.
-pub const FUNCTIONS: &[&str] = &["xconnect", "bridge"];
+pub const FUNCTIONS: &[&str] = &["xconnect", "bridge", "router", "firewall"];
 
 /// Build function `name` for `ports` ports with its `key=value` options.
 pub fn build(
@@ -113,6 +132,43 @@ pub fn build(
         "bridge" => Ok(Box::new(bridge::Bridge::new(ports, options)?)),
         other => Err(NfError::Unknown(other.to_string())),
     }
+}
+
+/// Build function `name` for the ports described by `specs` (port i is `specs[i]`);
+/// functions that need more than a port count (MACs, names) are built here.
+pub fn build_for(
+    name: &str,
+    specs: &[crate::transport::Spec],
+    options: &[(String, String)],
+) -> Result<Box<dyn Function>, NfError> {
+    match name {
+        "router" => Ok(Box::new(router::Router::new(specs, options)?)),
+        "firewall" => Ok(Box::new(firewall::Firewall::new(specs, options)?)),
+        _ => build(name, specs.len(), options),
+    }
+}
+
+/// The MAC a function uses on a port: `mac=` from the spec, else a random locally
+/// administered unicast address (as UML does).
+pub fn port_mac(spec: &crate::transport::Spec) -> [u8; 6] {
+    if let Some(m) = spec.common.mac {
+        return m.0;
+    }
+    let mut mac = [0u8; 6];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut mac);
+    }
+    if mac == [0; 6] {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        mac.copy_from_slice(&(t as u64 ^ u64::from(std::process::id())).to_le_bytes()[..6]);
+        mac[5] ^= spec.unit as u8;
+    }
+    mac[0] = (mac[0] & 0xfe) | 0x02;
+    mac
 }
 
 pub mod testing {
@@ -134,7 +190,7 @@ pub mod testing {
         /// A recorder for `ports` ports.
         pub fn new(ports: usize) -> Self {
             Recorder {
-                pool: Pool::new(64, 2048),
+                pool: Pool::new(256, 2048),
                 ports,
                 sent: Vec::new(),
                 dropped: Vec::new(),
@@ -172,6 +228,21 @@ pub mod testing {
         }
         fn frame(&self, f: &Frame) -> &[u8] {
             self.pool.frame(f)
+        }
+        fn frame_mut(&mut self, f: &Frame) -> &mut [u8] {
+            self.pool.frame_mut(f)
+        }
+        fn alloc(&mut self, len: usize) -> Option<Frame> {
+            if len > self.pool.stride() {
+                return None;
+            }
+            let id = self.pool.alloc()?;
+            Some(Frame {
+                buf: id,
+                off: 0,
+                len: len as u32,
+                vnet: vnet::Repr::default(),
+            })
         }
         fn forward(&mut self, port: usize, f: Frame) {
             self.sent.push((port, self.pool.frame(&f).to_vec()));

@@ -7,8 +7,6 @@
 //! (`pkt_type == PACKET_OUTGOING`), which also keeps frames with a forwarded source MAC
 //! (bridging) from looping.
 
-use std::os::fd::AsFd;
-
 use crate::sys::{packet, sock};
 
 use super::port::{Caps, Opened, RxMode, TxMode};
@@ -47,7 +45,27 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
     }
     let offload_ok = vnet && super::tap::set_offloads(&tap, spec.common.gro, &mut fallbacks);
     match &spec.common.bpffile {
-        Some(_) => super::attach_bpffile(name, spec, rx.as_fd())?,
+        // The user's program runs behind the direction check (see only_outgoing_then).
+        Some(path) => {
+            let prog = crate::filter::Program::load(path)
+                .and_then(|p| {
+                    crate::filter::only_outgoing_then(&p).map_err(|source| {
+                        crate::filter::LoadError::Invalid {
+                            path: path.display().to_string(),
+                            source,
+                        }
+                    })
+                })
+                .map_err(|source| OpenError::Filter {
+                    port: name.to_string(),
+                    source,
+                })?;
+            packet::attach_filter(&rx, prog.insns()).map_err(sys_err(
+                name,
+                "SO_ATTACH_FILTER",
+                path.display().to_string(),
+            ))?
+        }
         None => packet::attach_filter(&rx, &crate::filter::only_outgoing()).map_err(sys_err(
             name,
             "SO_ATTACH_FILTER (direction filter)",

@@ -168,9 +168,22 @@ fn open_with(spec: &Spec, siblings: &tunnel::Siblings) -> Result<Port, OpenError
     if let (Some(ifup), Some(host_if)) = (ifup_of(spec), &opened.host_if) {
         run_ifup(&name, ifup, host_if);
     }
+    let software_filter = opened.rx_mode == port::RxMode::Read;
     let mut port = Port::new(name, spec.clone(), opened);
     if let Kind::L2tpv3 { udp: true, .. } = spec.kind {
         port.enable_udp_offloads();
+    }
+    if software_filter && let Some(path) = &spec.common.bpffile {
+        // No socket to attach to: vecbox runs the program itself.
+        let prog = crate::filter::Program::load(path).map_err(|source| OpenError::Filter {
+            port: port.name.clone(),
+            source,
+        })?;
+        port.set_filter(prog).map_err(sys_err(
+            &port.name,
+            "loading filter",
+            path.display().to_string(),
+        ))?;
     }
     Ok(port)
 }
@@ -197,7 +210,9 @@ fn run_ifup(port: &str, helper: &std::path::Path, ifname: &str) {
     }
 }
 
-/// Attach the `bpffile=` program, if any, to a socket.
+/// Attach the `bpffile=` program, if any, to a socket (any transport's receive socket).
+/// The file may be UML's binary form or any text form `vecbox bpf` reads; it is checked
+/// as the kernel would before attaching.
 pub(crate) fn attach_bpffile(
     name: &str,
     spec: &Spec,
@@ -206,11 +221,11 @@ pub(crate) fn attach_bpffile(
     let Some(path) = &spec.common.bpffile else {
         return Ok(());
     };
-    let prog = crate::filter::load_uml_binary(path).map_err(|source| OpenError::Filter {
+    let prog = crate::filter::Program::load(path).map_err(|source| OpenError::Filter {
         port: name.to_string(),
         source,
     })?;
-    crate::sys::packet::attach_filter(fd, &prog).map_err(sys_err(
+    crate::sys::packet::attach_filter(fd, prog.insns()).map_err(sys_err(
         name,
         "SO_ATTACH_FILTER",
         path.display().to_string(),

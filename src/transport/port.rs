@@ -110,6 +110,8 @@ pub struct Port {
     udp_gso: bool,
     /// Frames of the UDP GRO buffer being handled (capacity reserved when GRO is on).
     gro: Vec<Frame>,
+    /// Receive filter run by vecbox itself (ports without a socket, e.g. tap).
+    soft_filter: Option<crate::filter::Program>,
 }
 
 impl Port {
@@ -143,6 +145,7 @@ impl Port {
             fds_changed: false,
             udp_gso: false,
             gro: Vec::new(),
+            soft_filter: None,
         }
     }
 
@@ -169,6 +172,27 @@ impl Port {
     /// Buffers this port holds at most (receive slots + transmit queue), for pool sizing.
     pub fn buffers_needed(&self) -> usize {
         2 * self.caps.depth + MAX_SEGMENTS
+    }
+
+    /// `true` if receive filters run in vecbox's interpreter (the receive descriptor is
+    /// not a socket), `false` if they are attached to the socket (SO_ATTACH_FILTER).
+    pub fn filters_in_software(&self) -> bool {
+        self.rx_mode == RxMode::Read
+    }
+
+    /// Install `prog` as this port's receive filter, replacing any previous one: attached
+    /// to the receive socket, or run by vecbox for ports without one.
+    pub fn set_filter(&mut self, prog: crate::filter::Program) -> io::Result<()> {
+        if self.filters_in_software() {
+            self.soft_filter = Some(prog);
+            Ok(())
+        } else if matches!(self.spec.kind, super::Kind::Hybrid { .. }) {
+            let prog = crate::filter::only_outgoing_then(&prog)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
+        } else {
+            crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
+        }
     }
 
     /// Give every receive slot back to the pool and drop everything queued.
@@ -394,6 +418,22 @@ impl Port {
             return Err(DropReason::Runt);
         }
         let mut meta = d.vnet;
+        let mut len = len;
+        if let Some(prog) = &self.soft_filter {
+            let frame = &pool.buf(id)[d.off..d.off + len];
+            let keep = prog.run(
+                frame,
+                &crate::filter::Meta::ethernet(frame, crate::filter::interp::PACKET_OUTGOING),
+            ) as usize;
+            if keep == 0 {
+                return Err(DropReason::Filtered);
+            }
+            if keep < len {
+                // Truncated as the kernel's snap length would; offload state no longer fits.
+                len = keep.max(ethernet::HEADER_LEN);
+                meta = crate::wire::vnet::Repr::default();
+            }
+        }
         if meta.data_valid {
             self.stats.rx_csum_offload_good += 1;
         }

@@ -1,0 +1,280 @@
+use proptest::prelude::*;
+
+use super::rules::{self, Packet, ct};
+use super::*;
+use crate::nf::testing::Recorder;
+
+fn names() -> Vec<String> {
+    vec!["vec0".into(), "vec1".into()]
+}
+
+const RULES: &str = "\
+# client side is vec0
+policy drop
+accept ct established,related
+accept in vec0 proto tcp dport 80 ct new log
+reject in vec0 proto tcp dport 81
+reject in vec0 proto udp dport 53
+accept in vec0 proto icmp icmp-type echo-request
+accept in vec0 ip6 proto icmpv6 icmp-type echo-request
+";
+
+fn fw() -> Firewall {
+    let set = rules::parse("fw.rules", RULES, &names()).unwrap();
+    Firewall::with_rules(set, 2, false, 16, 300)
+}
+
+const A: [u8; 6] = [2, 0, 0, 0, 0, 0xa];
+const B: [u8; 6] = [2, 0, 0, 0, 0, 0xb];
+
+fn tcp(from_a: bool, sport: u16, dport: u16, syn: bool, ack: bool) -> Vec<u8> {
+    let (sm, dm, s, d) = if from_a {
+        (A, B, [10, 0, 0, 1], [10, 0, 0, 2])
+    } else {
+        (B, A, [10, 0, 0, 2], [10, 0, 0, 1])
+    };
+    let mut b = etherparse::PacketBuilder::ethernet2(sm, dm)
+        .ipv4(s, d, 64)
+        .tcp(sport, dport, 1000, 100);
+    if syn {
+        b = b.syn();
+    }
+    if ack {
+        b = b.ack(5000);
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+fn udp(from_a: bool, sport: u16, dport: u16) -> Vec<u8> {
+    let (sm, dm, s, d) = if from_a {
+        (A, B, [10, 0, 0, 1], [10, 0, 0, 2])
+    } else {
+        (B, A, [10, 0, 0, 2], [10, 0, 0, 1])
+    };
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2(sm, dm)
+        .ipv4(s, d, 64)
+        .udp(sport, dport)
+        .write(&mut v, &[1; 12])
+        .unwrap();
+    v
+}
+
+#[test]
+fn stateful_tcp_allowed_flow_and_unsolicited_inbound() {
+    let mut f = fw();
+    let mut r = Recorder::new(2);
+    r.feed(&mut f, 0, &[&tcp(true, 4000, 80, true, false)]);
+    r.feed(&mut f, 1, &[&tcp(false, 80, 4000, true, true)]);
+    r.feed(&mut f, 0, &[&tcp(true, 4000, 80, false, true)]);
+    r.feed(&mut f, 1, &[&tcp(false, 80, 4000, false, true)]);
+    assert_eq!(
+        r.sent.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        vec![1, 0, 1, 0]
+    );
+    assert_eq!(f.connections(), 1);
+    // Unsolicited from the server side: new SYN and a stray ACK are dropped.
+    r.clear();
+    r.feed(
+        &mut f,
+        1,
+        &[
+            &tcp(false, 5555, 22, true, false),
+            &tcp(false, 5555, 4000, false, true),
+        ],
+    );
+    assert!(r.sent.is_empty());
+    assert_eq!(r.dropped.len(), 2);
+    assert_eq!(f.stats.invalid, 1, "the stray ACK is invalid");
+    let c = f.rule_counters();
+    assert_eq!(
+        c[0].1, 3,
+        "ct established,related matched the three later packets"
+    );
+    assert_eq!(c[1].1, 1, "the SYN matched the port-80 rule");
+    assert_eq!(c.last().unwrap().1, 2, "policy drop counted twice");
+    assert_eq!(r.pool.available(), r.pool.capacity());
+}
+
+#[test]
+fn reject_sends_rst_and_port_unreachable() {
+    let mut f = fw();
+    let mut r = Recorder::new(2);
+    r.feed(&mut f, 0, &[&tcp(true, 4000, 81, true, false)]);
+    let (port, rst) = r.sent[0].clone();
+    assert_eq!(port, 0, "back to the sender");
+    let p = etherparse::SlicedPacket::from_ethernet(&rst).unwrap();
+    let Some(etherparse::TransportSlice::Tcp(t)) = &p.transport else {
+        panic!()
+    };
+    assert!(t.rst() && t.ack());
+    assert_eq!((t.source_port(), t.destination_port()), (81, 4000));
+    assert_eq!(t.acknowledgment_number(), 1001);
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(
+        t.to_header()
+            .calc_checksum_ipv4_raw(ip.header().source(), ip.header().destination(), &[])
+            .unwrap(),
+        t.checksum(),
+        "TCP checksum"
+    );
+    r.clear();
+    r.feed(&mut f, 0, &[&udp(true, 999, 53)]);
+    let (port, e) = &r.sent[0];
+    assert_eq!(*port, 0);
+    assert_eq!((e[34], e[35]), (3, 3));
+    assert_eq!(&e[26..30], &[10, 0, 0, 2], "from the destination");
+    assert_eq!(f.stats.rejected, 2);
+}
+
+#[test]
+fn udp_replies_pass_only_after_an_accepted_request() {
+    let set = rules::parse(
+        "x",
+        "accept ct established\naccept in vec0 proto udp dport 5000\n",
+        &names(),
+    )
+    .unwrap();
+    let mut f = Firewall::with_rules(set, 2, false, 16, 300);
+    let mut r = Recorder::new(2);
+    r.feed(&mut f, 1, &[&udp(false, 5000, 7000)]);
+    assert!(r.sent.is_empty(), "no request yet");
+    r.feed(&mut f, 0, &[&udp(true, 7000, 5000)]);
+    r.feed(&mut f, 1, &[&udp(false, 5000, 7000)]);
+    assert_eq!(r.sent.len(), 2);
+}
+
+#[test]
+fn conntrack_table_is_bounded_and_evictions_counted() {
+    let set = rules::parse("x", "policy accept\n", &names()).unwrap();
+    let mut f = Firewall::with_rules(set, 2, false, 4, 300);
+    let mut r = Recorder::new(2);
+    for port in 1000..1010 {
+        r.feed(&mut f, 0, &[&udp(true, port, 9)]);
+    }
+    assert_eq!(f.connections(), 4);
+    assert_eq!(f.ct.evictions, 6);
+    // Expiry: 30 s for unreplied UDP.
+    for _ in 0..31 * 4 {
+        f.timer(std::time::Instant::now(), &mut r);
+    }
+    assert_eq!(f.connections(), 0);
+}
+
+#[test]
+fn rule_errors_have_positions_and_hints() {
+    for (text, needle) in [
+        (
+            "acept proto tcp\n",
+            "x:1:1: expected accept, drop or reject, found `acept`; did you mean `accept`?",
+        ),
+        ("accept prto tcp\n", "x:1:8: unknown word `prto`"),
+        ("accept proto tpc\n", "did you mean `tcp`?"),
+        ("accept in vec7\n", "no port `vec7`"),
+        ("\n accept proto tcp dport 9-1\n", "x:2:25:"),
+        ("accept dport 80\n", "need `proto tcp`"),
+        ("accept ct estab\n", "unknown state"),
+        (
+            "accept src 10.0.0.0/8 dst fd00::/8\n",
+            "mixes IPv4 and IPv6",
+        ),
+        ("policy drop\npolicy accept\n", "twice"),
+        ("accept proto icmp icmp-type 8 ip6\n", "icmpv6"),
+    ] {
+        let e = rules::parse("x", text, &names()).unwrap_err().to_string();
+        assert!(e.contains(needle), "{text:?}: {e}");
+    }
+}
+
+fn arb_rule() -> impl Strategy<Value = String> {
+    let action = prop_oneof![Just("accept"), Just("drop"), Just("reject")];
+    let proto = prop_oneof![Just(""), Just("proto tcp"), Just("proto udp")];
+    let net = prop_oneof![
+        Just(String::new()),
+        (0u8..4, prop_oneof![Just(8u8), Just(16), Just(24), Just(32)])
+            .prop_map(|(x, l)| format!("10.{x}.0.0/{l}")),
+    ];
+    (
+        action,
+        proto,
+        net.clone(),
+        net,
+        0u16..6,
+        0u8..3,
+        any::<bool>(),
+    )
+        .prop_map(|(a, p, s, d, port, ctsel, wide)| {
+            let mut r = a.to_string();
+            if !p.is_empty() {
+                r += &format!(" {p}");
+                if port > 0 {
+                    if wide {
+                        r += &format!(" dport {}-{}", port * 10, port * 10 + 100);
+                    } else {
+                        r += &format!(" dport {port}");
+                    }
+                }
+            }
+            if !s.is_empty() {
+                r += &format!(" src {s}");
+            }
+            if !d.is_empty() {
+                r += &format!(" dst {d}");
+            }
+            r += match ctsel {
+                1 => " ct new",
+                2 => " ct established",
+                _ => "",
+            };
+            r
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// The index gives exactly the first match of a linear scan.
+    #[test]
+    fn classifier_agrees_with_linear_scan(
+        rules_text in prop::collection::vec(arb_rule(), 0..40),
+        pkts in prop::collection::vec((0u8..4, 0u8..4, 0u16..120, any::<bool>(), 0u8..3), 1..20),
+    ) {
+        let set = rules::parse("x", &rules_text.join("\n"), &names()).unwrap();
+        let c = classify::Classifier::new(set.rules);
+        for (s, d, port, tcp, st) in pkts {
+            let p = Packet {
+                in_port: 0,
+                out_port: Some(1),
+                v6: false,
+                src: u128::from(u32::from_be_bytes([10, s, 1, 1])),
+                dst: u128::from(u32::from_be_bytes([10, d, 2, 2])),
+                proto: if tcp { 6 } else { 17 },
+                ports: Some((port, port)),
+                icmp_type: None,
+                ct: [ct::NEW, ct::ESTABLISHED, ct::INVALID][st as usize],
+            };
+            prop_assert_eq!(c.lookup(&p), c.scan(&p));
+        }
+    }
+
+    #[test]
+    fn random_frames_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..200), kind in 0u8..3) {
+        let mut f = fw();
+        let mut r = Recorder::new(2);
+        let mut fr = B.to_vec();
+        fr.extend_from_slice(&A);
+        fr.extend_from_slice(match kind { 0 => &[8, 0], 1 => &[0x86, 0xdd], _ => &[8, 6] });
+        fr.extend_from_slice(&bytes);
+        r.feed(&mut f, 0, &[&fr]);
+        r.feed(&mut f, 1, &[&fr]);
+    }
+
+    #[test]
+    fn rule_parser_never_panics(s in "[a-z0-9 ./,:#-]{0,80}") {
+        let _ = rules::parse("x", &s, &names());
+    }
+}
