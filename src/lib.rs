@@ -7,6 +7,7 @@
 //! - [`guest`]: one guest process — transports, sandbox, event loop, counters.
 //! - [`nf`]: network functions over batches of frames (xconnect, bridge).
 //! - [`transport`]: the `vecN:` spec and the vector transports (raw, tap, hybrid, fd).
+//! - [`console`]: the mconsole-compatible control socket (server, client, codec).
 //! - [`netlink`]: namespaces and links over rtnetlink.
 //! - [`filter`]: classic BPF programs.
 //! - [`wire`]: typed views of headers, checksums, software segmentation.
@@ -16,6 +17,7 @@
 
 pub mod buf;
 pub mod cli;
+pub mod console;
 pub mod filter;
 pub mod guest;
 pub mod lab;

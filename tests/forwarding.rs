@@ -74,7 +74,9 @@ impl Line {
         } else {
             format!("vec1:transport={second},ifname=tb{opts}")
         };
-        let g = Guest::start(&self.lab, &self.guest_ns, function, &["umid=t", &p0, &p1]);
+        // umids name run directories (~/.uml/UMID): unique per test.
+        let umid = format!("umid={}-t", self.lab.tag);
+        let g = Guest::start(&self.lab, &self.guest_ns, function, &[&umid, &p0, &p1]);
         if second != "raw" {
             self.lab.addr(&self.b, "tb", &format!("{B_IP}/24"));
         }

@@ -141,7 +141,7 @@ fn demo(a: &DemoArgs, names: &[String; 3]) -> Result<(), DynError> {
     let guest_args = vec![
         "guest".to_string(),
         a.function.clone(),
-        "umid=demo".to_string(),
+        format!("umid=demo-{}", std::process::id()),
         format!("vec0:transport=raw,ifname=ga,gro={}", a.gro),
         second,
     ];

@@ -22,6 +22,14 @@ pub fn up(a: &UpArgs) -> i32 {
     if a.detach && !a.supervisor {
         return detach(a);
     }
+    // Bind the metrics port before building anything: a busy port is an error at start.
+    let metrics = match bind_metrics(&plan) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("vecbox: error: {e}");
+            return 1;
+        }
+    };
     // SIGINT/SIGTERM/SIGHUP are taken through a signalfd by the supervision loop; a
     // signal during the build is acted on once the build ends.
     let mut mask = SigSet::empty();
@@ -35,7 +43,7 @@ pub fn up(a: &UpArgs) -> i32 {
         Err(e) => return fail(&e),
     };
     print_summary(&sup.dep.plan);
-    start_metrics(&sup.dep.plan);
+    start_metrics(&sup.dep.plan, metrics);
     let mut sup = sup;
     let mut stop = || {
         sigfd
@@ -131,14 +139,44 @@ fn build(plan: &Plan, quiet: bool) -> Result<Supervisor, LabError> {
     }
 }
 
-/// Where the lab's Prometheus exporter starts. The collector over the guests' shared
-/// counters is added with the metrics work; until then the address is validated and
-/// reported only.
-fn start_metrics(plan: &Plan) {
-    if let Some(addr) = &plan.metrics {
-        eprintln!(
-            "vecbox: note: metrics endpoint {addr} requested; this build has no lab exporter yet"
-        );
+fn bind_metrics(plan: &Plan) -> Result<Option<std::net::TcpListener>, String> {
+    let Some(addr) = &plan.metrics else {
+        return Ok(None);
+    };
+    let addr: std::net::SocketAddr = addr.parse().map_err(|_| {
+        format!("metrics address {addr:?} is not ADDRESS:PORT, e.g. 127.0.0.1:9464")
+    })?;
+    crate::metrics::http::bind(addr)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// Serve every guest of the lab at `/metrics` from the guests' shared counter regions
+/// (labels `lab`, `node`; see docs/metrics.md), on a thread of the supervisor.
+fn start_metrics(plan: &Plan, listener: Option<std::net::TcpListener>) {
+    let Some(listener) = listener else {
+        return;
+    };
+    let c = std::sync::Arc::new(crate::metrics::collect::GuestCollector::new());
+    for n in &plan.nodes {
+        if n.kind.is_process() && n.kind != crate::lab::topology::NodeKind::Uml {
+            let base = crate::console::rundir::uml_dir()
+                .unwrap_or_else(|_| crate::console::rundir::TMP_UML_DIR.into());
+            let names = n
+                .ifaces
+                .iter()
+                .filter_map(|i| i.unit.map(|u| (format!("vec{u}"), i.name.clone())))
+                .collect();
+            c.add_named(
+                &plan.lab,
+                &n.name,
+                base.join(&n.umid).join("metrics"),
+                names,
+            );
+        }
+    }
+    if let Err(e) = crate::metrics::http::spawn(listener, c) {
+        eprintln!("vecbox: error: {e}");
     }
 }
 

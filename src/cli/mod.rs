@@ -24,9 +24,11 @@ Functions:
              options: rules=FILE, mode=xconnect|bridge, conntrack_max=N, aging=SECONDS
 
 Guest settings:
-  umid=NAME     instance name used in messages and reports (default FUNCTION-PID)
+  umid=NAME     instance name (default FUNCTION-PID); the control socket is
+                ~/.uml/NAME/mconsole, as for a UML kernel (see `vecbox console`)
   cpu=N         pin the guest to CPU N
   stats=FILE    write the exit report as JSON to FILE
+  metrics=ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
 
 Transports (keys as in UML; see docs/transports.md):
   raw      AF_PACKET on an existing interface    ifname= (needs CAP_NET_RAW)
@@ -43,10 +45,14 @@ Transports (keys as in UML; see docs/transports.md):
   gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
   in software. vec=0 moves one frame per system call.
 
-Runs until SIGINT/SIGTERM, then prints per-port counters. A bad spec exits with
+Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
+Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`
+(version, help, config, remove, stop, go, proc, log, stack, reboot, halt; see
+docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md). A bad spec exits with
 status 2 and names the key. As non-root, give the binary the capabilities:
   setcap cap_net_raw,cap_net_admin+ep vecbox
-It drops them once its interfaces are open.
+It drops them once its interfaces are open, keeping only these two in its permitted
+set (not effective) so that console reboot/config can reopen interfaces.
 
 Examples:
   vecbox guest xconnect umid=x1 cpu=1 'vec0:transport=raw,ifname=p0,gro=1' 'vec1:transport=tap,ifname=tap0,gro=1'
@@ -76,6 +82,19 @@ enum Command {
             value_name = "ARGS"
         )]
         args: Vec<String>,
+    },
+    /// Talk to a vecbox guest or a UML kernel over its control socket (mconsole protocol).
+    #[command(after_long_help = CONSOLE_HELP)]
+    Console {
+        /// umid (~/.uml/UMID/mconsole, /tmp/uml/UMID/mconsole) or a socket path.
+        umid: String,
+        /// Command and arguments; without one, an interactive prompt.
+        #[arg(
+            allow_hyphen_values = true,
+            trailing_var_arg = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
     },
     /// Build two namespaces joined by a guest, push ping and TCP through it, clean up.
     #[command(after_long_help = demo::HELP)]
@@ -114,6 +133,23 @@ enum Command {
     },
 }
 
+const CONSOLE_HELP: &str = "\
+Sends CMD (words joined by spaces) to the control socket of UMID and prints the reply
+as uml_mconsole does: `OK text` or `ERR text`. The exit status is 1 when the reply is
+an error. Without CMD, opens a prompt with history and completion (Tab); `quit` or
+Ctrl-D leaves, `switch NAME` changes the target.
+
+The socket is looked up as ~/.uml/UMID/mconsole, /tmp/uml/UMID/mconsole, then UMID
+as a path; this works for vecbox guests and for UML kernels started with umid=.
+When the target runs in another network namespace the client binds a filesystem
+socket (abstract addresses do not cross namespaces).
+
+Examples:
+  vecbox console x1 version
+  vecbox console x1 config vec2:transport=raw,ifname=veth9
+  vecbox console x1 proc net/dev
+  vecbox console x1 halt";
+
 const UML_HELP: &str = "\
 Executes the UML kernel with ARGS. On hosts with AVX-512 or AMX, Debian's linux.uml 6.1
 dies at its first process (\"ptrace set fp regs failed\"); vecbox hides the XSTATE
@@ -149,6 +185,30 @@ pub fn main() -> i32 {
         Command::Down(a) => lab::down(&a),
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),
+        Command::Console { umid, command } => run_console(&umid, &command),
+    }
+}
+
+fn run_console(umid: &str, command: &[String]) -> i32 {
+    if command.is_empty() {
+        return crate::console::repl::run(umid);
+    }
+    let mut client = match crate::console::Client::connect(umid) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vecbox: error: {e}");
+            return 1;
+        }
+    };
+    match client.request(&command.join(" ")) {
+        Ok(r) => {
+            println!("{}", r.line());
+            i32::from(r.err != 0)
+        }
+        Err(e) => {
+            eprintln!("vecbox: error: {e}");
+            1
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use crate::nf::NfError;
 use crate::transport::{OpenError, Spec, SpecError};
 
 /// Guest-level keys (everything else of the form `key=value` goes to the function).
-pub const GUEST_KEYS: &[&str] = &["umid", "cpu", "stats"];
+pub const GUEST_KEYS: &[&str] = &["umid", "cpu", "stats", "metrics"];
 
 /// A parsed guest command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct GuestArgs {
     pub cpu: Option<usize>,
     /// Write the exit report as JSON to this file (`stats=`).
     pub stats: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (`metrics=`).
+    pub metrics: Option<std::net::SocketAddr>,
     /// Interfaces, ordered by unit number; port i of the function is `specs[i]`.
     pub specs: Vec<Spec>,
     /// Options for the function (`aging=300`, ...).
@@ -42,6 +44,17 @@ pub enum GuestError {
     Sandbox(#[source] std::io::Error),
     #[error("{0} failed: {1}")]
     Setup(&'static str, #[source] std::io::Error),
+    #[error("{0}")]
+    RunDir(#[from] crate::console::RunDirError),
+    #[error("{0}")]
+    Metrics(#[from] crate::metrics::http::HttpError),
+    #[error("{what} {path}: {source}")]
+    Control {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl GuestError {
@@ -80,6 +93,7 @@ impl GuestArgs {
             umid: format!("{function}-{}", std::process::id()),
             cpu: None,
             stats: None,
+            metrics: None,
             specs: Vec::new(),
             nf_options: Vec::new(),
         };
@@ -134,6 +148,14 @@ impl GuestArgs {
                         return Err(bad(arg, "stats needs a file name, e.g. stats=/tmp/x1.json"));
                     }
                     out.stats = Some(PathBuf::from(v));
+                }
+                "metrics" => {
+                    out.metrics = Some(v.parse().map_err(|_| {
+                        bad(
+                            arg,
+                            "metrics must be an address and port, e.g. metrics=127.0.0.1:9464",
+                        )
+                    })?);
                 }
                 _ => out.nf_options.push((k.to_string(), v.to_string())),
             }
@@ -193,6 +215,10 @@ mod tests {
     fn other_errors() {
         for (a, needle) in [
             (vec!["cpu=x", "vec0:transport=tap"], "cpu"),
+            (
+                vec!["metrics=9464", "vec0:transport=tap"],
+                "metrics=127.0.0.1:9464",
+            ),
             (vec!["umid=../x", "vec0:transport=tap"], "umid"),
             (vec!["bogus", "vec0:transport=tap"], "key=value"),
             (vec!["umid=a"], "no interfaces"),

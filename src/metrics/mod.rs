@@ -1,8 +1,22 @@
 //! Counters kept by guests: per port packets, bytes, drops by reason, batch sizes and
 //! offload use. They are plain integers owned by the single guest thread (no locks or
 //! atomics on the hot path) and only ever grow (Prometheus counter semantics).
+//!
+//! Publishing: the guest reports them (and the network function's own counters, through
+//! [`crate::nf::Function::metrics`]) to a [`sink::Snapshot`] every few milliseconds and
+//! copies that into its shared [`region`]; [`collect::GuestCollector`] reads regions and
+//! turns them into Prometheus families; [`http`] serves them. Metric names are listed in
+//! [`names`] and documented in docs/metrics.md.
+
+pub mod collect;
+pub mod http;
+pub mod names;
+pub mod region;
+pub mod sink;
 
 use std::fmt;
+
+pub use sink::{HistogramRef, MetricSink};
 
 /// Why a frame was dropped. Every drop in vecbox is counted under one of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,6 +141,8 @@ pub struct BatchStats {
     pub max: u64,
     pub running_average: u64,
     pub batches: u64,
+    /// Frames in all batches (the histogram's sum).
+    pub frames: u64,
 }
 
 impl BatchStats {
@@ -149,6 +165,19 @@ impl BatchStats {
         self.max = self.max.max(n);
         self.running_average = (self.running_average + n) >> 1;
         self.batches += 1;
+        self.frames += n;
+    }
+
+    /// Inclusive upper bounds of the buckets but the last, for [`HistogramRef`].
+    pub const BOUNDS: [u64; Self::BUCKETS - 1] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+    /// The distribution as a histogram.
+    pub fn histogram(&self) -> HistogramRef<'_> {
+        HistogramRef {
+            bounds: &Self::BOUNDS,
+            buckets: &self.buckets,
+            sum: self.frames,
+        }
     }
 }
 
@@ -222,6 +251,10 @@ mod tests {
         assert_eq!(b.buckets, [1, 1, 2, 1, 0, 0, 1, 1, 1, 2]);
         assert_eq!(b.max, 10_000);
         assert_eq!(b.batches, 10);
+        assert_eq!(b.frames, 1 + 2 + 3 + 4 + 5 + 64 + 65 + 256 + 257 + 10_000);
+        for (i, le) in BatchStats::BOUNDS.iter().enumerate() {
+            assert_eq!(BatchStats::bucket_le(i), Some(*le));
+        }
         assert_eq!(BatchStats::bucket_le(0), Some(1));
         assert_eq!(BatchStats::bucket_le(8), Some(256));
         assert_eq!(BatchStats::bucket_le(9), None);

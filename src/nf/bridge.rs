@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use super::{Function, NfError, Output};
 use crate::buf::Frame;
-use crate::metrics::DropReason;
+use crate::metrics::{DropReason, MetricSink};
 use crate::wire::ethernet;
 
 const WAYS: usize = 4;
@@ -110,6 +110,18 @@ impl Fdb {
                 }
             }
         }
+    }
+
+    /// Forget every entry.
+    pub fn clear(&mut self) {
+        for e in self.sets.iter_mut().flatten() {
+            *e = Entry::default();
+        }
+    }
+
+    /// Slots in the table.
+    pub fn capacity(&self) -> usize {
+        self.sets.len() * WAYS
     }
 
     /// Live entries.
@@ -236,6 +248,60 @@ impl Function for Bridge {
             ("fdb_moves", self.fdb.moves.to_string()),
         ]
     }
+
+    fn metrics(&self, out: &mut dyn MetricSink) {
+        out.gauge(
+            "vecbox_bridge_fdb_entries",
+            "Live MAC addresses in the bridge's forwarding database.",
+            &[],
+            self.fdb.len() as f64,
+        );
+        out.gauge(
+            "vecbox_bridge_fdb_capacity",
+            "Slots in the forwarding database (fdb_size rounded up).",
+            &[],
+            self.fdb.capacity() as f64,
+        );
+        out.counter(
+            "vecbox_bridge_fdb_evictions_total",
+            "Entries evicted from a full set of the forwarding database.",
+            &[],
+            self.fdb.evictions,
+        );
+        out.counter(
+            "vecbox_bridge_fdb_moves_total",
+            "Stations seen on a different port than before.",
+            &[],
+            self.fdb.moves,
+        );
+    }
+
+    fn proc_files(&self) -> &'static [&'static str] {
+        &["fdb"]
+    }
+
+    /// `fdb`: one line per live entry, `MAC PORT AGE`, as `brctl showmacs` (port = the
+    /// function's port number, i.e. the interface's position by unit).
+    fn proc_file(&self, name: &str) -> Option<String> {
+        if name != "fdb" {
+            return None;
+        }
+        let mut e = self.fdb.entries();
+        e.sort_by_key(|(mac, port, _)| (*port, *mac));
+        let mut s = String::from("mac               port  age\n");
+        for (mac, port, age) in e {
+            let m: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+            s.push_str(&format!("{} {port:>4} {age:>4}\n", m.join(":")));
+        }
+        Some(s)
+    }
+
+    /// Any number of ports; the table is flushed because port numbers shift.
+    fn set_ports(&mut self, ports: usize) -> Result<(), NfError> {
+        self.ports = ports;
+        self.fdb.clear();
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -317,6 +383,24 @@ mod tests {
         assert_eq!(fdb.lookup(&macs[0]), None);
         assert_eq!(fdb.lookup(&macs[4]), Some(0));
         assert_eq!(fdb.len(), 4);
+    }
+
+    #[test]
+    fn fdb_file_metrics_and_port_changes() {
+        let mut br = Bridge::new(2, &[]).unwrap();
+        let mut r = Recorder::new(2);
+        r.feed(&mut br, 1, &[&eth(B, A)]);
+        let f = br.proc_file("fdb").unwrap();
+        assert!(f.contains("02:00:00:00:00:0a    1    0"), "{f}");
+        assert!(br.proc_file("routes").is_none());
+        let mut snap = crate::metrics::sink::Snapshot::default();
+        snap.begin();
+        br.metrics(&mut snap);
+        snap.end();
+        assert_eq!(snap.series[0].name, "vecbox_bridge_fdb_entries");
+        assert_eq!(f64::from_bits(snap.values[0]), 1.0);
+        br.set_ports(3).unwrap();
+        assert!(br.fdb.is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod xconnect;
 use std::time::Instant;
 
 use crate::buf::Frame;
-use crate::metrics::DropReason;
+use crate::metrics::{DropReason, MetricSink};
 
 /// Where a function sends frames. Implemented by the guest over its ports, and by
 /// [`testing::Recorder`] in tests.
@@ -57,6 +57,29 @@ pub trait Function {
     fn summary(&self) -> Vec<(&'static str, String)> {
         Vec::new()
     }
+    /// Export the function's own counters and gauges (rule hits, table sizes) with
+    /// labels; called a few times a second from the guest loop, never per frame. See
+    /// docs/metrics.md for naming.
+    fn metrics(&self, _out: &mut dyn MetricSink) {}
+    /// Console `proc FILE` files this function provides (`fdb`, `routes`, `neigh`,
+    /// `rules`, `conntrack`, ...).
+    fn proc_files(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Contents of console file `name` (one of [`Function::proc_files`]).
+    fn proc_file(&self, _name: &str) -> Option<String> {
+        None
+    }
+    /// The guest's interfaces changed at run time (console `config`/`remove`): the
+    /// function now has `ports` ports, numbered by unit as at start. Port numbers of the
+    /// survivors may have shifted, so per-port state must be dropped. `Err` refuses the
+    /// change (the guest then undoes it).
+    fn set_ports(&mut self, ports: usize) -> Result<(), NfError> {
+        let _ = ports;
+        Err(NfError::FixedPorts {
+            function: self.name(),
+        })
+    }
 }
 
 /// Errors building a function from its name and options.
@@ -78,6 +101,8 @@ pub enum NfError {
         min: usize,
         got: usize,
     },
+    #[error("{function} cannot change its interfaces while running")]
+    FixedPorts { function: &'static str },
     #[error("{function}: unknown option {key:?}; accepted: {accepted}")]
     UnknownOption {
         function: &'static str,

@@ -38,6 +38,19 @@ impl Function for Xconnect {
             out.forward(to, *f);
         }
     }
+
+    /// Interfaces may come and go at run time (console `remove vec1`, `config vec1:...`)
+    /// as long as there are at most two; a lone port's frames are dropped (`no_route`).
+    fn set_ports(&mut self, ports: usize) -> Result<(), NfError> {
+        if ports > 2 {
+            return Err(NfError::PortCount {
+                function: "xconnect",
+                want: 2,
+                got: ports,
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Each submodule wraps one family of system calls behind a safe API:
 //! [`mmsg`] the batched `recvmmsg`/`sendmmsg` rings, [`packet`] AF_PACKET sockets,
 //! [`tun`] `/dev/net/tun` ioctls, [`sock`] small socket options, [`sandbox`] capability
-//! and privilege dropping. Callers above `sys/` never see a raw pointer.
+//! and privilege dropping, [`shm`] shared counter mappings. Callers above `sys/` never see a raw pointer.
 //!
 //! Rules: every descriptor is an [`std::os::fd::OwnedFd`] from the moment it is created,
 //! every descriptor is opened with `O_CLOEXEC | O_NONBLOCK`, inputs are validated in safe code
@@ -15,6 +15,7 @@ pub mod packet;
 pub mod process;
 pub mod sandbox;
 pub mod seccomp;
+pub mod shm;
 pub mod sock;
 pub mod tun;
 

@@ -263,6 +263,22 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Run directories (~/.uml/UMID) of guests killed before they could remove them.
+        if let Some(home) = std::env::var_os("HOME") {
+            let base = PathBuf::from(home).join(".uml");
+            if let Ok(rd) = std::fs::read_dir(&base) {
+                for e in rd.flatten() {
+                    // Guests are named `<tag>-...` and UML kernels `<tag>u<n>`.
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if name
+                        .strip_prefix(&self.tag)
+                        .is_some_and(|r| r.starts_with('-') || r.starts_with('u'))
+                    {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -1,0 +1,93 @@
+//! The command table: names in UML's match order (a request runs the first command whose
+//! name is a prefix of its text, so `versionXYZ` runs `version`), vecbox's additions
+//! after them, and the help text.
+
+/// A console command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    Version,
+    Halt,
+    Reboot,
+    Config,
+    Remove,
+    Sysrq,
+    Help,
+    Cad,
+    Stop,
+    Go,
+    Log,
+    Proc,
+    Stack,
+    /// vecbox: load a classic-BPF file onto an interface (needs `bpfflash=1` on it).
+    Bpf,
+}
+
+/// Commands in match order.
+pub const TABLE: [(&str, Command); 14] = [
+    ("version", Command::Version),
+    ("halt", Command::Halt),
+    ("reboot", Command::Reboot),
+    ("config", Command::Config),
+    ("remove", Command::Remove),
+    ("sysrq", Command::Sysrq),
+    ("help", Command::Help),
+    ("cad", Command::Cad),
+    ("stop", Command::Stop),
+    ("go", Command::Go),
+    ("log", Command::Log),
+    ("proc", Command::Proc),
+    ("stack", Command::Stack),
+    ("bpf", Command::Bpf),
+];
+
+/// Find the command for request `text` by prefix; returns it and the text after its
+/// name.
+pub fn lookup(text: &str) -> Option<(Command, &str)> {
+    TABLE
+        .iter()
+        .find(|(name, _)| text.starts_with(name))
+        .map(|(name, c)| (*c, &text[name.len()..]))
+}
+
+/// The help text (several packets long, like UML's).
+pub const HELP: &str = "\
+Commands: 
+    version - Get vecbox version and build 
+    help - Print this message 
+    halt - Stop the guest (counters are written, run directory removed) 
+    reboot - Restart the datapath: close and reopen every interface 
+    config vecN:<spec> - Add interface vecN (same syntax as command line;
+\tifup=, bpffile= and transport=fd are refused here) 
+    config vecN - Print the current spec of interface vecN 
+    remove vecN - Remove interface vecN 
+    sysrq <letter> - b: reboot, o: halt, m: buffers, t/p/w: state, h: help 
+    cad - Ctrl-Alt-Del: restart the datapath, as reboot 
+    stop - pause forwarding; only the console runs until 'go' 
+    go - resume forwarding after a 'stop' 
+    log <string> - write <string> to the guest's log
+    proc <file> - net/dev, stats, fdb, routes, neigh, rules, conntrack (as the function has them)
+    stack - dump of the guest's state (ports, queues, loop)
+    bpf vecN <file> - attach a classic-BPF file (UML bpffile format) to vecN's receive socket; needs bpfflash=1 on vecN
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matching_in_table_order() {
+        assert_eq!(lookup("version"), Some((Command::Version, "")));
+        assert_eq!(lookup("versionXYZ"), Some((Command::Version, "XYZ")));
+        assert_eq!(lookup("config vec0"), Some((Command::Config, " vec0")));
+        assert_eq!(lookup("gone"), Some((Command::Go, "ne")));
+        assert_eq!(lookup("proc net/dev"), Some((Command::Proc, " net/dev")));
+        assert_eq!(lookup("vers"), None);
+        assert_eq!(lookup(""), None);
+        assert_eq!(lookup(" version"), None);
+    }
+
+    #[test]
+    fn help_spans_several_packets() {
+        assert!(HELP.len() > crate::console::proto::CHUNK);
+    }
+}

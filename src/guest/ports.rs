@@ -1,0 +1,136 @@
+//! Interfaces at run time: the console's `config vecN:SPEC` (add), `remove vecN` and
+//! `reboot` (close and reopen every transport). Opening needs CAP_NET_RAW/CAP_NET_ADMIN,
+//! which the sandboxed guest keeps only in its permitted set: they are raised for the
+//! duration of the open ([`crate::sys::sandbox::with_net_capabilities`]).
+//!
+//! The function is told the new port count ([`crate::nf::Function::set_ports`]) and may
+//! refuse. When the buffer pool is too small (or its buffers too short) for the new set
+//! of ports, every queue is flushed and a new pool is allocated.
+
+use super::Guest;
+use crate::buf::Pool;
+use crate::metrics::{DropReason, PortStats};
+use crate::sys::sandbox::with_net_capabilities;
+use crate::transport::{self, Port, Spec};
+
+/// Buffers and buffer size the pool needs for `ports`.
+pub(super) fn pool_size(ports: &[Port]) -> (usize, usize) {
+    let stride = ports.iter().map(|p| p.caps.rx_slot).max().unwrap_or(2048);
+    let count: usize = ports.iter().map(Port::buffers_needed).sum();
+    (count.max(1), stride)
+}
+
+impl Guest {
+    /// Index of the port with unit `unit`.
+    pub(super) fn port_index(&self, unit: u32) -> Option<usize> {
+        self.ports.iter().position(|p| p.spec.unit == unit)
+    }
+
+    /// Open `spec` and add it as a port (kept in unit order).
+    pub(super) fn add_port(&mut self, spec: &Spec) -> Result<(), String> {
+        let port = with_net_capabilities(|| transport::open(spec)).map_err(|e| e.to_string())?;
+        self.nf
+            .set_ports(self.ports.len() + 1)
+            .map_err(|e| e.to_string())?;
+        let at = self
+            .ports
+            .iter()
+            .position(|p| p.spec.unit > spec.unit)
+            .unwrap_or(self.ports.len());
+        self.ports.insert(at, port);
+        self.fit_pool();
+        tracing::info!(port = %spec, "interface added from the console");
+        Ok(())
+    }
+
+    /// Close and remove port `i`.
+    pub(super) fn remove_port(&mut self, i: usize) -> Result<(), String> {
+        self.nf
+            .set_ports(self.ports.len() - 1)
+            .map_err(|e| e.to_string())?;
+        let mut p = self.ports.remove(i);
+        p.flush(&mut self.pool);
+        p.release_all(&mut self.pool);
+        tracing::info!(port = %p.name, "interface removed from the console");
+        Ok(())
+    }
+
+    /// Close every transport and open it again from its spec. Ports that fail to reopen
+    /// are dropped and named in the error.
+    pub(super) fn reopen_all(&mut self) -> Result<(), String> {
+        // Counters carry over, so they stay monotonic across the restart.
+        let specs: Vec<(Spec, PortStats)> = self
+            .ports
+            .iter()
+            .map(|p| (p.spec.clone(), p.stats))
+            .collect();
+        for p in &mut self.ports {
+            p.flush(&mut self.pool);
+            p.release_all(&mut self.pool);
+        }
+        // Close everything before opening: a tap can only be attached once.
+        self.ports.clear();
+        let mut failed = Vec::new();
+        let all: Vec<Spec> = specs.iter().map(|(s, _)| s.clone()).collect();
+        // All together first (tunnels sharing a socket are grouped); if that fails, one
+        // by one, keeping what opens.
+        let opened: Vec<(Result<Port, String>, PortStats)> = match with_net_capabilities(|| {
+            transport::open_all(&all)
+        }) {
+            Ok(ports) => ports
+                .into_iter()
+                .zip(specs.iter().map(|(_, st)| *st))
+                .map(|(p, st)| (Ok(p), st))
+                .collect(),
+            Err(_) => specs
+                .iter()
+                .map(|(spec, st)| {
+                    (
+                        with_net_capabilities(|| transport::open(spec)).map_err(|e| e.to_string()),
+                        *st,
+                    )
+                })
+                .collect(),
+        };
+        for (p, stats) in opened {
+            match p {
+                Ok(mut p) => {
+                    p.stats = PortStats {
+                        fallbacks: p.stats.fallbacks,
+                        ..stats
+                    };
+                    self.ports.push(p)
+                }
+                Err(e) => failed.push(e),
+            }
+        }
+        self.restarts += 1;
+        self.fit_pool();
+        if failed.is_empty() {
+            tracing::info!("datapath restarted from the console");
+            return Ok(());
+        }
+        if let Err(e) = self.nf.set_ports(self.ports.len()) {
+            failed.push(e.to_string());
+        }
+        Err(failed.join("; "))
+    }
+
+    /// Make the pool large enough for the current ports.
+    fn fit_pool(&mut self) {
+        let (count, stride) = pool_size(&self.ports);
+        let count = count + self.nf.buffers_needed();
+        if self.pool.capacity() >= count && self.pool.stride() >= stride {
+            return;
+        }
+        for p in &mut self.ports {
+            p.flush(&mut self.pool);
+            let queued = p.tx_pending();
+            for _ in 0..queued {
+                p.stats.drop(DropReason::TxQueueFull);
+            }
+            p.release_all(&mut self.pool);
+        }
+        self.pool = Pool::new(count, stride.max(self.pool.stride()));
+    }
+}
