@@ -74,7 +74,7 @@ impl Net {
             &self.g,
             "router",
             &[
-                "umid=r1",
+                &format!("umid={}-r", self.lab.tag),
                 &format!("config={}", self.cfg),
                 "vec0:transport=raw,ifname=ga,gro=1",
                 "vec1:transport=raw,ifname=gb,gro=1",
