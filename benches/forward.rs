@@ -4,7 +4,9 @@
 //! (trafgen generator pinned to CPU 0, device under test pinned to CPU 1, counted by the
 //! sink's kernel in /sys/class/net/*/statistics) through:
 //!   - the Linux kernel forwarding IPv4 between the same namespaces (the baseline),
-//!   - `vecbox guest xconnect` over raw ports, depth 64 and 256,
+//!   - `vecbox guest xconnect` over raw ports, depth 64 and 256 (receive ring, the
+//!     default), and the receive ring against recvmmsg (`ring=1` vs `ring=0`, run by
+//!     run interleaved; `VECBOX_BENCH_ONLY=ring` runs only this pair),
 //!   - the same with `vec=0` (one frame per system call),
 //!   - `vecbox guest router` (IPv4 forwarding, TTL decrement, static next hop),
 //!   - `vecbox guest firewall` with conntrack and 1, 100, 1000 and 10000 rules (the
@@ -498,6 +500,30 @@ fn main() {
         });
     };
 
+    if want("pps") || want("ring") {
+        // Receive ring (ring=1, the default) against recvmmsg (ring=0), interleaved run
+        // by run so that both see the same background load.
+        let (mut mmsg, mut ring) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            for (v, opts) in [
+                (&mut mmsg, ",depth=64,ring=0"),
+                (&mut ring, ",depth=64,ring=1"),
+            ] {
+                let _g = start_guest(&t, opts);
+                v.push(pps_run(&t, SINK_MAC, secs));
+            }
+        }
+        for (name, v) in [
+            ("64B vecbox xconnect recvmmsg ring=0", mmsg),
+            ("64B vecbox xconnect ring=1", ring),
+        ] {
+            let mut v = v;
+            pps(name, &mut rows, &mut || {
+                v.pop().unwrap_or((f64::NAN, f64::NAN))
+            });
+        }
+    }
+
     if want("pps") {
         t.kernel_forwarding(true);
         pps("64B kernel IPv4 forwarding", &mut rows, &mut || {
@@ -582,6 +608,11 @@ fn main() {
             "64B xconnect depth=64 / vec=0",
             get("64B vecbox xconnect depth=64") / get("64B vecbox xconnect vec=0"),
             1.3,
+        ),
+        (
+            "64B xconnect ring=1 / ring=0 (recvmmsg)",
+            get("64B vecbox xconnect ring=1") / get("64B vecbox xconnect recvmmsg ring=0"),
+            1.1,
         ),
         (
             "64B router / kernel forwarding",
