@@ -585,6 +585,10 @@ fn main() {
             let _g = start_guest(&t, ",gro=1");
             tcp("TCP vecbox xconnect gro=1", &mut rows, "10.80.1.2");
         }
+        {
+            let _g = start_guest(&t, ",gro=1,ring=0");
+            tcp("TCP vecbox xconnect gro=1 ring=0", &mut rows, "10.80.1.2");
+        }
     }
 
     let get = |n: &str| {

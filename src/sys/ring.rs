@@ -113,7 +113,7 @@ impl RxRing {
     pub fn new(fd: impl AsFd, geo: Geometry) -> io::Result<RxRing> {
         let page = 4096;
         let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
-        if geo.block_size == 0 || geo.block_size % page != 0 || geo.blocks == 0 {
+        if geo.block_size == 0 || !geo.block_size.is_multiple_of(page) || geo.blocks == 0 {
             return Err(invalid(
                 "ring block size must be a non-zero multiple of 4096",
             ));
