@@ -71,7 +71,9 @@ fn boot(topo: &Topo, args: &[String], script: &str) -> Result<Proc, BenchError> 
     cmd.arg(format!("umid={umid}"));
     cmd.args(args);
     crate::uml::prepare(&mut cmd).map_err(|e| BenchError::Dut(format!("preparing UML: {e}")))?;
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut p = Proc::spawn(&mut cmd, &topo.tag)?;
     let out = p.child().stdout.take().expect("stdout is piped");
     let (tx, rx) = mpsc::channel();
@@ -91,7 +93,9 @@ fn boot(topo: &Topo, args: &[String], script: &str) -> Result<Proc, BenchError> 
             Ok(l) => log.push(l),
             Err(_) => {
                 let tail = log[log.len().saturating_sub(15)..].join("\n");
-                return Err(BenchError::Dut(format!("UML guest did not come up:\n{tail}")));
+                return Err(BenchError::Dut(format!(
+                    "UML guest did not come up:\n{tail}"
+                )));
             }
         }
     }
@@ -109,14 +113,21 @@ pub fn uml(topo: &Topo, transport: Transport) -> Result<Running, BenchError> {
          echo 1 > /proc/sys/net/ipv4/ip_forward\n\
          arp -i vec1 -s 10.80.2.99 {SINK_MAC}\n"
     );
-    let gro = if matches!(transport, Transport::Raw | Transport::Tap | Transport::Hybrid) {
+    let gro = if matches!(
+        transport,
+        Transport::Raw | Transport::Tap | Transport::Hybrid
+    ) {
         ",gro=1"
     } else {
         ""
     };
     let mut procs = Vec::new();
     if transport == Transport::Bess {
-        procs.push(bess_peer(topo, &std::env::current_exe().map_err(exe_err)?, true)?);
+        procs.push(bess_peer(
+            topo,
+            &std::env::current_exe().map_err(exe_err)?,
+            true,
+        )?);
     }
     let args = [
         format!("vec0:transport=raw,ifname=d0,gro=1,mac={DUT_MAC}"),

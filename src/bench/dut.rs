@@ -121,7 +121,9 @@ pub fn tap_up(topo: &Topo, role: &str, ifname: &str) -> Result<(), BenchError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Err(BenchError::Dut(format!("tap {ifname} did not appear in {ns}")))
+    Err(BenchError::Dut(format!(
+        "tap {ifname} did not appear in {ns}"
+    )))
 }
 
 /// The BESS peer: a vecbox xconnect in the sink namespace (CPU 0) from the BESS socket
@@ -212,7 +214,10 @@ pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchEr
         }
         Function::Xconnect => SINK_MAC,
     };
-    let egress_gro = if matches!(d.transport, Transport::Raw | Transport::Tap | Transport::Hybrid) {
+    let egress_gro = if matches!(
+        d.transport,
+        Transport::Raw | Transport::Tap | Transport::Hybrid
+    ) {
         gro
     } else {
         ""

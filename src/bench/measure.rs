@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::BenchError;
 use super::dut::Sink;
-use super::traffic::{self, Flow, Generator};
 use super::topo::{Proc, Topo};
+use super::traffic::{self, Flow, Generator};
 
 /// One measurement window.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -70,7 +70,12 @@ fn snapshot(topo: &Topo, sink: &Sink) -> Result<Snapshot, BenchError> {
 }
 
 /// `reps` back-to-back windows of `secs` with the generator already running.
-pub fn windows(topo: &Topo, sink: &Sink, reps: usize, secs: f64) -> Result<Vec<Sample>, BenchError> {
+pub fn windows(
+    topo: &Topo,
+    sink: &Sink,
+    reps: usize,
+    secs: f64,
+) -> Result<Vec<Sample>, BenchError> {
     let mut out = Vec::with_capacity(reps);
     let mut a = snapshot(topo, sink)?;
     for _ in 0..reps {
@@ -137,7 +142,10 @@ pub fn ndr(
 /// One iperf3 TCP run from gen (CPU 0) to `server_ip` in sink with `streams` streams;
 /// received bits per second.
 pub fn tcp(topo: &Topo, server_ip: &str, streams: u8, secs: f64) -> Result<f64, BenchError> {
-    let mut srv = topo.command("sink", &["iperf3", "-s", "-1", "-B", server_ip, "-p", "5299"]);
+    let mut srv = topo.command(
+        "sink",
+        &["iperf3", "-s", "-1", "-B", server_ip, "-p", "5299"],
+    );
     srv.stdout(Stdio::null()).stderr(Stdio::null());
     let _srv: Proc = Proc::spawn(&mut srv, &topo.tag)?;
     let t = (secs.ceil() as u64).max(1).to_string();
@@ -148,8 +156,23 @@ pub fn tcp(topo: &Topo, server_ip: &str, streams: u8, secs: f64) -> Result<f64, 
         let mut c = topo.command(
             "gen",
             &[
-                "timeout", "60", "taskset", "-c", "0", "iperf3", "-c", server_ip, "-p", "5299",
-                "-t", &t, "-P", &p, "-J", "--connect-timeout", "2000",
+                "timeout",
+                "60",
+                "taskset",
+                "-c",
+                "0",
+                "iperf3",
+                "-c",
+                server_ip,
+                "-p",
+                "5299",
+                "-t",
+                &t,
+                "-P",
+                &p,
+                "-J",
+                "--connect-timeout",
+                "2000",
             ],
         );
         c.env(super::topo::TAG_ENV, &topo.tag);
@@ -165,7 +188,9 @@ pub fn tcp(topo: &Topo, server_ip: &str, streams: u8, secs: f64) -> Result<f64, 
         if Instant::now() > deadline {
             return Err(BenchError::Dut(format!(
                 "iperf3 to {server_ip} failed: {}",
-                v.get("error").and_then(|e| e.as_str()).unwrap_or("no result")
+                v.get("error")
+                    .and_then(|e| e.as_str())
+                    .unwrap_or("no result")
             )));
         }
     }

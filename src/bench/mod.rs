@@ -13,12 +13,12 @@
 
 pub mod baseline;
 pub mod dut;
-pub mod traffic;
 pub mod measure;
 pub mod report;
 pub mod scenario;
 pub mod svg;
 pub mod topo;
+pub mod traffic;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -26,11 +26,11 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use self::dut::{Running, VecboxDut};
-use self::traffic::{Flow, Generator};
 use self::measure::Sample;
 use self::report::{Results, Row, Status};
 use self::scenario::{Dut, Function, Kind, Scenario, Selection, Size, Transport};
 use self::topo::Topo;
+use self::traffic::{Flow, Generator};
 
 /// Errors of `vecbox bench`.
 #[derive(Debug, Error)]
@@ -155,10 +155,14 @@ pub fn missing(s: &Scenario, tools: &Tools, generator: Generator) -> Option<Stri
 
 /// Run the selected scenarios and their baselines; `on_row(row, done, total)` is called
 /// as each finishes.
-pub fn run(opts: &Options, on_row: &mut dyn FnMut(&Row, usize, usize)) -> Result<Results, BenchError> {
+pub fn run(
+    opts: &Options,
+    on_row: &mut dyn FnMut(&Row, usize, usize),
+) -> Result<Results, BenchError> {
     if !nix::unistd::geteuid().is_root() {
         return Err(BenchError::Usage(
-            "vecbox bench creates network namespaces and runs guests on them: run it as root".into(),
+            "vecbox bench creates network namespaces and runs guests on them: run it as root"
+                .into(),
         ));
     }
     for t in ["ip", "taskset", "sysctl"] {
@@ -169,7 +173,9 @@ pub fn run(opts: &Options, on_row: &mut dyn FnMut(&Row, usize, usize)) -> Result
         }
     }
     if opts.reps == 0 || !(opts.secs > 0.0) {
-        return Err(BenchError::Usage("--reps and --secs must be above 0".into()));
+        return Err(BenchError::Usage(
+            "--reps and --secs must be above 0".into(),
+        ));
     }
     let scenarios = opts.selection.with_baselines();
     if scenarios.is_empty() {
@@ -197,6 +203,7 @@ pub fn run(opts: &Options, on_row: &mut dyn FnMut(&Row, usize, usize)) -> Result
     let mut rows: Vec<Row> = Vec::new();
     let total = scenarios.len();
     for s in &scenarios {
+        topo::wait_if_stopping();
         let row = match missing(s, &tools, generator) {
             Some(reason) => Row::skipped(s, reason, Status::Skipped),
             None => match state.scenario(s, generator) {
@@ -213,6 +220,7 @@ pub fn run(opts: &Options, on_row: &mut dyn FnMut(&Row, usize, usize)) -> Result
         if let Some(u) = rows[i].uml_baseline.clone() {
             rows[i].ratio_uml = report::ratio(&rows, &name, &u);
         }
+        topo::wait_if_stopping();
         on_row(rows.last().expect("just pushed"), rows.len(), total);
     }
     let targets = report::targets(&rows);
@@ -246,7 +254,11 @@ fn now_utc() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 /// The run's mutable placement state.
@@ -379,6 +391,10 @@ pub fn cleanup_on_signals() {
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         set.add(s);
     }
+    // Started in the background by a shell, SIGINT would be ignored and never seen.
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        let _ = crate::sys::process::restore_default_signal(s);
+    }
     if set.thread_block().is_err() {
         return;
     }
@@ -407,7 +423,10 @@ mod tests {
         let all = Selection::default().with_baselines();
         let get = |n: &str| all.iter().find(|s| s.name() == n).unwrap();
         let uml = missing(get("uml/raw/64"), &tools, Generator::Vecbox).unwrap();
-        assert!(uml.contains("linux.uml") && uml.contains("busybox"), "{uml}");
+        assert!(
+            uml.contains("linux.uml") && uml.contains("busybox"),
+            "{uml}"
+        );
         let tcp = missing(get("vecbox/tcp/1s/off1"), &tools, Generator::Vecbox).unwrap();
         assert!(tcp.contains("iperf3"), "{tcp}");
         let v = get("vecbox/xconnect/raw/64/d64/vec/off1");
@@ -419,13 +438,22 @@ mod tests {
             ..tools
         };
         let off = get("vecbox/xconnect/raw/64/d64/vec/off0");
-        assert!(missing(off, &no_ethtool, Generator::Vecbox).unwrap().contains("ethtool"));
+        assert!(
+            missing(off, &no_ethtool, Generator::Vecbox)
+                .unwrap()
+                .contains("ethtool")
+        );
     }
 
     #[test]
     fn quick_is_a_small_slice_with_its_baselines() {
         let o = Options::quick("vecbox".into(), "vecbox bench --quick".into());
-        let names: Vec<String> = o.selection.with_baselines().iter().map(Scenario::name).collect();
+        let names: Vec<String> = o
+            .selection
+            .with_baselines()
+            .iter()
+            .map(Scenario::name)
+            .collect();
         assert_eq!(
             names,
             [
@@ -442,6 +470,9 @@ mod tests {
     #[test]
     fn dates_are_civil() {
         let d = now_utc();
-        assert!(d.len() == 20 && d.starts_with("20") && d.ends_with("UTC"), "{d}");
+        assert!(
+            d.len() == 20 && d.starts_with("20") && d.ends_with("UTC"),
+            "{d}"
+        );
     }
 }

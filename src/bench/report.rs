@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::traffic::Generator;
 use super::measure::{Sample, Stat};
 use super::scenario::{Kind, Scenario};
+use super::traffic::Generator;
 
 /// Outcome of one scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -139,15 +139,60 @@ pub struct Target {
 }
 
 const TARGETS: [(&str, &str, &str, f64); 9] = [
-    ("64 B xconnect vs kernel bridge", "vecbox/xconnect/raw/64/d64/vec/off1", "kernel/bridge/64/off1", 1.2),
-    ("64 B xconnect vs UML", "vecbox/xconnect/raw/64/d64/vec/off1", "uml/raw/64", 5.0),
-    ("64 B router vs kernel forwarding", "vecbox/router/raw/64/d64/vec/off1", "kernel/forward/64/off1", 1.2),
-    ("64 B router vs UML", "vecbox/router/raw/64/d64/vec/off1", "uml/raw/64", 5.0),
-    ("TCP offloads on vs kernel", "vecbox/tcp/1s/off1", "kernel/tcp/1s/off1", 1.0),
-    ("TCP offloads on vs UML", "vecbox/tcp/1s/off1", "uml/tcp/1s/off1", 2.0),
-    ("vector vs vec=0 (64 B xconnect)", "vecbox/xconnect/raw/64/d64/vec/off1", "vecbox/xconnect/raw/64/d64/vec0/off1", 1.3),
-    ("firewall 1000 rules vs router (64 B)", "vecbox/firewall/raw/64/d64/vec/off1", "vecbox/router/raw/64/d64/vec/off1", 0.85),
-    ("GRE vs UML GRE (64 B)", "vecbox/xconnect/gre/64/d64/vec/off1", "uml/gre/64", 3.0),
+    (
+        "64 B xconnect vs kernel bridge",
+        "vecbox/xconnect/raw/64/d64/vec/off1",
+        "kernel/bridge/64/off1",
+        1.2,
+    ),
+    (
+        "64 B xconnect vs UML",
+        "vecbox/xconnect/raw/64/d64/vec/off1",
+        "uml/raw/64",
+        5.0,
+    ),
+    (
+        "64 B router vs kernel forwarding",
+        "vecbox/router/raw/64/d64/vec/off1",
+        "kernel/forward/64/off1",
+        1.2,
+    ),
+    (
+        "64 B router vs UML",
+        "vecbox/router/raw/64/d64/vec/off1",
+        "uml/raw/64",
+        5.0,
+    ),
+    (
+        "TCP offloads on vs kernel",
+        "vecbox/tcp/1s/off1",
+        "kernel/tcp/1s/off1",
+        1.0,
+    ),
+    (
+        "TCP offloads on vs UML",
+        "vecbox/tcp/1s/off1",
+        "uml/tcp/1s/off1",
+        2.0,
+    ),
+    (
+        "vector vs vec=0 (64 B xconnect)",
+        "vecbox/xconnect/raw/64/d64/vec/off1",
+        "vecbox/xconnect/raw/64/d64/vec0/off1",
+        1.3,
+    ),
+    (
+        "firewall 1000 rules vs router (64 B)",
+        "vecbox/firewall/raw/64/d64/vec/off1",
+        "vecbox/router/raw/64/d64/vec/off1",
+        0.85,
+    ),
+    (
+        "GRE vs UML GRE (64 B)",
+        "vecbox/xconnect/gre/64/d64/vec/off1",
+        "uml/gre/64",
+        3.0,
+    ),
 ];
 
 pub fn targets(rows: &[Row]) -> Vec<Target> {
@@ -229,7 +274,11 @@ pub fn table_line(r: &Row) -> String {
         return format!(
             "{:<41} {}: {}",
             r.name,
-            if r.status == Status::Skipped { "skipped" } else { "FAILED" },
+            if r.status == Status::Skipped {
+                "skipped"
+            } else {
+                "FAILED"
+            },
             r.reason.as_deref().unwrap_or("")
         );
     }
@@ -332,15 +381,24 @@ pub fn markdown(res: &Results, svg_name: &str) -> String {
     let _ = writeln!(
         s,
         "- generator: {} (start-up comparison, 64 B unlimited: {})",
-        res.generator.map(|g| format!("{g:?}")).unwrap_or("-".into()),
-        if rates.is_empty() { "not run".into() } else { rates.join(", ") }
+        res.generator
+            .map(|g| format!("{g:?}"))
+            .unwrap_or("-".into()),
+        if rates.is_empty() {
+            "not run".into()
+        } else {
+            rates.join(", ")
+        }
     );
     let _ = writeln!(
         s,
         "- {} repetitions of {} s per scenario; median (min–max)\n",
         res.reps, res.window_secs
     );
-    let _ = writeln!(s, "### Targets\n\n| ratio | target | measured | |\n|---|---:|---:|---|");
+    let _ = writeln!(
+        s,
+        "### Targets\n\n| ratio | target | measured | |\n|---|---:|---:|---|"
+    );
     for t in &res.targets {
         let _ = writeln!(
             s,
@@ -365,8 +423,16 @@ pub fn markdown(res: &Results, svg_name: &str) -> String {
                 s,
                 "| {} | {} | {} | | | | | |",
                 r.name,
-                if r.status == Status::Skipped { "skipped" } else { "failed" },
-                r.reason.as_deref().unwrap_or("").replace('\n', " ").replace('|', "/")
+                if r.status == Status::Skipped {
+                    "skipped"
+                } else {
+                    "failed"
+                },
+                r.reason
+                    .as_deref()
+                    .unwrap_or("")
+                    .replace('\n', " ")
+                    .replace('|', "/")
             );
             continue;
         }
@@ -376,7 +442,11 @@ pub fn markdown(res: &Results, svg_name: &str) -> String {
             s,
             "| {} | {} | {} | {:.2} ({:.2}–{:.2}) | {} | {} | {} | {} |",
             r.name,
-            if pps { m(r.offered_pps.median) } else { "-".into() },
+            if pps {
+                m(r.offered_pps.median)
+            } else {
+                "-".into()
+            },
             if pps {
                 format!(
                     "{} ({}–{})",
@@ -396,7 +466,10 @@ pub fn markdown(res: &Results, svg_name: &str) -> String {
             opt(r.ndr_pps, m),
         );
     }
-    let _ = writeln!(s, "\n![vecbox bench: pps and Gbit/s per scenario with the kernel and UML baselines]({svg_name})\n");
+    let _ = writeln!(
+        s,
+        "\n![vecbox bench: pps and Gbit/s per scenario with the kernel and UML baselines]({svg_name})\n"
+    );
     let _ = write!(s, "{END}");
     s
 }
@@ -407,7 +480,10 @@ pub fn splice(doc: &str, block: &str) -> String {
         (Some(a), Some(b)) if b > a => {
             format!("{}{block}{}", &doc[..a], &doc[b + END.len()..])
         }
-        _ => format!("{}\n\n## `vecbox bench` results\n\n{block}\n", doc.trim_end()),
+        _ => format!(
+            "{}\n\n## `vecbox bench` results\n\n{block}\n",
+            doc.trim_end()
+        ),
     }
 }
 

@@ -220,12 +220,21 @@ impl Scenario {
                 if *vector { "vec" } else { "vec0" },
                 o(*offloads)
             ),
-            (Dut::Kernel, Kind::Pps { function, size, offloads, .. }) => format!(
-                "kernel/{}/{size}/{}",
-                kernel_mode(*function),
-                o(*offloads)
-            ),
-            (Dut::Uml, Kind::Pps { transport, size, .. }) => {
+            (
+                Dut::Kernel,
+                Kind::Pps {
+                    function,
+                    size,
+                    offloads,
+                    ..
+                },
+            ) => format!("kernel/{}/{size}/{}", kernel_mode(*function), o(*offloads)),
+            (
+                Dut::Uml,
+                Kind::Pps {
+                    transport, size, ..
+                },
+            ) => {
                 format!("uml/{}/{size}", transport.name())
             }
             (dut, Kind::Tcp { streams, offloads }) => {
@@ -459,7 +468,10 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// Parse a comma-separated list with `parse`.
-pub fn list<T>(s: &str, parse: impl Fn(&str) -> Result<T, BenchError>) -> Result<Vec<T>, BenchError> {
+pub fn list<T>(
+    s: &str,
+    parse: impl Fn(&str) -> Result<T, BenchError>,
+) -> Result<Vec<T>, BenchError> {
     let v: Vec<T> = s
         .split(',')
         .filter(|x| !x.trim().is_empty())
@@ -477,7 +489,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob("vecbox/xconnect/*", "vecbox/xconnect/raw/64/d64/vec/off1"));
+        assert!(glob(
+            "vecbox/xconnect/*",
+            "vecbox/xconnect/raw/64/d64/vec/off1"
+        ));
         assert!(glob("*/64/*", "kernel/bridge/64/off1"));
         assert!(!glob("*/512/*", "kernel/bridge/64/off1"));
         assert!(glob("raw", "vecbox/router/raw/64/d64/vec/off1"));
@@ -544,17 +559,21 @@ mod tests {
             ..sel
         };
         assert!(sel.vecbox().iter().all(|s| s.name().contains("/d256/")));
-        assert!(Selection {
-            patterns: vec!["nothing".into()],
-            ..Selection::default()
-        }
-        .vecbox()
-        .is_empty());
+        assert!(
+            Selection {
+                patterns: vec!["nothing".into()],
+                ..Selection::default()
+            }
+            .vecbox()
+            .is_empty()
+        );
     }
 
     #[test]
     fn bad_axis_values_name_the_value() {
-        let e = list("raw,vde", str::parse::<Transport>).unwrap_err().to_string();
+        let e = list("raw,vde", str::parse::<Transport>)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("vde") && e.contains("l2tpv3-ip"), "{e}");
         assert!(list("", str::parse::<Function>).is_err());
     }

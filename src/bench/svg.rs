@@ -10,7 +10,11 @@ const PANEL_W: f64 = 300.0;
 const BAR_H: f64 = 6.0;
 const GROUP_H: f64 = 3.0 * BAR_H + 8.0;
 const TOP: f64 = 50.0;
-const COLORS: [(&str, &str); 3] = [("vecbox", "#1f77b4"), ("kernel", "#7f7f7f"), ("UML", "#ff7f0e")];
+const COLORS: [(&str, &str); 3] = [
+    ("vecbox", "#1f77b4"),
+    ("kernel", "#7f7f7f"),
+    ("UML", "#ff7f0e"),
+];
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -46,7 +50,13 @@ pub fn render(res: &Results) -> String {
             .fold(0.0f64, f64::max)
             .max(1e-9)
     };
-    let pps = |r: &Row| if r.is_pps() { r.delivered_pps.median / 1e6 } else { 0.0 };
+    let pps = |r: &Row| {
+        if r.is_pps() {
+            r.delivered_pps.median / 1e6
+        } else {
+            0.0
+        }
+    };
     let gbps = |r: &Row| r.delivered_gbps.median;
     let (max_pps, max_gbps) = (max(pps), max(gbps));
     let width = LABEL_W + 2.0 * PANEL_W + 60.0;

@@ -56,6 +56,15 @@ pub fn stop() {
     STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// When the bench is being interrupted, wait for the signal thread to finish cleaning
+/// up and exit the process (so that the main thread, seeing its namespaces vanish,
+/// never exits first with a success status).
+pub fn wait_if_stopping() {
+    while STOPPING.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Kill every process group and remove every namespace and directory the bench made.
 pub fn cleanup_all() {
     let (groups, namespaces, dirs) = {
@@ -197,20 +206,49 @@ impl Topo {
             sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         }
         let (g, d, s) = (t.ns("gen"), t.ns("dut"), t.ns("sink"));
-        for (na, a, nb, b) in [(&g, "g0", &d, "d0"), (&d, "d1", &s, "s0"), (&d, "t0", &s, "t1")] {
+        for (na, a, nb, b) in [
+            (&g, "g0", &d, "d0"),
+            (&d, "d1", &s, "s0"),
+            (&d, "t0", &s, "t1"),
+        ] {
             sh(&[
                 "ip", "-n", na, "link", "add", a, "type", "veth", "peer", "name", b, "netns", nb,
             ])?;
         }
-        for (ns, i) in [(&g, "g0"), (&d, "d0"), (&d, "d1"), (&s, "s0"), (&d, "t0"), (&s, "t1")] {
+        for (ns, i) in [
+            (&g, "g0"),
+            (&d, "d0"),
+            (&d, "d1"),
+            (&s, "s0"),
+            (&d, "t0"),
+            (&s, "t1"),
+        ] {
             t.sysctl(ns, &format!("net.ipv6.conf.{i}.disable_ipv6=1"))?;
             sh(&["ip", "-n", ns, "link", "set", i, "up"])?;
         }
         for (ns, i) in [(&d, "t0"), (&s, "t1")] {
             sh(&["ip", "-n", ns, "link", "set", i, "mtu", "1600"])?;
         }
-        sh(&["ip", "-n", &d, "addr", "add", &format!("{T_DUT}/24"), "dev", "t0"])?;
-        sh(&["ip", "-n", &s, "addr", "add", &format!("{T_SINK}/24"), "dev", "t1"])?;
+        sh(&[
+            "ip",
+            "-n",
+            &d,
+            "addr",
+            "add",
+            &format!("{T_DUT}/24"),
+            "dev",
+            "t0",
+        ])?;
+        sh(&[
+            "ip",
+            "-n",
+            &s,
+            "addr",
+            "add",
+            &format!("{T_SINK}/24"),
+            "dev",
+            "t1",
+        ])?;
         Ok(t)
     }
 
@@ -253,8 +291,23 @@ impl Topo {
         let v = if on { "on" } else { "off" };
         for (r, i) in [("gen", "g0"), ("dut", "d0"), ("dut", "d1"), ("sink", "s0")] {
             sh(&[
-                "ip", "netns", "exec", &self.ns(r), "ethtool", "-K", i, "tso", v, "gso", v, "gro",
-                v, "tx", v, "rx", v,
+                "ip",
+                "netns",
+                "exec",
+                &self.ns(r),
+                "ethtool",
+                "-K",
+                i,
+                "tso",
+                v,
+                "gso",
+                v,
+                "gro",
+                v,
+                "tx",
+                v,
+                "rx",
+                v,
             ])?;
         }
         Ok(())
@@ -283,8 +336,18 @@ impl Topo {
                 sh(&["ip", "-n", &d, "addr", "add", "10.80.2.254/24", "dev", "d1"])?;
                 self.sysctl(&d, "net.ipv4.ip_forward=1")?;
                 sh(&[
-                    "ip", "-n", &d, "neigh", "replace", "10.80.2.99", "lladdr", SINK_MAC, "dev",
-                    "d1", "nud", "permanent",
+                    "ip",
+                    "-n",
+                    &d,
+                    "neigh",
+                    "replace",
+                    "10.80.2.99",
+                    "lladdr",
+                    SINK_MAC,
+                    "dev",
+                    "d1",
+                    "nud",
+                    "permanent",
                 ])?;
             }
             None => {}
@@ -307,8 +370,26 @@ impl Topo {
             Some(true) => {
                 sh(&["ip", "-n", &g, "addr", "add", "10.80.1.1/24", "dev", "g0"])?;
                 sh(&["ip", "-n", &s, "addr", "add", "10.80.2.2/24", "dev", "s0"])?;
-                sh(&["ip", "-n", &g, "route", "replace", "10.80.2.0/24", "via", "10.80.1.254"])?;
-                sh(&["ip", "-n", &s, "route", "replace", "10.80.1.0/24", "via", "10.80.2.254"])?;
+                sh(&[
+                    "ip",
+                    "-n",
+                    &g,
+                    "route",
+                    "replace",
+                    "10.80.2.0/24",
+                    "via",
+                    "10.80.1.254",
+                ])?;
+                sh(&[
+                    "ip",
+                    "-n",
+                    &s,
+                    "route",
+                    "replace",
+                    "10.80.1.0/24",
+                    "via",
+                    "10.80.2.254",
+                ])?;
             }
         }
         Ok(())

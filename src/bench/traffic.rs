@@ -161,8 +161,19 @@ pub fn start(
             topo.command(
                 "gen",
                 &[
-                    "taskset", "-c", "0", &exe, "gen", "--dev", "g0", "--dst-mac", &dst, "--size",
-                    &size, "--rate", &r,
+                    "taskset",
+                    "-c",
+                    "0",
+                    &exe,
+                    "gen",
+                    "--dev",
+                    "g0",
+                    "--dst-mac",
+                    &dst,
+                    "--size",
+                    &size,
+                    "--rate",
+                    &r,
                 ],
             )
         }
@@ -209,7 +220,12 @@ pub fn run(o: &GenOptions) -> Result<GenReport, BenchError> {
         dst_mac: o.dst_mac,
         size: o.size,
     };
-    let frames: Vec<Vec<u8>> = o.size.ip_lengths().into_iter().map(|l| frame(&flow, l)).collect();
+    let frames: Vec<Vec<u8>> = o
+        .size
+        .ip_lengths()
+        .into_iter()
+        .map(|l| frame(&flow, l))
+        .collect();
     let depth = o.depth.clamp(1, 1024);
     let mut ring = SendRing::new(depth, None);
     let start = Instant::now();
@@ -306,7 +322,11 @@ mod tests {
 
     #[test]
     fn frames_are_valid_udp_of_the_right_length() {
-        for (size, len) in [(Size::Bytes(64), 60), (Size::Bytes(512), 508), (Size::Bytes(1500), 1514)] {
+        for (size, len) in [
+            (Size::Bytes(64), 60),
+            (Size::Bytes(512), 508),
+            (Size::Bytes(1500), 1514),
+        ] {
             let f = frame(&flow(size), size.ip_lengths()[0]);
             assert_eq!(f.len(), len, "{size}");
             let p = etherparse::SlicedPacket::from_ethernet(&f).unwrap();

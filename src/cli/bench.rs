@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::bench::traffic::{self, GenOptions, Generator};
 use crate::bench::scenario::{self, Selection};
+use crate::bench::traffic::{self, GenOptions, Generator};
 use crate::bench::{self as b, BenchError, Options, report, svg};
 
 pub const HELP: &str = "\
@@ -188,11 +188,17 @@ fn options(a: &BenchArgs) -> Result<Options, BenchError> {
 }
 
 pub fn run(a: &BenchArgs) -> i32 {
-    match run_inner(a) {
+    let result = run_inner(a);
+    crate::bench::topo::wait_if_stopping();
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("vecbox: error: {e}");
-            if matches!(e, BenchError::Usage(_)) { 2 } else { 1 }
+            if matches!(e, BenchError::Usage(_)) {
+                2
+            } else {
+                1
+            }
         }
     }
 }
@@ -256,7 +262,8 @@ fn run_inner(a: &BenchArgs) -> Result<(), BenchError> {
         print!("{}", report::csv(&res));
     }
     let write = |p: &std::path::Path, text: &str| {
-        std::fs::write(p, text).map_err(|e| BenchError::Command(format!("writing {}: {e}", p.display())))
+        std::fs::write(p, text)
+            .map_err(|e| BenchError::Command(format!("writing {}: {e}", p.display())))
     };
     if let Some(p) = &a.svg {
         write(p, &svg::render(&res))?;
@@ -264,9 +271,16 @@ fn run_inner(a: &BenchArgs) -> Result<(), BenchError> {
     if a.report {
         let md = a.docs.join("performance.md");
         let doc = std::fs::read_to_string(&md).unwrap_or_else(|_| "# Performance\n".into());
-        write(&md, &report::splice(&doc, &report::markdown(&res, "bench.svg")))?;
+        write(
+            &md,
+            &report::splice(&doc, &report::markdown(&res, "bench.svg")),
+        )?;
         write(&a.docs.join("bench.svg"), &svg::render(&res))?;
-        say(&format!("wrote {} and {}", md.display(), a.docs.join("bench.svg").display()));
+        say(&format!(
+            "wrote {} and {}",
+            md.display(),
+            a.docs.join("bench.svg").display()
+        ));
     }
     Ok(())
 }
@@ -322,7 +336,11 @@ pub fn run_gen(a: &GenArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("vecbox: error: {e}");
-            if matches!(e, BenchError::Usage(_)) { 2 } else { 1 }
+            if matches!(e, BenchError::Usage(_)) {
+                2
+            } else {
+                1
+            }
         }
     }
 }

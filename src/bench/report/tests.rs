@@ -1,6 +1,6 @@
 use super::*;
 use crate::bench::measure::Sample;
-use crate::bench::scenario::{Selection, Scenario};
+use crate::bench::scenario::{Scenario, Selection};
 
 fn sample(off: f64, del: f64) -> Sample {
     Sample {
@@ -19,11 +19,19 @@ fn results() -> Results {
     let mut rows: Vec<Row> = all
         .iter()
         .map(|s: &Scenario| {
-            let m = if s.name().starts_with("uml") { 0.1e6 } else { 1e6 };
+            let m = if s.name().starts_with("uml") {
+                0.1e6
+            } else {
+                1e6
+            };
             Row::new(s).measured(&[sample(2e6, m), sample(2e6, m * 1.2)])
         })
         .collect();
-    rows.push(Row::skipped(&all[0], "skipped: needs iperf3".into(), Status::Skipped));
+    rows.push(Row::skipped(
+        &all[0],
+        "skipped: needs iperf3".into(),
+        Status::Skipped,
+    ));
     rows.last_mut().unwrap().name = "vecbox/some, \"odd\" name".into();
     fill_ratios(&mut rows);
     Results {
@@ -53,7 +61,11 @@ fn rows_carry_stats_loss_and_ratios() {
     assert!((r.ratio_kernel.unwrap() - 1.0).abs() < 1e-9);
     assert!((r.ratio_uml.unwrap() - 10.0).abs() < 1e-9);
     assert_eq!(r.kernel_baseline.as_deref(), Some("kernel/forward/64/off1"));
-    let t = res.targets.iter().find(|t| t.what.contains("router vs UML")).unwrap();
+    let t = res
+        .targets
+        .iter()
+        .find(|t| t.what.contains("router vs UML"))
+        .unwrap();
     assert_eq!(t.met, Some(true));
     let t = res.targets.iter().find(|t| t.what.contains("GRE")).unwrap();
     assert_eq!((t.value, t.met), (None, None));
@@ -76,7 +88,10 @@ fn renderings_hold_every_row() {
     assert!(svg.contains("vecbox/xconnect/raw/64/d64/vec/off1"));
     assert!(!svg.contains("\"odd\""), "names are escaped");
     let line = table_line(&res.rows[2]);
-    assert!(line.contains("x") && line.contains(&res.rows[2].name), "{line}");
+    assert!(
+        line.contains("x") && line.contains(&res.rows[2].name),
+        "{line}"
+    );
     let j = serde_json::to_value(&res).unwrap();
     assert!(j["rows"][0]["scenario"]["kind"].is_string());
 }
