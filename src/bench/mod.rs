@@ -172,7 +172,7 @@ pub fn run(
             )));
         }
     }
-    if opts.reps == 0 || !(opts.secs > 0.0) {
+    if opts.reps == 0 || opts.secs.is_nan() || opts.secs <= 0.0 {
         return Err(BenchError::Usage(
             "--reps and --secs must be above 0".into(),
         ));
@@ -195,7 +195,7 @@ pub fn run(
     let (generator, generator_rates) = match opts.generator {
         Some(g) => (g, Vec::new()),
         None if any_pps => {
-            let flow = state.flow(&topo::SINK_MAC.to_string(), Size::Bytes(64))?;
+            let flow = state.flow(topo::SINK_MAC, Size::Bytes(64))?;
             traffic::pick_fastest(&topo, &flow, &opts.exe, opts.secs.min(1.0), tools.trafgen)?
         }
         None => (Generator::Vecbox, Vec::new()),
