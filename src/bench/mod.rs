@@ -207,6 +207,14 @@ pub fn run(
         let row = match missing(s, &tools, generator) {
             Some(reason) => Row::skipped(s, reason, Status::Skipped),
             None => match state.scenario(s, generator) {
+                Ok(r) if r.metric() == Some(0.0) => Row {
+                    status: Status::Failed,
+                    reason: Some(format!(
+                        "nothing reached the sink ({} {}): the DUT did not forward",
+                        r.delivered_pps.median, r.delivered_gbps.median
+                    )),
+                    ..r
+                },
                 Ok(r) => r,
                 Err(e) => Row::skipped(s, e.to_string(), Status::Failed),
             },

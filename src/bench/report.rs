@@ -266,13 +266,13 @@ fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "-".into())
 }
 
-pub const TABLE_HEADER: &str = "scenario                                  offered Mpps  delivered Mpps (min-max)   Gbit/s   loss   x kernel  x UML";
+pub const TABLE_HEADER: &str = "scenario                                       offered Mpps  delivered Mpps (min-max)   Gbit/s   loss   x kernel  x UML";
 
 /// One line of the live table.
 pub fn table_line(r: &Row) -> String {
     if r.status != Status::Ok {
         return format!(
-            "{:<41} {}: {}",
+            "{:<46} {}: {}",
             r.name,
             if r.status == Status::Skipped {
                 "skipped"
@@ -297,7 +297,7 @@ pub fn table_line(r: &Row) -> String {
         ("-".into(), "-".into())
     };
     let mut s = format!(
-        "{:<41} {:>12}  {:<25} {:>7.2}  {:>5}  {:>8}  {:>5}",
+        "{:<46} {:>12}  {:<25} {:>7.2}  {:>5}  {:>8}  {:>5}",
         r.name,
         off,
         del,
