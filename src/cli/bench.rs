@@ -288,9 +288,10 @@ fn run_inner(a: &BenchArgs) -> Result<(), BenchError> {
 pub const GEN_HELP: &str = "\
 Sends UDP frames 10.80.1.1:4000 -> 10.80.2.99:4001 out of an interface through a
 transmit-only AF_PACKET socket (qdisc bypass), DEPTH frames per sendmmsg, nothing
-allocated per packet. The source MAC is the interface's. Prints what it sent as JSON
-when it stops (after --secs, or on SIGINT/SIGTERM when --secs is 0... which ends it
-without a report). Needs CAP_NET_RAW. Used by `vecbox bench` as its own generator.
+allocated per packet. The source MAC is the interface's. After --secs seconds it
+prints what it sent as JSON (sent, seconds, pps); with --secs 0 it runs until
+killed, without a report. Needs CAP_NET_RAW. `vecbox bench` uses it as its own
+generator (and, rate-limited, for the no-drop-rate search).
 
 Example:
   vecbox gen --dev veth0 --dst-mac 02:00:00:00:00:99 --size 64 --rate 500000 --secs 2";
