@@ -638,7 +638,11 @@ fn every_transport_reopens_under_the_seccomp_allowlist() {
         (0, "OK \n".into()),
         "hot-added ports reopened"
     );
-    assert!(run("stack").1.contains("restarts 2"));
+    let stack = run("stack").1;
+    assert!(
+        stack.contains("restarts 2") && stack.contains("effective []; seccomp=kill"),
+        "{stack}"
+    );
     drop(peer);
     assert_eq!(seccomp().as_deref(), Some("2"));
     let r = guest.stop();
