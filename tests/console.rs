@@ -210,6 +210,28 @@ fn uml_mconsole_drives_a_vecbox_guest_through_every_command() {
         lab.ping(&a, "10.81.0.2", 2),
         "accepting filter restored traffic"
     );
+    // Text forms too: bpf_asm source that drops IPv4 only (ARP still resolves), then a
+    // broken one refused with its position, leaving the running filter in place.
+    let asm = lab.dir.join("drop-ipv4.bpf");
+    std::fs::write(
+        &asm,
+        "ldh [12]\njeq #0x800, drop, pass\ndrop: ret #0\npass: ret #-1\n",
+    )
+    .unwrap();
+    let (rc, out) = run(&format!("bpf vec1 {}", asm.display()));
+    assert_eq!(rc, 0, "{out}");
+    assert!(out.contains("4 instructions"), "{out}");
+    assert!(!lab.ping(&a, "10.81.0.2", 2), "text filter did not drop");
+    let bad = lab.dir.join("bad.bpf");
+    std::fs::write(&bad, "ldh [12]\nfrobnicate #1\nret #0\n").unwrap();
+    let (rc, out) = run(&format!("bpf vec1 {}", bad.display()));
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("frobnicate") && out.contains('2'), "{out}");
+    assert_eq!(run(&format!("bpf vec1 {accept}")).0, 0);
+    assert!(
+        lab.ping(&a, "10.81.0.2", 2),
+        "restored after the text filter"
+    );
 
     // reboot and cad: every transport reopened, counters carried over, still forwarding.
     let rx_before: u64 = {

@@ -200,3 +200,29 @@ fn xconnect_raw_small_depth() {
     );
     assert!(gso_segmented(&r), "{r}");
 }
+
+/// Frames for a tap nobody has brought up yet are refused by the kernel (EIO): they are
+/// counted as `link_down`, not as transmit errors, and forwarding starts once it is up.
+#[test]
+fn frames_for_a_down_tap_count_as_link_down() {
+    let l = line("tap");
+    let umid = format!("umid={}-t", l.lab.tag);
+    let g = Guest::start(
+        &l.lab,
+        &l.guest_ns,
+        "xconnect",
+        &[
+            &umid,
+            "vec0:transport=raw,ifname=ga",
+            "vec1:transport=tap,ifname=tb",
+        ],
+    );
+    l.lab
+        .trafgen(&l.a, "a0", "ff:ff:ff:ff:ff:ff", A_IP, B_IP, 200);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    l.lab.addr(&l.b, "tb", &format!("{B_IP}/24"));
+    assert!(l.lab.ping(&l.a, B_IP, 3), "forwarding once tb is up");
+    let r = g.stop();
+    assert!(port_drops(&r, 1, "link_down") >= 200, "{r}");
+    assert_eq!(port_drops(&r, 1, "tx_error"), 0, "{r}");
+}

@@ -119,12 +119,20 @@ impl Pair {
 /// The tunnel ports of both reports carried the traffic, GSO frames from the raw
 /// ports were segmented for them, and nothing was dropped on the tunnel.
 fn check(r1: &serde_json::Value, r2: &serde_json::Value) {
+    check_allowing(r1, r2, None)
+}
+
+/// As [`check`], but up to `allowed.1` drops of reason `allowed.0` are expected.
+fn check_allowing(r1: &serde_json::Value, r2: &serde_json::Value, allowed: Option<(&str, u64)>) {
     for (r, tport) in [(r1, 1), (r2, 0)] {
         assert!(port_stat(r, tport, "rx_packets") > 1000, "{r}");
         assert!(port_stat(r, tport, "tx_packets") > 1000, "{r}");
         assert!(port_stat(r, tport, "tx_gso_segmented") > 0, "{r}");
         let drops = r["ports"][tport]["drops"].as_array().unwrap();
-        assert!(drops.is_empty(), "tunnel port dropped frames: {r}");
+        let unexpected = drops.iter().filter(|d| {
+            allowed.is_none_or(|(reason, max)| d[0] != reason || d[1].as_u64().unwrap_or(0) > max)
+        });
+        assert_eq!(unexpected.count(), 0, "tunnel port dropped frames: {r}");
     }
 }
 
@@ -263,7 +271,10 @@ fn bess_listen_and_connect() {
     if let Err(e) = t {
         panic!("{e}\n{r1}\n{r2}");
     }
-    check(&r1, &r2);
+    // The connector stops first: a frame or two still in flight towards it (neighbour
+    // discovery, a late ACK) meets a gone peer at the listener, counted as such.
+    check_allowing(&r1, &r2, Some(("peer_gone", 8)));
+    assert_eq!(port_stat(&r2, 0, "peer_connects"), 1, "{r2}");
     assert!(!sock.exists(), "the listener removed its socket file");
 }
 

@@ -67,7 +67,7 @@ Commands:
     log <string> - write <string> to the guest's log
     proc <file> - net/dev, stats, fdb, routes, neigh, rules, conntrack (as the function has them)
     stack - dump of the guest's state (ports, queues, loop)
-    bpf vecN <file> - attach a classic-BPF file (UML bpffile format) to vecN's receive socket; needs bpfflash=1 on vecN
+    bpf vecN <file> - load a classic-BPF filter (UML bpffile, tcpdump -dd/-ddd or bpf_asm text) onto vecN; needs bpfflash=1 on vecN
 ";
 
 #[cfg(test)]

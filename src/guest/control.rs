@@ -249,11 +249,14 @@ impl Guest {
         }
     }
 
-    /// `bpf vecN FILE`: the hook for loading a classic-BPF program onto an interface.
+    /// `bpf vecN FILE`: load a classic-BPF program (UML binary, `tcpdump -dd`/`-ddd` or
+    /// `bpf_asm` text) onto an interface started with `bpfflash=1`, replacing its filter.
     fn bpf(&mut self, rest: &str) -> Reply {
         let mut words = rest.split_whitespace();
         let (Some(dev), Some(file), None) = (words.next(), words.next(), words.next()) else {
-            return err("usage: bpf vecN FILE (a UML bpffile: raw sock_filter records)");
+            return err(
+                "usage: bpf vecN FILE (UML bpffile binary, tcpdump -dd/-ddd or bpf_asm text)",
+            );
         };
         let Some(unit) = dev.strip_prefix("vec").and_then(parse_unit) else {
             return err(format!("bpf: {dev:?} is not an interface name like vec0"));
@@ -261,14 +264,20 @@ impl Guest {
         let Some(i) = self.port_index(unit) else {
             return err(format!("bpf: vec{unit} does not exist"));
         };
+        // Refused before the file is read: without bpfflash=1 nothing is loaded.
         if !self.ports[i].spec.common.bpfflash {
             return err(format!(
                 "loading filters not permitted on vec{unit}: start the interface with bpfflash=1"
             ));
         }
-        match load_filter(&self.ports[i], Path::new(file)) {
-            Ok(msg) => ok(msg),
-            Err(e) => err(e),
+        let prog = match crate::filter::Program::load(Path::new(file)) {
+            Ok(p) => p,
+            Err(e) => return err(e.to_string()),
+        };
+        let n = prog.insns().len();
+        match self.replace_filter(i, prog) {
+            Ok(()) => ok(format!("vec{unit}: {n} instructions from {file} attached")),
+            Err(e) => err(e.to_string()),
         }
     }
 
@@ -323,22 +332,6 @@ fn refused_from_console(spec: &Spec) -> Option<String> {
         );
     }
     None
-}
-
-/// Attach the classic-BPF program in `path` (UML's raw bpffile format) to `port`'s
-/// receive socket, replacing any filter. The filter branch of vecbox may replace this
-/// with its own loader (text formats, validation).
-pub fn load_filter(port: &crate::transport::Port, path: &Path) -> Result<String, String> {
-    let prog = crate::filter::load_uml_binary(path).map_err(|e| e.to_string())?;
-    crate::sys::packet::attach_filter(port.rx_fd(), &prog)
-        .map_err(|e| format!("{}: attaching {}: {e}", port.name, path.display()))?;
-    tracing::info!(port = %port.name, file = %path.display(), instructions = prog.len(), "filter loaded from the console");
-    Ok(format!(
-        "{}: {} instructions from {} attached",
-        port.name,
-        prog.len(),
-        path.display()
-    ))
 }
 
 #[cfg(test)]

@@ -67,11 +67,15 @@ pub enum DropReason {
     NoNeighbor,
     /// Malformed IP header (bad version, length or checksum).
     BadHeader,
+    /// The kernel refused the frame because the output link is down (tap not up:
+    /// EIO; AF_PACKET on a down interface: ENETDOWN/ENXIO), like the kernel's
+    /// `tx_carrier_errors`. Expected while a peer brings its side up.
+    LinkDown,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Runt,
         DropReason::Oversize,
         DropReason::BadVnetHeader,
@@ -94,6 +98,7 @@ impl DropReason {
         DropReason::TtlExceeded,
         DropReason::NoNeighbor,
         DropReason::BadHeader,
+        DropReason::LinkDown,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -123,6 +128,7 @@ impl DropReason {
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::NoNeighbor => "no_neighbor",
             DropReason::BadHeader => "bad_header",
+            DropReason::LinkDown => "link_down",
         }
     }
 }

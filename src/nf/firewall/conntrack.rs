@@ -253,6 +253,24 @@ impl Conntrack {
         }
     }
 
+    /// Live connections as (original-direction flow, TCP state, seen a reply, seconds
+    /// left), at most `max` of them, in slot order.
+    pub fn entries(&self, max: usize) -> Vec<(Key, TcpState, bool, u32)> {
+        self.slots
+            .iter()
+            .filter(|c| c.live)
+            .take(max)
+            .map(|c| {
+                (
+                    c.key,
+                    c.tcp,
+                    c.replied,
+                    c.expires.saturating_sub(self.now) / TICKS,
+                )
+            })
+            .collect()
+    }
+
     /// TCP state of a tracked connection slot.
     pub fn tcp_state(&self, slot: usize) -> TcpState {
         self.slots[slot].tcp

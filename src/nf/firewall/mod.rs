@@ -11,6 +11,7 @@
 
 pub mod classify;
 pub mod conntrack;
+mod ops;
 pub mod reject;
 pub mod rules;
 
@@ -422,6 +423,18 @@ impl Function for Firewall {
             ("conntrack_evictions", self.ct.evictions.to_string()),
             ("rule_hits", hits.join(" ")),
         ]
+    }
+
+    fn metrics(&self, out: &mut dyn crate::metrics::MetricSink) {
+        self.export(out)
+    }
+
+    fn proc_files(&self) -> &'static [&'static str] {
+        ops::PROC_FILES
+    }
+
+    fn proc_file(&self, name: &str) -> Option<String> {
+        self.proc(name)
     }
 }
 

@@ -278,3 +278,67 @@ proptest! {
         let _ = rules::parse("x", &s, &names());
     }
 }
+
+#[test]
+fn console_files_and_metrics_show_rules_and_connections() {
+    let mut f = fw();
+    let mut r = Recorder::new(2);
+    let syn = tcp(true, 40000, 80, true, false);
+    r.feed(&mut f, 0, &[&syn]);
+    r.feed(&mut f, 0, &[&udp(true, 5000, 9999)]);
+    let rules = f.proc_file("rules").unwrap();
+    let want = format!(
+        "4 1 {} accept in vec0 proto tcp dport 80 ct new log\n",
+        syn.len()
+    );
+    assert!(rules.contains(&want), "{rules}");
+    assert!(rules.contains("\n- 1 "), "policy hit once: {rules}");
+    assert!(rules.ends_with("policy drop\n"), "{rules}");
+    let conns = f.proc_file("conntrack").unwrap();
+    assert_eq!(conns.lines().count(), 1, "{conns}");
+    assert!(
+        conns.starts_with("tcp ")
+            && conns.contains("SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80"),
+        "{conns}"
+    );
+    assert!(f.proc_file("fdb").is_none());
+    assert_eq!(f.proc_files(), &["rules", "conntrack"]);
+
+    let mut snap = crate::metrics::sink::Snapshot::default();
+    snap.begin();
+    f.metrics(&mut snap);
+    snap.end();
+    let value = |name: &str, label: Option<(&str, &str)>| -> u64 {
+        let i = snap
+            .series
+            .iter()
+            .position(|s| {
+                s.name == name
+                    && label.is_none_or(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+            })
+            .unwrap_or_else(|| panic!("no {name} {label:?}"));
+        snap.values[i]
+    };
+    let l4 = Some(("rule", "L4"));
+    assert_eq!(value("vecbox_firewall_rule_packets_total", l4), 1);
+    assert_eq!(
+        value("vecbox_firewall_rule_bytes_total", l4),
+        syn.len() as u64
+    );
+    assert_eq!(
+        value(
+            "vecbox_firewall_rule_packets_total",
+            Some(("rule", "policy"))
+        ),
+        1
+    );
+    assert_eq!(
+        value(
+            "vecbox_firewall_packets_total",
+            Some(("verdict", "dropped"))
+        ),
+        1
+    );
+    assert_eq!(f64::from_bits(value("vecbox_conntrack_entries", None)), 1.0);
+    assert_eq!(value("vecbox_conntrack_created_total", None), 1);
+}

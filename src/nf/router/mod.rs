@@ -16,6 +16,7 @@ pub mod config;
 mod icmp;
 mod local;
 pub mod neigh;
+mod ops;
 pub mod table;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -69,6 +70,8 @@ pub struct RouterStats {
 /// The router.
 pub struct Router {
     ports: Vec<PortAddrs>,
+    /// Port names (`vecN`), for console files.
+    names: Vec<String>,
     routes: Routes,
     neigh: Neighbors,
     now: u32,
@@ -178,6 +181,7 @@ impl Router {
         }
         Router {
             ports,
+            names: names.to_vec(),
             routes,
             neigh,
             now: 1,
@@ -476,6 +480,18 @@ impl Function for Router {
         v.push(("neighbors", self.neigh.len().to_string()));
         v.push(("neighbor_evictions", self.neigh.evictions.to_string()));
         v
+    }
+
+    fn metrics(&self, out: &mut dyn crate::metrics::MetricSink) {
+        self.export(out)
+    }
+
+    fn proc_files(&self) -> &'static [&'static str] {
+        ops::PROC_FILES
+    }
+
+    fn proc_file(&self, name: &str) -> Option<String> {
+        self.proc(name)
     }
 }
 

@@ -211,6 +211,13 @@ impl Neighbors {
         );
     }
 
+    /// Every entry as ((port, address), entry), sorted by port then address.
+    pub fn entries(&self) -> Vec<((usize, IpAddr), Neighbor)> {
+        let mut v: Vec<_> = self.map.iter().map(|(k, n)| (*k, *n)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
     /// Entries (resolved and not).
     pub fn len(&self) -> usize {
         self.map.len()

@@ -68,6 +68,28 @@ impl Routes {
         }
     }
 
+    /// Every route as (prefix, next hop), most specific first, IPv4 before IPv6.
+    pub fn entries(&self) -> Vec<(Cidr, NextHop)> {
+        let mut v: Vec<(Cidr, NextHop)> = Vec::with_capacity(self.len());
+        for (len, m) in &self.v4 {
+            let mut e: Vec<_> = m.iter().collect();
+            e.sort_by_key(|(k, _)| **k);
+            v.extend(e.into_iter().map(|(k, nh)| {
+                let addr = IpAddr::V4((*k).into());
+                (Cidr { addr, len: *len }, *nh)
+            }));
+        }
+        for (len, m) in &self.v6 {
+            let mut e: Vec<_> = m.iter().collect();
+            e.sort_by_key(|(k, _)| **k);
+            v.extend(e.into_iter().map(|(k, nh)| {
+                let addr = IpAddr::V6((*k).into());
+                (Cidr { addr, len: *len }, *nh)
+            }));
+        }
+        v
+    }
+
     /// Number of routes.
     pub fn len(&self) -> usize {
         self.v4.iter().map(|(_, m)| m.len()).sum::<usize>()

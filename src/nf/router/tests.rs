@@ -318,3 +318,69 @@ proptest::proptest! {
         let _ = RouterConfig::parse("x.yaml", &s, &names);
     }
 }
+
+/// Value of the first series named `name` whose labels include `label` (counters and
+/// gauges only: one value slot each).
+fn series(snap: &crate::metrics::sink::Snapshot, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let i = snap
+        .series
+        .iter()
+        .position(|s| {
+            s.name == name
+                && label.is_none_or(|(k, v)| s.labels.iter().any(|(a, b)| a == k && b == v))
+        })
+        .unwrap_or_else(|| panic!("no series {name} {label:?}"));
+    match snap.series[i].kind {
+        crate::metrics::sink::Kind::Gauge => f64::from_bits(snap.values[i]),
+        _ => snap.values[i] as f64,
+    }
+}
+
+#[test]
+fn console_files_and_metrics_show_tables() {
+    let mut r = router();
+    let mut rec = Recorder::new(2);
+    rec.feed(&mut r, 0, &[&udp4(M0, [10, 1, 0, 5], [10, 2, 0, 7], 64)]);
+    let routes = r.proc_file("routes").unwrap();
+    assert!(
+        routes.contains("10.9.0.0/16 dev vec1 via 10.2.0.254\n"),
+        "{routes}"
+    );
+    assert!(routes.contains("10.1.0.0/24 dev vec0\n"), "{routes}");
+    assert!(routes.contains("fd00:2::/64 dev vec1\n"), "{routes}");
+    // Most specific first.
+    assert!(
+        routes.find("/24").unwrap() < routes.find("/16").unwrap(),
+        "{routes}"
+    );
+    let neigh = r.proc_file("neigh").unwrap();
+    assert!(
+        neigh.contains("10.2.0.254 dev vec1 lladdr 02:00:00:00:00:fe PERMANENT 0"),
+        "{neigh}"
+    );
+    assert!(
+        neigh.contains("10.2.0.7 dev vec1 lladdr - INCOMPLETE"),
+        "{neigh}"
+    );
+    assert!(r.proc_file("fdb").is_none());
+    assert_eq!(r.proc_files(), &["routes", "neigh"]);
+
+    let mut snap = crate::metrics::sink::Snapshot::default();
+    snap.begin();
+    r.metrics(&mut snap);
+    snap.end();
+    assert_eq!(
+        series(&snap, "vecbox_router_routes", None),
+        r.routes.len() as f64
+    );
+    assert_eq!(series(&snap, "vecbox_router_neighbours", None), 2.0);
+    assert_eq!(series(&snap, "vecbox_router_held_frames", None), 1.0);
+    assert_eq!(
+        series(
+            &snap,
+            "vecbox_router_events_total",
+            Some(("event", "arp_requests"))
+        ),
+        1.0
+    );
+}

@@ -245,7 +245,12 @@ impl Port {
                         tracing::warn!(port = %self.name, error = %e, "UDP segmentation offload refused; sending segments one by one");
                     }
                     self.txq.consume(group, pool);
-                    self.stats.drops[DropReason::TxError as usize] += group as u64;
+                    let reason = if link_down(&e) {
+                        DropReason::LinkDown
+                    } else {
+                        DropReason::TxError
+                    };
+                    self.stats.drops[reason as usize] += group as u64;
                     self.log_tx_error(&e);
                 }
             }
@@ -263,6 +268,16 @@ impl Port {
             tracing::warn!(port = %self.name, error = %e, "transmit failed; frame dropped");
         }
     }
+}
+
+/// Errors that mean "the link is down", not "this frame is bad": tap writes before the
+/// interface is up fail with EIO, AF_PACKET sends on a down interface with ENETDOWN or
+/// ENXIO.
+fn link_down(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EIO | libc::ENETDOWN | libc::ENXIO)
+    )
 }
 
 fn write_one(fd: BorrowedFd<'_>, prefix: &[u8], frame: &[u8]) -> io::Result<bool> {

@@ -1,0 +1,161 @@
+//! What the firewall shows operators: Prometheus series (per-rule hits, verdicts,
+//! connection tracking) and the console's `proc rules` and `proc conntrack` files
+//! (docs/metrics.md, docs/console.md).
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use super::Firewall;
+use super::conntrack::{Key, TcpState};
+use super::rules::Action;
+use crate::metrics::MetricSink;
+
+/// Console files of the firewall.
+pub const PROC_FILES: &[&str] = &["rules", "conntrack"];
+
+/// Connections listed by `proc conntrack` at most (the console reply stays readable).
+pub const CONNTRACK_LIST_MAX: usize = 1000;
+
+fn action(a: Action) -> &'static str {
+    match a {
+        Action::Accept => "accept",
+        Action::Drop => "drop",
+        Action::Reject => "reject",
+    }
+}
+
+fn addr(v6: bool, a: u128) -> String {
+    if v6 {
+        Ipv6Addr::from(a).to_string()
+    } else {
+        Ipv4Addr::from(a as u32).to_string()
+    }
+}
+
+fn proto(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        n => n.to_string(),
+    }
+}
+
+fn conn_line(s: &mut String, k: &Key, tcp: TcpState, replied: bool, left: u32) {
+    let state = match (k.proto, tcp) {
+        (6, TcpState::SynSent) => "SYN_SENT",
+        (6, TcpState::SynRecv) => "SYN_RECV",
+        (6, TcpState::Established) => "ESTABLISHED",
+        (6, TcpState::FinWait) => "FIN_WAIT",
+        (6, TcpState::Closing) => "CLOSING",
+        (6, TcpState::Close) => "CLOSE",
+        _ if replied => "REPLIED",
+        _ => "UNREPLIED",
+    };
+    let _ = writeln!(
+        s,
+        "{} {left} {state} src={} dst={} sport={} dport={}",
+        proto(k.proto),
+        addr(k.v6, k.src),
+        addr(k.v6, k.dst),
+        k.sport,
+        k.dport
+    );
+}
+
+impl Firewall {
+    /// Export per-rule hits, verdict counters and connection tracking.
+    pub(super) fn export(&self, out: &mut dyn MetricSink) {
+        for (line, packets, bytes) in self.rule_counters() {
+            let rule = if line == 0 {
+                "policy".to_string()
+            } else {
+                format!("L{line}")
+            };
+            let labels = [("rule", rule.as_str())];
+            out.counter(
+                "vecbox_firewall_rule_packets_total",
+                "Packets decided by this rule (L<line> of the rule file, or the default policy).",
+                &labels,
+                packets,
+            );
+            out.counter(
+                "vecbox_firewall_rule_bytes_total",
+                "Bytes decided by this rule.",
+                &labels,
+                bytes,
+            );
+        }
+        let s = &self.stats;
+        for (verdict, n) in [
+            ("accepted", s.accepted),
+            ("dropped", s.dropped),
+            ("rejected", s.rejected),
+            ("invalid", s.invalid),
+            ("non_ip", s.non_ip),
+            ("bad_header", s.bad_header),
+        ] {
+            out.counter(
+                "vecbox_firewall_packets_total",
+                "Packets by verdict (accepted, dropped, rejected; invalid, non_ip, bad_header).",
+                &[("verdict", verdict)],
+                n,
+            );
+        }
+        out.gauge(
+            "vecbox_conntrack_entries",
+            "Tracked connections.",
+            &[],
+            self.ct.len() as f64,
+        );
+        for (name, help, v) in [
+            (
+                "vecbox_conntrack_created_total",
+                "Connections created.",
+                self.ct.created,
+            ),
+            (
+                "vecbox_conntrack_expired_total",
+                "Connections that timed out.",
+                self.ct.expired,
+            ),
+            (
+                "vecbox_conntrack_evictions_total",
+                "Connections evicted because the table was full.",
+                self.ct.evictions,
+            ),
+        ] {
+            out.counter(name, help, &[], v);
+        }
+    }
+
+    /// `rules`: `LINE PACKETS BYTES RULE` per rule, then the policy line.
+    /// `conntrack`: `PROTO SECONDS_LEFT STATE src= dst= sport= dport=` per connection
+    /// (original direction), as `conntrack -L`, at most [`CONNTRACK_LIST_MAX`].
+    pub(super) fn proc(&self, name: &str) -> Option<String> {
+        let mut s = String::new();
+        match name {
+            "rules" => {
+                s.push_str("line packets bytes rule\n");
+                let rules = self.cls.rules();
+                for (r, (p, b)) in rules.iter().zip(&self.hits) {
+                    let _ = writeln!(s, "{} {p} {b} {}", r.line, r.text.trim());
+                }
+                if let Some((p, b)) = self.hits.get(rules.len()) {
+                    let _ = writeln!(s, "- {p} {b} policy {}", action(self.policy));
+                }
+            }
+            "conntrack" => {
+                for (k, tcp, replied, left) in self.ct.entries(CONNTRACK_LIST_MAX) {
+                    conn_line(&mut s, &k, tcp, replied, left);
+                }
+                if self.ct.len() > CONNTRACK_LIST_MAX {
+                    let _ = writeln!(s, "... {} more", self.ct.len() - CONNTRACK_LIST_MAX);
+                }
+            }
+            _ => return None,
+        }
+        Some(s)
+    }
+}
