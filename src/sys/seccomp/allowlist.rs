@@ -2,16 +2,19 @@
 //! with the reason vecbox needs it. Everything else is fatal (`seccomp=kill`, the
 //! default) or logged by the kernel (`seccomp=log`).
 //!
-//! Collected, not guessed: every integration test (`tests/{forwarding,guest,tunnels,
-//! uml_interop,bpf,router,firewall,console,metrics,lab}.rs`) was run with each guest
-//! under `strace -f`, and the calls made after `prctl(PR_SET_NO_NEW_PRIVS)` (the moment
-//! the guest drops its privileges) were gathered; see docs/guest.md, "Sandbox", for how
-//! to repeat that when a change needs a new call. Calls made only while opening the
-//! transports before the sandbox are here too when the console's `reboot` or `config
-//! vecN:...` makes them again later.
+//! Collected, not guessed: the integration tests (`tests/{forwarding,guest,tunnels,
+//! uml_interop,bpf,router,firewall,console,metrics}.rs`) were run with each guest under
+//! `strace -f`, and the calls made after `prctl(PR_SET_NO_NEW_PRIVS)` (the moment the
+//! guest drops its privileges) were gathered; `tests/lab.rs` guests (started by the
+//! supervisor, not traced) run the same code and pass under the filter. See
+//! docs/guest.md, "Sandbox", to repeat that when a change needs a new call. Calls made
+//! only while opening the transports before the sandbox are here when the console's
+//! `reboot` or `config vecN:...` makes them again later (traced with
+//! `tests/console.rs`'s test that reopens every transport kind). The last section lists
+//! the few calls not seen in any trace, each for a path the tests do not reach.
 //!
 //! Arguments are restricted where that is cheap and exact: socket families, ioctl
-//! requests, prctl options, the signal `tgkill` may send.
+//! requests, prctl options, the signals `kill` (0: a liveness probe) and `tgkill` may send.
 
 /// Which calls of one system call are allowed.
 #[derive(Clone, Copy, Debug)]
