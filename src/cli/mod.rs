@@ -1,5 +1,6 @@
 //! The `vecbox` command line.
 
+mod bench;
 mod bpf;
 mod demo;
 mod lab;
@@ -121,6 +122,12 @@ enum Command {
     /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
     #[command(after_long_help = bpf::HELP)]
     Bpf(bpf::BpfArgs),
+    /// Benchmark vecbox against the Linux kernel and a real UML guest (pps, Gbit/s).
+    #[command(after_long_help = bench::HELP)]
+    Bench(bench::BenchArgs),
+    /// Send UDP frames with vecbox's own sendmmsg generator (used by `vecbox bench`).
+    #[command(after_long_help = bench::GEN_HELP)]
+    Gen(bench::GenArgs),
     /// Boot a User Mode Linux kernel, with the host compatibility fixes it needs here.
     #[command(after_long_help = UML_HELP)]
     Uml {
@@ -182,6 +189,8 @@ pub fn main() -> i32 {
         Command::Guest { function, args } => run_guest(&function, &args),
         Command::Demo(a) => demo::run(&a),
         Command::Bpf(a) => bpf::run(&a),
+        Command::Bench(a) => bench::run(&a),
+        Command::Gen(a) => bench::run_gen(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
         Command::Check(a) => lab::check(&a),
         Command::Up(a) => lab_up::up(&a),
