@@ -3,6 +3,7 @@
 //!
 //! Layers, top to bottom (each may call only those below it):
 //! - [`cli`]: the `vecbox` command.
+//! - [`bench`]: `vecbox bench`, vecbox against the kernel and UML, side by side.
 //! - [`lab`]: topology files → validated plans → labs deployed, supervised, torn down.
 //! - [`guest`]: one guest process — transports, sandbox, event loop, counters.
 //! - [`nf`]: network functions over batches of frames (xconnect, bridge).
@@ -15,6 +16,7 @@
 //! - [`sys`]: every `unsafe` system call wrapper.
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod buf;
 pub mod cli;
 pub mod console;

@@ -575,3 +575,112 @@ fn vecbox_console_drives_a_real_uml_kernel() {
     assert!(!dir.exists(), "UML halted and removed its run directory");
     uml.stop();
 }
+
+/// `reboot` and `config vecN:...` open transports again after the guest dropped its
+/// privileges: every kind (raw, tap, hybrid, GRE over IPv4 and IPv6, L2TPv3 over IP and
+/// UDP, bess listening, bess waiting for an absent peer, a bess peer connecting) is
+/// reopened and hot-added under the default seccomp allowlist, and the guest survives
+/// (a call outside the list would kill it with SIGSYS).
+#[test]
+fn every_transport_reopens_under_the_seccomp_allowlist() {
+    let mut lab = Lab::new();
+    let a = lab.ns("a");
+    let g = lab.ns("g");
+    lab.veth(&a, "a0", &g, "ga");
+    lab.addr(&a, "a0", "10.83.0.1/24");
+    let umid = format!("{}-s1", lab.tag);
+    let listen = lab.dir.join("l.sock").display().to_string();
+    let absent = lab.dir.join("absent.sock").display().to_string();
+    // Tunnels over loopback with receive keys/sessions that do not match what is sent,
+    // so no frame comes back into the bridge (no loop).
+    let specs = [
+        "vec0:transport=raw,ifname=ga".to_string(),
+        "vec1:transport=tap,ifname=vbs1,gro=1".into(),
+        "vec2:transport=hybrid,ifname=vbs2".into(),
+        "vec3:transport=gre,src=127.0.0.1,dst=127.0.0.2,rx_key=5,tx_key=6".into(),
+        "vec4:transport=l2tpv3,udp=1,src=127.0.0.1,dst=127.0.0.2,srcport=1701,dstport=1702,rx_session=1,tx_session=2".into(),
+        format!("vec5:transport=bess,listen={listen}"),
+        format!("vec6:transport=bess,dst={absent}"),
+    ];
+    let umid_arg = format!("umid={umid}");
+    let mut args = vec![umid_arg.as_str()];
+    args.extend(specs.iter().map(String::as_str));
+    let guest = Guest::start(&lab, &g, "bridge", &args);
+    let pid = guest.child.as_ref().unwrap().id();
+    let seccomp = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Seccomp:").map(|v| v.trim().to_string()))
+    };
+    assert_eq!(seccomp().as_deref(), Some("2"));
+    let run = |cmd: &str| mconsole(&lab, &g, &umid, cmd);
+
+    assert_eq!(
+        run("reboot"),
+        (0, "OK \n".into()),
+        "every transport reopened"
+    );
+    assert_eq!(run("remove vec1").0, 0);
+    for spec in [
+        "vec1:transport=tap,ifname=vbs9,gro=1".to_string(),
+        "vec7:transport=gre,v6=1,src=::1,dst=::2,rx_key=7,tx_key=8".into(),
+        "vec8:transport=l2tpv3,src=127.0.0.1,dst=127.0.0.2,rx_session=3,tx_session=4".into(),
+        "vec9:transport=hybrid,ifname=vbs10".into(),
+        "vec10:transport=raw,ifname=ga,vec=0".into(),
+    ] {
+        let (rc, out) = run(&format!("config {spec}"));
+        assert_eq!(rc, 0, "config {spec}: {out}");
+    }
+    // A bess peer connects to vec5's listener (accept under the filter).
+    let peer = {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+        let s = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        connect(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            &UnixAddr::new(listen.as_str()).unwrap(),
+        )
+        .unwrap();
+        s
+    };
+    assert_eq!(run("stop").0, 0);
+    assert_eq!(run("go").0, 0);
+    assert_eq!(run("log sandboxed").0, 0);
+    assert!(run("proc net/dev").1.contains("vec10:"));
+    // Broadcasts from host a reach every port (ARP for an absent address).
+    let _ = lab.ping(&a, "10.83.0.9", 1);
+    assert_eq!(
+        run("reboot"),
+        (0, "OK \n".into()),
+        "hot-added ports reopened"
+    );
+    let stack = run("stack").1;
+    assert!(
+        stack.contains("restarts 2") && stack.contains("effective []; seccomp=kill"),
+        "{stack}"
+    );
+    drop(peer);
+    assert_eq!(seccomp().as_deref(), Some("2"));
+    let r = guest.stop();
+    assert!(port_stat(&r, 0, "rx_packets") >= 1, "{r}");
+    let mut kinds: Vec<&str> = r["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["transport"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.len(), 11, "{r}");
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        ["bess", "gre", "hybrid", "l2tpv3", "raw", "tap"],
+        "{r}"
+    );
+}

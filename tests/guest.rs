@@ -1,6 +1,7 @@
 //! `vecbox guest` as a process: the bridge over three hosts, the degraded paths when
 //! kernel features are missing, running unprivileged with file capabilities, bad command
-//! lines, an fd transport joining two guests, and garbage frames on the wire.
+//! lines, an fd transport joining two guests, garbage frames on the wire, and the
+//! sandbox (capabilities, no_new_privs and the seccomp allowlist on every thread).
 
 mod common;
 
@@ -240,6 +241,7 @@ fn unprivileged_user_with_file_capabilities() {
         "capabilities dropped after opening ports"
     );
     assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "seccomp allowlist in force");
     assert!(lab.ping(&a, "10.76.0.2", 2));
     let r = guest.stop();
     assert!(port_stat(&r, 0, "rx_packets") >= 2, "{r}");
@@ -314,6 +316,16 @@ fn bad_command_lines_exit_2_with_one_clear_line() {
                 "vec1:transport=raw,ifname=b",
             ],
             "aging",
+        ),
+        (
+            &[
+                "guest",
+                "xconnect",
+                "seccomp=strict",
+                "vec0:transport=raw,ifname=a",
+                "vec1:transport=raw,ifname=b",
+            ],
+            "seccomp must be kill",
         ),
     ];
     for (args, needle) in cases {
@@ -403,4 +415,78 @@ fn fd_transport_joins_two_guests_and_drops_garbage() {
     // TSO frames from host A were segmented for the fd link (no vnet header there).
     assert!(port_stat(&r1, 1, "tx_gso_segmented") > 0, "{r1}");
     assert!(port_stat(&r2, 1, "tx_packets") > 1000, "{r2}");
+}
+
+/// `(CapEff, NoNewPrivs, Seccomp)` of every thread of `pid`.
+fn thread_sandbox(pid: u32) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let st = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+        let field = |k: &str| {
+            st.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        out.push((field("CapEff:"), field("NoNewPrivs:"), field("Seccomp:")));
+    }
+    out
+}
+
+/// A root guest keeps forwarding under its seccomp allowlist, on the main thread and on
+/// the metrics= thread started after the sandbox; `seccomp=log` installs the filter in
+/// log mode and `seccomp=off` leaves it out.
+#[test]
+fn sandboxed_guest_forwards_under_seccomp_on_every_thread() {
+    common::require_tool("curl");
+    let mut lab = Lab::new();
+    let (a, g, b) = (lab.ns("a"), lab.ns("g"), lab.ns("b"));
+    lab.veth(&a, "a0", &g, "ga");
+    lab.veth(&b, "b0", &g, "gb");
+    lab.addr(&a, "a0", "10.77.0.1/24");
+    lab.addr(&b, "b0", "10.77.0.2/24");
+    let ports = [
+        "vec0:transport=raw,ifname=ga",
+        "vec1:transport=raw,ifname=gb",
+    ];
+    let guest = Guest::start(
+        &lab,
+        &g,
+        "xconnect",
+        &["metrics=127.0.0.1:9471", ports[0], ports[1]],
+    );
+    let pid = guest.child.as_ref().unwrap().id();
+    let threads = thread_sandbox(pid);
+    assert!(threads.len() >= 2, "main and metrics threads: {threads:?}");
+    for t in &threads {
+        assert_eq!(
+            (t.0.as_str(), t.1.as_str(), t.2.as_str()),
+            ("0000000000000000", "1", "2"),
+            "CapEff, NoNewPrivs, Seccomp of each thread: {threads:?}"
+        );
+    }
+    assert!(
+        lab.ping(&a, "10.77.0.2", 3),
+        "ping through the sandboxed guest"
+    );
+    let bps = lab.iperf3(&b, &a, "10.77.0.2", 1);
+    assert!(bps > 10e6, "TCP through the sandboxed guest: {bps}");
+    let m = lab.exec(&g, &["curl", "-sf", "http://127.0.0.1:9471/metrics"]);
+    let body = String::from_utf8_lossy(&m.stdout);
+    assert!(
+        m.status.success() && body.contains("vecbox_rx_packets_total"),
+        "metrics thread serves under the filter: {body}"
+    );
+    let r = guest.stop();
+    assert!(port_stat(&r, 0, "rx_packets") >= 3, "{r}");
+
+    for (mode, want) in [("log", "2"), ("off", "0")] {
+        let seccomp = format!("seccomp={mode}");
+        let guest = Guest::start(&lab, &g, "xconnect", &[&seccomp, ports[0], ports[1]]);
+        let t = thread_sandbox(guest.child.as_ref().unwrap().id());
+        assert_eq!(t[0].2, want, "{seccomp}: {t:?}");
+        assert_eq!(t[0].0, "0000000000000000", "{seccomp}: {t:?}");
+        assert!(lab.ping(&a, "10.77.0.2", 1), "{seccomp}");
+        guest.stop();
+    }
 }

@@ -105,6 +105,10 @@ fn lan_with_uml_tap_and_guests_forwards_restarts_and_leaves_nothing() {
     let st = std::fs::read_to_string(format!("/proc/{sw}/status")).unwrap();
     assert!(st.contains("CapEff:\t0000000000000000"), "{st}");
     assert!(st.contains("NoNewPrivs:\t1"), "{st}");
+    assert!(
+        st.contains("Seccomp:\t2"),
+        "seccomp allowlist in force: {st}"
+    );
     // Kill the xconnect: the rest of the lab keeps forwarding while it restarts.
     let x1 = pid_of(&lab, "x1");
     nix::sys::signal::kill(

@@ -1,5 +1,6 @@
 //! The `vecbox` command line.
 
+mod bench;
 mod bpf;
 mod demo;
 mod lab;
@@ -29,6 +30,9 @@ Guest settings:
   cpu=N         pin the guest to CPU N
   stats=FILE    write the exit report as JSON to FILE
   metrics=ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
+  seccomp=MODE  system calls outside the sandbox's allowlist: kill (default; the
+                guest dies with SIGSYS), log (allowed and logged in the kernel log:
+                dmesg | grep type=1326), off (no filter; for debugging only)
 
 Transports (keys as in UML; see docs/transports.md):
   raw      AF_PACKET on an existing interface    ifname= [ring=0] (needs CAP_NET_RAW)
@@ -53,7 +57,8 @@ docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md
 status 2 and names the key. As non-root, give the binary the capabilities:
   setcap cap_net_raw,cap_net_admin+ep vecbox
 It drops them once its interfaces are open, keeping only these two in its permitted
-set (not effective) so that console reboot/config can reopen interfaces.
+set (not effective) so that console reboot/config can reopen interfaces, sets
+no_new_privs and installs a seccomp allowlist on every thread (docs/guest.md, Sandbox).
 
 Examples:
   vecbox guest xconnect umid=x1 cpu=1 'vec0:transport=raw,ifname=p0,gro=1' 'vec1:transport=tap,ifname=tap0,gro=1'
@@ -118,6 +123,12 @@ enum Command {
     /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
     #[command(after_long_help = bpf::HELP)]
     Bpf(bpf::BpfArgs),
+    /// Benchmark vecbox against the Linux kernel and a real UML guest (pps, Gbit/s).
+    #[command(after_long_help = bench::HELP)]
+    Bench(bench::BenchArgs),
+    /// Send UDP frames with vecbox's own sendmmsg generator (used by `vecbox bench`).
+    #[command(after_long_help = bench::GEN_HELP)]
+    Gen(bench::GenArgs),
     /// Boot a User Mode Linux kernel, with the host compatibility fixes it needs here.
     #[command(after_long_help = UML_HELP)]
     Uml {
@@ -179,6 +190,8 @@ pub fn main() -> i32 {
         Command::Guest { function, args } => run_guest(&function, &args),
         Command::Demo(a) => demo::run(&a),
         Command::Bpf(a) => bpf::run(&a),
+        Command::Bench(a) => bench::run(&a),
+        Command::Gen(a) => bench::run_gen(&a),
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
         Command::Check(a) => lab::check(&a),
         Command::Up(a) => lab_up::up(&a),

@@ -6,7 +6,7 @@ use crate::nf::NfError;
 use crate::transport::{OpenError, Spec, SpecError};
 
 /// Guest-level keys (everything else of the form `key=value` goes to the function).
-pub const GUEST_KEYS: &[&str] = &["umid", "cpu", "stats", "metrics"];
+pub const GUEST_KEYS: &[&str] = &["umid", "cpu", "stats", "metrics", "seccomp"];
 
 /// A parsed guest command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct GuestArgs {
     pub stats: Option<PathBuf>,
     /// Serve Prometheus metrics on this address (`metrics=`).
     pub metrics: Option<std::net::SocketAddr>,
+    /// What the seccomp filter does with a call not on the allowlist (`seccomp=`).
+    pub seccomp: crate::sys::seccomp::Mode,
     /// Interfaces, ordered by unit number; port i of the function is `specs[i]`.
     pub specs: Vec<Spec>,
     /// Options for the function (`aging=300`, ...).
@@ -42,6 +44,11 @@ pub enum GuestError {
     Cpu(usize),
     #[error("dropping privileges failed: {0}")]
     Sandbox(#[source] std::io::Error),
+    #[error(
+        "installing the seccomp filter (seccomp={0}) failed: {1}; the kernel needs \
+         CONFIG_SECCOMP_FILTER (seccomp=off runs without it, for debugging only)"
+    )]
+    Seccomp(&'static str, #[source] std::io::Error),
     #[error("{0} failed: {1}")]
     Setup(&'static str, #[source] std::io::Error),
     #[error("{0}")]
@@ -94,6 +101,7 @@ impl GuestArgs {
             cpu: None,
             stats: None,
             metrics: None,
+            seccomp: Default::default(),
             specs: Vec::new(),
             nf_options: Vec::new(),
         };
@@ -157,6 +165,14 @@ impl GuestArgs {
                         )
                     })?);
                 }
+                "seccomp" => {
+                    out.seccomp = v.parse().map_err(|()| {
+                        bad(
+                            arg,
+                            "seccomp must be kill (default: a call outside the allowlist kills the guest), log (allow it and log it in the kernel log) or off (no filter, for debugging)",
+                        )
+                    })?;
+                }
                 _ => out.nf_options.push((k.to_string(), v.to_string())),
             }
         }
@@ -198,6 +214,9 @@ mod tests {
             vec![0, 1]
         );
         assert!(a.nf_options.is_empty());
+        assert_eq!(a.seccomp, crate::sys::seccomp::Mode::Kill);
+        let l = GuestArgs::parse("xconnect", &args(&["seccomp=log", "vec0:transport=tap"]));
+        assert_eq!(l.unwrap().seccomp, crate::sys::seccomp::Mode::Log);
     }
 
     #[test]
@@ -220,6 +239,7 @@ mod tests {
                 "metrics=127.0.0.1:9464",
             ),
             (vec!["umid=../x", "vec0:transport=tap"], "umid"),
+            (vec!["seccomp=strict", "vec0:transport=tap"], "kill"),
             (vec!["bogus", "vec0:transport=tap"], "key=value"),
             (vec!["umid=a"], "no interfaces"),
             (vec!["vec0:transport=tap", "vec0:transport=tap"], "twice"),

@@ -108,8 +108,10 @@ impl Guest {
     }
 
     /// Pin to `cpu=` if given, then drop privileges: clear effective capabilities (the
-    /// network ones stay permitted for console `reboot`/`config`) and set
-    /// no_new_privs (see [`crate::sys::sandbox`]).
+    /// network ones stay permitted for console `reboot`/`config`), set no_new_privs
+    /// (see [`crate::sys::sandbox`]) and install the seccomp allowlist on every thread
+    /// (see [`crate::sys::seccomp::allowlist`]; threads started later, such as the
+    /// `metrics=` server, inherit it).
     pub fn sandbox(&self) -> Result<(), GuestError> {
         if let Some(cpu) = self.args.cpu {
             let mut set = nix::sched::CpuSet::new();
@@ -118,7 +120,12 @@ impl Guest {
                 .map_err(|_| GuestError::Cpu(cpu))?;
         }
         crate::sys::sandbox::drop_capabilities_keeping(crate::sys::sandbox::net_capabilities())
-            .map_err(GuestError::Sandbox)
+            .map_err(GuestError::Sandbox)?;
+        let seccomp = |e| GuestError::Seccomp(self.args.seccomp.as_str(), e);
+        if let Some(prog) = crate::sys::seccomp::guest_filter(self.args.seccomp).map_err(seccomp)? {
+            crate::sys::seccomp::install(&prog).map_err(seccomp)?;
+        }
+        Ok(())
     }
 
     /// Counters and state, for printing.

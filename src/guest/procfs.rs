@@ -129,8 +129,9 @@ impl Guest {
         );
         let _ = writeln!(
             s,
-            "capabilities: effective [{}]",
-            crate::sys::sandbox::effective_capabilities()
+            "capabilities: effective [{}]; seccomp={}",
+            crate::sys::sandbox::effective_capabilities(),
+            self.args.seccomp.as_str()
         );
         for p in &self.ports {
             let _ = writeln!(

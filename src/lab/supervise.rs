@@ -84,7 +84,7 @@ impl Supervisor {
                 && let Ok(Some(st)) = c.try_wait()
             {
                 s.child = None;
-                s.last_exit = Some(st.to_string());
+                s.last_exit = Some(describe_exit(&st));
                 if wants_restart(node.restart, &st) {
                     if now.duration_since(s.started) >= STABLE {
                         s.backoff = FIRST_BACKOFF;
@@ -92,10 +92,10 @@ impl Supervisor {
                     s.next = Some(now + s.backoff);
                     s.backoff = (s.backoff * 2).min(MAX_BACKOFF);
                     s.state = "restarting";
-                    tracing::warn!(node = %node.name, status = %st, "node exited; restarting");
+                    tracing::warn!(node = %node.name, status = %describe_exit(&st), "node exited; restarting");
                 } else {
                     s.state = if st.success() { "stopped" } else { "failed" };
-                    tracing::warn!(node = %node.name, status = %st, "node exited; not restarted (restart: {:?})", node.restart);
+                    tracing::warn!(node = %node.name, status = %describe_exit(&st), "node exited; not restarted (restart: {:?})", node.restart);
                 }
             }
             if s.next.is_some_and(|t| now >= t) {
@@ -213,5 +213,34 @@ impl Supervisor {
         let lab = self.dep.plan.lab.clone();
         drop(self.dep.taps);
         teardown::teardown(&lab)
+    }
+}
+
+/// An exit status for `status` and the log; a guest killed by SIGSYS made a system call
+/// outside its seccomp allowlist, which says where to look.
+fn describe_exit(st: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if st.signal() == Some(libc::SIGSYS) {
+        format!(
+            "{st}: a system call outside the guest's seccomp allowlist \
+             (`dmesg | grep type=1326` names it; `options: {{seccomp: log}}` on the node \
+             logs instead of killing)"
+        )
+    } else {
+        st.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::ExitStatus;
+
+    #[test]
+    fn sigsys_names_the_seccomp_allowlist() {
+        let sys = super::describe_exit(&ExitStatus::from_raw(libc::SIGSYS));
+        assert!(sys.contains("SIGSYS") && sys.contains("type=1326"), "{sys}");
+        let term = super::describe_exit(&ExitStatus::from_raw(libc::SIGKILL));
+        assert!(!term.contains("seccomp"), "{term}");
     }
 }

@@ -113,3 +113,14 @@ pub fn redirect_stdio(out: &std::fs::File) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Give `sig` its default disposition again. A non-interactive shell starts background
+/// jobs with SIGINT ignored, and an ignored signal is discarded before `sigwait` can
+/// take it; a program that waits for SIGINT to clean up needs it back.
+pub fn restore_default_signal(sig: nix::sys::signal::Signal) -> io::Result<()> {
+    // SAFETY: installing SIG_DFL registers no handler code, so nothing here can run in
+    // signal context.
+    unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) }
+        .map(|_| ())
+        .map_err(io::Error::from)
+}

@@ -211,8 +211,18 @@ fn node(
         .iter()
         .map(|(k, v)| (k.value.clone(), v.to_string()))
         .collect();
-    for (k, _) in n.options.iter() {
-        if crate::guest::GUEST_KEYS.contains(&k.value.as_str()) || k.value.contains(['=', ' ']) {
+    for (k, v) in n.options.iter() {
+        if k.value == "seccomp" {
+            if v.to_string().parse::<crate::sys::seccomp::Mode>().is_err() {
+                d.on(
+                    k,
+                    format!("seccomp: {:?} is not a seccomp mode", v.to_string()),
+                    Some("use kill (default), log (find a missing call in the kernel log) or off (debugging)".into()),
+                );
+            }
+        } else if crate::guest::GUEST_KEYS.contains(&k.value.as_str())
+            || k.value.contains(['=', ' '])
+        {
             d.on(
                 k,
                 format!("`{}` cannot be a function option", k.value),

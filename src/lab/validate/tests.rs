@@ -290,3 +290,20 @@ links:
         "policy drop\naccept in vec0 proto icmp\naccept out vec1 proto tcp dport 5201\n"
     );
 }
+
+#[test]
+fn seccomp_option_reaches_the_guest_and_is_checked() {
+    let t = BASIC.replace("kind: bridge", "kind: bridge\n    options: {seccomp: log}");
+    let p = check(&t).unwrap();
+    let args = crate::lab::spawn::guest_args(&p, p.node("sw").unwrap());
+    assert!(args.iter().any(|a| a == "seccomp=log"), "{args:?}");
+    let t = BASIC.replace(
+        "kind: bridge",
+        "kind: bridge\n    options: {seccomp: strict}",
+    );
+    let d = check(&t).unwrap_err();
+    assert!(
+        d[0].message.contains("seccomp") && d[0].to_string().contains("kill"),
+        "{d:?}"
+    );
+}

@@ -1,0 +1,486 @@
+//! `vecbox bench`: packet-rate and TCP throughput of vecbox guests, measured side by
+//! side with the Linux kernel and a real UML kernel in the same run and placement.
+//!
+//! - [`scenario`]: the matrix (function × transport × size × depth × vector ×
+//!   offloads, TCP streams × offloads) and selection by flags and name globs;
+//! - [`topo`]: gen → DUT → sink namespaces, processes, clean-up on interruption;
+//! - [`traffic`]: trafgen and vecbox's own `sendmmsg` generator (`vecbox gen`);
+//! - [`dut`] and [`baseline`]: vecbox, kernel and UML devices under test;
+//! - [`measure`]: kernel-counted windows, iperf3, statistics, NDR search;
+//! - [`report`] and [`svg`]: ratios, targets, table, CSV, JSON, Markdown, chart.
+//!
+//! See docs/bench.md.
+
+pub mod baseline;
+pub mod dut;
+pub mod measure;
+pub mod report;
+pub mod scenario;
+pub mod svg;
+pub mod topo;
+pub mod traffic;
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use self::dut::{Running, VecboxDut};
+use self::measure::Sample;
+use self::report::{Results, Row, Status};
+use self::scenario::{Dut, Function, Kind, Scenario, Selection, Size, Transport};
+use self::topo::Topo;
+use self::traffic::{Flow, Generator};
+
+/// Errors of `vecbox bench`.
+#[derive(Debug, Error)]
+pub enum BenchError {
+    /// A bad flag value or an impossible selection.
+    #[error("{0}")]
+    Usage(String),
+    /// A command or file operation the bench needs failed.
+    #[error("{0}")]
+    Command(String),
+    /// The device under test (vecbox, kernel or UML) could not be set up or measured.
+    #[error("{0}")]
+    Dut(String),
+}
+
+/// What to run and how.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub selection: Selection,
+    /// Measurement windows per scenario.
+    pub reps: usize,
+    /// Length of one window (and of one iperf3 run), seconds.
+    pub secs: f64,
+    /// No-drop-rate search for 64-byte scenarios.
+    pub ndr: bool,
+    /// Generator; `None` = measure both, use the faster.
+    pub generator: Option<Generator>,
+    /// Firewall rule count.
+    pub rules: usize,
+    /// The vecbox binary (guests and the own generator run from it).
+    pub exe: PathBuf,
+    /// The command line, for the report.
+    pub command: String,
+}
+
+impl Options {
+    /// The `--quick` slice: raw 64 B xconnect and one TCP run with their kernel and UML
+    /// baselines, one 1 s window each.
+    pub fn quick(exe: PathBuf, command: String) -> Options {
+        Options {
+            selection: Selection {
+                functions: vec![Function::Xconnect],
+                transports: vec![Transport::Raw],
+                sizes: vec![Size::Bytes(64)],
+                depths: vec![scenario::DEFAULT_DEPTH],
+                full: false,
+                tcp: true,
+                patterns: vec![
+                    "vecbox/xconnect/raw/64/d64/vec/off1".into(),
+                    "vecbox/tcp/1s/off1".into(),
+                ],
+            },
+            reps: 1,
+            secs: 1.0,
+            ndr: false,
+            generator: None,
+            rules: 1000,
+            exe,
+            command,
+        }
+    }
+}
+
+/// External tools found on `PATH`.
+#[derive(Clone, Debug, Default)]
+pub struct Tools {
+    pub trafgen: bool,
+    pub iperf3: bool,
+    pub linux_uml: bool,
+    pub busybox: bool,
+    pub ethtool: bool,
+}
+
+impl Tools {
+    pub fn detect() -> Tools {
+        Tools::detect_in(&std::env::var_os("PATH").unwrap_or_default())
+    }
+
+    pub fn detect_in(path: &OsStr) -> Tools {
+        let has = |t: &str| std::env::split_paths(path).any(|d| d.join(t).is_file());
+        Tools {
+            trafgen: has("trafgen"),
+            iperf3: has("iperf3"),
+            linux_uml: has("linux.uml"),
+            busybox: has("busybox"),
+            ethtool: has("ethtool"),
+        }
+    }
+}
+
+/// Why `s` cannot run with `tools` and `generator`, if it cannot.
+pub fn missing(s: &Scenario, tools: &Tools, generator: Generator) -> Option<String> {
+    let mut need = Vec::new();
+    if s.dut == Dut::Uml {
+        if !tools.linux_uml {
+            need.push("linux.uml (Debian package user-mode-linux)");
+        }
+        if !tools.busybox {
+            need.push("busybox (Debian package busybox-static) for the UML root");
+        }
+    }
+    match s.kind {
+        Kind::Tcp { offloads, .. } => {
+            if !tools.iperf3 {
+                need.push("iperf3");
+            }
+            if !offloads && !tools.ethtool {
+                need.push("ethtool (to turn veth offloads off)");
+            }
+        }
+        Kind::Pps { offloads, .. } => {
+            if generator == Generator::Trafgen && !tools.trafgen {
+                need.push("trafgen (Debian package netsniff-ng)");
+            }
+            if !offloads && !tools.ethtool {
+                need.push("ethtool (to turn veth offloads off)");
+            }
+        }
+    }
+    (!need.is_empty()).then(|| format!("skipped: needs {}", need.join(", ")))
+}
+
+/// Run the selected scenarios and their baselines; `on_row(row, done, total)` is called
+/// as each finishes.
+pub fn run(
+    opts: &Options,
+    on_row: &mut dyn FnMut(&Row, usize, usize),
+) -> Result<Results, BenchError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(BenchError::Usage(
+            "vecbox bench creates network namespaces and runs guests on them: run it as root"
+                .into(),
+        ));
+    }
+    for t in ["ip", "taskset", "sysctl"] {
+        if !topo::have_tool(t) {
+            return Err(BenchError::Usage(format!(
+                "vecbox bench needs `{t}` on PATH (iproute2, util-linux, procps)"
+            )));
+        }
+    }
+    if opts.reps == 0 || opts.secs.is_nan() || opts.secs <= 0.0 {
+        return Err(BenchError::Usage(
+            "--reps and --secs must be above 0".into(),
+        ));
+    }
+    let scenarios = opts.selection.with_baselines();
+    if scenarios.is_empty() {
+        return Err(BenchError::Usage(
+            "no scenario matches the selection (see `vecbox bench --list`)".into(),
+        ));
+    }
+    let tools = Tools::detect();
+    let tag = format!("vbb{}", std::process::id());
+    let topo = Topo::new(&tag)?;
+    let mut state = State {
+        topo: &topo,
+        opts,
+        offloads: true,
+    };
+    let any_pps = scenarios.iter().any(|s| matches!(s.kind, Kind::Pps { .. }));
+    let (generator, generator_rates) = match opts.generator {
+        Some(g) => (g, Vec::new()),
+        None if any_pps => {
+            let flow = state.flow(topo::SINK_MAC, Size::Bytes(64))?;
+            traffic::pick_fastest(&topo, &flow, &opts.exe, opts.secs.min(1.0), tools.trafgen)?
+        }
+        None => (Generator::Vecbox, Vec::new()),
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    let total = scenarios.len();
+    for s in &scenarios {
+        topo::wait_if_stopping();
+        let row = match missing(s, &tools, generator) {
+            Some(reason) => Row::skipped(s, reason, Status::Skipped),
+            None => match state.scenario(s, generator) {
+                Ok(r) if r.metric() == Some(0.0) => Row {
+                    status: Status::Failed,
+                    reason: Some(format!(
+                        "nothing reached the sink ({} {}): the DUT did not forward",
+                        r.delivered_pps.median, r.delivered_gbps.median
+                    )),
+                    ..r
+                },
+                Ok(r) => r,
+                Err(e) => Row::skipped(s, e.to_string(), Status::Failed),
+            },
+        };
+        rows.push(row);
+        let i = rows.len() - 1;
+        let name = rows[i].name.clone();
+        if let Some(k) = rows[i].kernel_baseline.clone() {
+            rows[i].ratio_kernel = report::ratio(&rows, &name, &k);
+        }
+        if let Some(u) = rows[i].uml_baseline.clone() {
+            rows[i].ratio_uml = report::ratio(&rows, &name, &u);
+        }
+        topo::wait_if_stopping();
+        on_row(rows.last().expect("just pushed"), rows.len(), total);
+    }
+    let targets = report::targets(&rows);
+    let pps_ran = rows.iter().any(|r| r.status == Status::Ok && r.is_pps());
+    Ok(Results {
+        command: opts.command.clone(),
+        date: now_utc(),
+        machine: report::Machine::detect(),
+        reps: opts.reps,
+        window_secs: opts.secs,
+        generator: pps_ran.then_some(generator),
+        generator_rates,
+        rows,
+        targets,
+    })
+}
+
+/// `YYYY-MM-DD HH:MM UTC` without a date crate.
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// The run's mutable placement state.
+struct State<'a> {
+    topo: &'a Topo,
+    opts: &'a Options,
+    /// Current veth offload setting.
+    offloads: bool,
+}
+
+impl State<'_> {
+    fn flow(&self, dst_mac: &str, size: Size) -> Result<Flow, BenchError> {
+        Ok(Flow {
+            src_mac: traffic::parse_mac(&self.topo.mac("gen", "g0")?)?,
+            dst_mac: traffic::parse_mac(dst_mac)?,
+            size,
+        })
+    }
+
+    fn reset(&mut self, offloads: bool) -> Result<(), BenchError> {
+        self.topo.kernel(None)?;
+        self.topo.hosts(None)?;
+        if offloads != self.offloads {
+            self.topo.offloads(offloads)?;
+            self.offloads = offloads;
+        }
+        Ok(())
+    }
+
+    fn scenario(&mut self, s: &Scenario, generator: Generator) -> Result<Row, BenchError> {
+        let (o, t) = (self.opts, self.topo);
+        match s.kind {
+            Kind::Pps {
+                function,
+                transport,
+                size,
+                depth,
+                vector,
+                offloads,
+            } => {
+                self.reset(offloads)?;
+                let running: Running = match s.dut {
+                    Dut::Vecbox => dut::vecbox(
+                        t,
+                        &o.exe,
+                        &VecboxDut {
+                            function,
+                            transport,
+                            depth,
+                            vector,
+                            offloads,
+                            rules: o.rules,
+                        },
+                    )?,
+                    Dut::Kernel => baseline::kernel(t, function)?,
+                    Dut::Uml => baseline::uml(t, transport)?,
+                };
+                let flow = self.flow(&running.dst_mac, size)?;
+                let samples =
+                    measure::pps(t, generator, &flow, &running.sink, &o.exe, o.reps, o.secs)?;
+                let mut row = Row::new(s).measured(&samples);
+                row.generator = Some(generator);
+                if o.ndr && size == Size::Bytes(64) {
+                    let trial = o.secs.min(1.0);
+                    row.ndr_pps = Some(measure::ndr(
+                        t,
+                        &flow,
+                        &running.sink,
+                        &o.exe,
+                        row.offered_pps.max,
+                        trial,
+                        7,
+                    )?);
+                }
+                drop(running);
+                if s.dut == Dut::Uml {
+                    baseline::uml_cleanup(t);
+                }
+                Ok(row)
+            }
+            Kind::Tcp { streams, offloads } => {
+                self.reset(offloads)?;
+                let (running, server) = match s.dut {
+                    Dut::Vecbox => {
+                        t.hosts(Some(false))?;
+                        let d = VecboxDut {
+                            function: Function::Xconnect,
+                            transport: Transport::Raw,
+                            depth: scenario::DEFAULT_DEPTH,
+                            vector: true,
+                            offloads,
+                            rules: o.rules,
+                        };
+                        (dut::vecbox(t, &o.exe, &d)?, "10.80.1.2")
+                    }
+                    Dut::Kernel => {
+                        t.hosts(Some(false))?;
+                        (baseline::kernel(t, Function::Xconnect)?, "10.80.1.2")
+                    }
+                    Dut::Uml => {
+                        t.hosts(Some(true))?;
+                        (baseline::uml_tcp(t)?, "10.80.2.2")
+                    }
+                };
+                let mut samples = Vec::new();
+                for _ in 0..o.reps {
+                    samples.push(Sample {
+                        delivered_bps: measure::tcp(t, server, streams, o.secs)?,
+                        ..Sample::default()
+                    });
+                }
+                drop(running);
+                if s.dut == Dut::Uml {
+                    baseline::uml_cleanup(t);
+                }
+                t.hosts(None)?;
+                Ok(Row::new(s).measured(&samples))
+            }
+        }
+    }
+}
+
+/// Remove everything the bench started when SIGINT, SIGTERM or SIGHUP arrives, then
+/// exit with status 130. Call before any other thread is started (the signals are
+/// blocked in the calling thread and so in every thread it starts; child processes
+/// get a clean mask).
+pub fn cleanup_on_signals() {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(s);
+    }
+    // Started in the background by a shell, SIGINT would be ignored and never seen.
+    for s in [Signal::SIGINT, Signal::SIGTERM] {
+        let _ = crate::sys::process::restore_default_signal(s);
+    }
+    if set.thread_block().is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        if let Ok(sig) = set.wait() {
+            topo::stop();
+            topo::cleanup_all();
+            eprintln!("vecbox bench: {sig:?}: removed every namespace and process it started");
+            std::process::exit(130);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_skips_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("vbtbench-path-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ethtool"), "").unwrap();
+        let tools = Tools::detect_in(dir.as_os_str());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(tools.ethtool && !tools.iperf3 && !tools.linux_uml && !tools.trafgen);
+        let all = Selection::default().with_baselines();
+        let get = |n: &str| all.iter().find(|s| s.name() == n).unwrap();
+        let uml = missing(get("uml/raw/64"), &tools, Generator::Vecbox).unwrap();
+        assert!(
+            uml.contains("linux.uml") && uml.contains("busybox"),
+            "{uml}"
+        );
+        let tcp = missing(get("vecbox/tcp/1s/off1"), &tools, Generator::Vecbox).unwrap();
+        assert!(tcp.contains("iperf3"), "{tcp}");
+        let v = get("vecbox/xconnect/raw/64/d64/vec/off1");
+        assert_eq!(missing(v, &tools, Generator::Vecbox), None);
+        let t = missing(v, &tools, Generator::Trafgen).unwrap();
+        assert!(t.contains("trafgen"), "{t}");
+        let no_ethtool = Tools {
+            ethtool: false,
+            ..tools
+        };
+        let off = get("vecbox/xconnect/raw/64/d64/vec/off0");
+        assert!(
+            missing(off, &no_ethtool, Generator::Vecbox)
+                .unwrap()
+                .contains("ethtool")
+        );
+    }
+
+    #[test]
+    fn quick_is_a_small_slice_with_its_baselines() {
+        let o = Options::quick("vecbox".into(), "vecbox bench --quick".into());
+        let names: Vec<String> = o
+            .selection
+            .with_baselines()
+            .iter()
+            .map(Scenario::name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "kernel/bridge/64/off1",
+                "uml/raw/64",
+                "vecbox/xconnect/raw/64/d64/vec/off1",
+                "kernel/tcp/1s/off1",
+                "uml/tcp/1s/off1",
+                "vecbox/tcp/1s/off1",
+            ]
+        );
+    }
+
+    #[test]
+    fn dates_are_civil() {
+        let d = now_utc();
+        assert!(
+            d.len() == 20 && d.starts_with("20") && d.ends_with("UTC"),
+            "{d}"
+        );
+    }
+}
