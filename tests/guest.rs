@@ -112,7 +112,40 @@ fn degraded_kernel_features_still_forward_and_are_counted() {
     for p in 0..2 {
         assert_eq!(port_stat(&r, p, "fallbacks"), 3, "{r}");
         assert_eq!(r["ports"][p]["vnet"], false, "{r}");
+        // The ring still works without vnet headers, behind the pkt_type filter.
+        assert_eq!(r["ports"][p]["rx_ring"], true, "{r}");
         assert_eq!(port_drops(&r, p, "oversize"), 0, "{r}");
+    }
+}
+
+/// A kernel that refuses PACKET_RX_RING: raw ports receive with recvmmsg, and say so.
+#[test]
+fn refused_receive_ring_falls_back_to_recvmmsg() {
+    let mut lab = Lab::new();
+    let (a, g, b) = (lab.ns("a"), lab.ns("g"), lab.ns("b"));
+    lab.veth(&a, "a0", &g, "ga");
+    lab.veth(&b, "b0", &g, "gb");
+    lab.quiet(&g, "ga");
+    lab.quiet(&g, "gb");
+    lab.addr(&a, "a0", "10.74.1.1/24");
+    lab.addr(&b, "b0", "10.74.1.2/24");
+    let guest = Guest::start_with(
+        &lab,
+        &g,
+        "xconnect",
+        &[
+            "vec0:transport=raw,ifname=ga,ring=1",
+            "vec1:transport=raw,ifname=gb",
+        ],
+        &[("VECBOX_DISABLE", "packet_rx_ring")],
+        None,
+    );
+    assert!(lab.ping(&a, "10.74.1.2", 2));
+    let r = guest.stop();
+    for p in 0..2 {
+        assert_eq!(port_stat(&r, p, "fallbacks"), 1, "{r}");
+        assert_eq!(r["ports"][p]["rx_ring"], false, "{r}");
+        assert!(port_stat(&r, p, "rx_packets") >= 2, "{r}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! The packet path allocates nothing: receive a batch, forward every frame to another
 //! port (including software segmentation of a 64 KiB GSO frame and checksum
-//! completion), flush — with a counting global allocator watching. Unprivileged: the
-//! ports are `transport=fd` over socketpairs.
+//! completion), flush — with a counting global allocator watching. The fd test is
+//! unprivileged (socketpairs); the ring test needs root (a raw port with a TPACKET_V3
+//! ring on the loopback of a private network namespace).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsRawFd;
@@ -15,6 +16,8 @@ struct Counting;
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+/// The counter is global: one counting test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
@@ -88,6 +91,7 @@ fn gso_meta(id: vecbox::buf::BufId, len: usize) -> vecbox::buf::Frame {
 
 #[test]
 fn receive_forward_flush_does_not_allocate() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (in_peer, in_port) = pair();
     let (out_port, out_peer) = pair();
     let spec = |unit: u32, fd: i32| -> Spec {
@@ -137,5 +141,63 @@ fn receive_forward_flush_does_not_allocate() {
     assert_eq!(tx.stats.tx_gso_segmented, 2 * 20);
     rx.release_all(&mut pool);
     tx.release_all(&mut pool);
+    assert_eq!(pool.available(), pool.capacity());
+}
+
+/// The ring receive path (`transport=raw,ring=1`) allocates nothing either. Runs in a
+/// fresh, anonymous network namespace of this test's thread (gone when it ends): UDP
+/// datagrams to 127.0.0.1 pass `lo`, where the port's ring sees them arrive.
+#[test]
+fn ring_receive_does_not_allocate() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("unshare(CLONE_NEWNET): run as root");
+    let st = std::process::Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("the test needs `ip`");
+    assert!(st.success());
+    let spec: Spec = "vec0:transport=raw,ifname=lo,ring=1,depth=32"
+        .parse()
+        .unwrap();
+    let mut rx = transport::open(&spec).unwrap();
+    let mut pool = Pool::new(rx.buffers_needed(), rx.caps.rx_slot);
+    let mut frames = Vec::with_capacity(64);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst = sock.local_addr().unwrap();
+    let payload = [7u8; 18];
+    let mut total = 0u64;
+    for round in 0..2 {
+        COUNTING.store(round == 1, Ordering::SeqCst);
+        for _ in 0..20 {
+            for _ in 0..32 {
+                sock.send_to(&payload, dst).unwrap();
+            }
+            // Blocks reach user space when full or after the 1 ms retire timer.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            let mut got = 0;
+            while got < 32 && std::time::Instant::now() < deadline {
+                let n = rx.recv(&mut pool, &mut frames).unwrap();
+                got += n;
+                for f in frames.drain(..) {
+                    pool.release(f.buf);
+                }
+                if n == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+            }
+            assert!(got >= 32, "ring delivered {got} of 32");
+            total += got as u64;
+        }
+        COUNTING.store(false, Ordering::SeqCst);
+    }
+    assert_eq!(
+        ALLOCS.load(Ordering::SeqCst),
+        0,
+        "allocations on the ring path"
+    );
+    assert!(rx.uses_ring());
+    assert_eq!(rx.stats.rx_packets, total);
+    rx.release_all(&mut pool);
     assert_eq!(pool.available(), pool.capacity());
 }

@@ -147,6 +147,7 @@ impl Guest {
         }
         for p in &mut self.ports {
             p.flush(&mut self.pool);
+            p.sync_ring_stats();
         }
         self.flush_log(true);
         self.publish(true);

@@ -16,6 +16,8 @@ pub struct PortReport {
     pub host_if: Option<String>,
     pub vnet: bool,
     pub tx_gso: bool,
+    /// Receives through a TPACKET_V3 memory-mapped ring (`ring=`, raw/hybrid).
+    pub rx_ring: bool,
     pub stats: PortStats,
     /// Non-zero drop counters by reason name.
     pub drops: Vec<(&'static str, u64)>,
@@ -46,6 +48,7 @@ impl Report {
                     host_if: p.host_if.clone(),
                     vnet: p.caps.vnet,
                     tx_gso: p.caps.tx_gso,
+                    rx_ring: p.uses_ring(),
                     stats: p.stats,
                     drops: DropReason::ALL
                         .iter()
@@ -112,9 +115,10 @@ impl fmt::Display for Report {
             )?;
             write!(
                 f,
-                "; vnet {} gso-out {}; gso rx {} tx {} segmented {} ({} segments); csum completed {}; fallbacks {}",
+                "; vnet {} gso-out {} rx-ring {}; gso rx {} tx {} segmented {} ({} segments); csum completed {}; fallbacks {}",
                 if p.vnet { "on" } else { "off" },
                 if p.tx_gso { "on" } else { "off" },
+                if p.rx_ring { "on" } else { "off" },
                 s.rx_gso_frames,
                 s.tx_gso_frames,
                 s.tx_gso_segmented,

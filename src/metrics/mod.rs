@@ -71,11 +71,14 @@ pub enum DropReason {
     /// EIO; AF_PACKET on a down interface: ENETDOWN/ENXIO), like the kernel's
     /// `tx_carrier_errors`. Expected while a peer brings its side up.
     LinkDown,
+    /// The kernel found no free block in the port's receive ring (`ring=1`) and dropped
+    /// the frame (PACKET_STATISTICS `tp_drops`).
+    RingFull,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Runt,
         DropReason::Oversize,
         DropReason::BadVnetHeader,
@@ -99,6 +102,7 @@ impl DropReason {
         DropReason::NoNeighbor,
         DropReason::BadHeader,
         DropReason::LinkDown,
+        DropReason::RingFull,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -129,6 +133,7 @@ impl DropReason {
             DropReason::NoNeighbor => "no_neighbor",
             DropReason::BadHeader => "bad_header",
             DropReason::LinkDown => "link_down",
+            DropReason::RingFull => "ring_full",
         }
     }
 }
@@ -230,6 +235,11 @@ impl PortStats {
     #[inline]
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason as usize] += 1;
+    }
+
+    /// Count `n` frames dropped for `reason` (drops the kernel reports in bulk).
+    pub fn drop_n(&mut self, reason: DropReason, n: u64) {
+        self.drops[reason as usize] += n;
     }
 
     /// Dropped frames for `reason`.

@@ -1,7 +1,7 @@
 //! Every `unsafe` block of vecbox lives under this module.
 //!
 //! Each submodule wraps one family of system calls behind a safe API:
-//! [`mmsg`] the batched `recvmmsg`/`sendmmsg` rings, [`packet`] AF_PACKET sockets,
+//! [`mmsg`] the batched `recvmmsg`/`sendmmsg` rings, [`packet`] AF_PACKET sockets, [`ring`] their TPACKET_V3 receive rings,
 //! [`tun`] `/dev/net/tun` ioctls, [`sock`] small socket options, [`sandbox`] capability
 //! and privilege dropping, [`shm`] shared counter mappings. Callers above `sys/` never see a raw pointer.
 //!
@@ -13,6 +13,7 @@
 pub mod mmsg;
 pub mod packet;
 pub mod process;
+pub mod ring;
 pub mod sandbox;
 pub mod seccomp;
 pub mod shm;

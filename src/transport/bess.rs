@@ -289,6 +289,7 @@ pub fn open(name: &str, spec: &Spec) -> Result<(Opened, Link), OpenError> {
         }),
         fallbacks: 0,
         dest: None,
+        ring: None,
     };
     if link.up {
         super::attach_bpffile(name, spec, opened.rx_fd.as_fd())?;

@@ -52,5 +52,6 @@ pub fn open(name: &str, spec: &Spec, fd: i32) -> Result<Opened, OpenError> {
         host_if: None,
         fallbacks: 0,
         dest: None,
+        ring: None,
     })
 }

@@ -79,7 +79,7 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
     } else {
         0
     };
-    Ok(Opened {
+    let mut o = Opened {
         rx_fd: rx,
         tx_fd: Some(tap),
         rx_mode: if spec.common.vector {
@@ -99,7 +99,10 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         host_if: Some(actual),
         fallbacks,
         dest: None,
-    })
+        ring: None,
+    };
+    super::port::ring::enable(spec, &mut o);
+    Ok(o)
 }
 
 fn packet_socket(name: &str, ifname: &str) -> Result<std::os::fd::OwnedFd, OpenError> {

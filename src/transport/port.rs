@@ -28,6 +28,9 @@ pub enum RxMode {
     Single,
     /// `read`, one frame per call (tap descriptors, non-sockets).
     Read,
+    /// A TPACKET_V3 memory-mapped ring on an AF_PACKET socket (`ring=1`), up to `depth`
+    /// frames per batch.
+    Ring,
 }
 
 /// How a port transmits.
@@ -80,6 +83,8 @@ pub struct Opened {
     pub fallbacks: u64,
     /// Destination for unconnected sockets.
     pub dest: Option<socket2::SockAddr>,
+    /// The mapped receive ring when `rx_mode` is [`RxMode::Ring`].
+    pub ring: Option<crate::sys::ring::RxRing>,
 }
 
 /// One open `vecN` interface of a guest.
@@ -112,6 +117,8 @@ pub struct Port {
     gro: Vec<Frame>,
     /// Receive filter run by vecbox itself (ports without a socket, e.g. tap).
     soft_filter: Option<crate::filter::Program>,
+    /// The memory-mapped receive ring ([`RxMode::Ring`]).
+    ring: Option<ring::RingRx>,
 }
 
 impl Port {
@@ -146,6 +153,7 @@ impl Port {
             udp_gso: false,
             gro: Vec::new(),
             soft_filter: None,
+            ring: o.ring.map(ring::RingRx::new),
         }
     }
 
@@ -246,6 +254,7 @@ impl Port {
         }
         let slot_len = self.caps.rx_slot.min(pool.stride());
         let got = match self.rx_mode {
+            RxMode::Ring => self.recv_ring(pool, slot_len),
             RxMode::Mmsg => {
                 let stride = pool.stride();
                 let slots = &self.slots;
@@ -291,7 +300,7 @@ impl Port {
             self.peer_lost(pool);
             return Ok(0);
         }
-        if self.rx_mode == RxMode::Mmsg {
+        if matches!(self.rx_mode, RxMode::Mmsg | RxMode::Ring) {
             self.stats.rx_batch.record(got);
         } else {
             (0..got).for_each(|_| self.stats.rx_batch.record(1));
@@ -465,6 +474,7 @@ fn read_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> 
 }
 
 mod link;
+pub(crate) mod ring;
 #[cfg(test)]
 mod tests;
 mod tx;

@@ -31,10 +31,12 @@ pub enum Feature {
     UdpGso,
     /// UDP_GRO on UDP sockets (L2TPv3 over UDP).
     UdpGro,
+    /// TPACKET_V3 receive ring (PACKET_RX_RING) on raw/hybrid receive sockets.
+    PacketRxRing,
 }
 
 impl Feature {
-    const ALL: [Feature; 8] = [
+    const ALL: [Feature; 9] = [
         Feature::PacketVnetHdr,
         Feature::QdiscBypass,
         Feature::IgnoreOutgoing,
@@ -43,6 +45,7 @@ impl Feature {
         Feature::TapUso,
         Feature::UdpGso,
         Feature::UdpGro,
+        Feature::PacketRxRing,
     ];
 
     /// Name used in logs and in `VECBOX_DISABLE`.
@@ -56,6 +59,7 @@ impl Feature {
             Feature::TapUso => "tap_uso",
             Feature::UdpGso => "udp_gso",
             Feature::UdpGro => "udp_gro",
+            Feature::PacketRxRing => "packet_rx_ring",
         }
     }
 }

@@ -80,7 +80,7 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
     } else {
         0
     };
-    Ok(Opened {
+    let mut o = Opened {
         rx_fd: rx,
         tx_fd: Some(tx),
         rx_mode: if vector { RxMode::Mmsg } else { RxMode::Single },
@@ -98,5 +98,8 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         host_if: Some(ifname.to_string()),
         fallbacks,
         dest: None,
-    })
+        ring: None,
+    };
+    super::port::ring::enable(spec, &mut o);
+    Ok(o)
 }

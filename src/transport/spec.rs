@@ -117,6 +117,21 @@ pub struct Common {
     pub bpffile: Option<PathBuf>,
     /// `bpfflash=`: let the guest load BPF with `ethtool -f`.
     pub bpfflash: bool,
+    /// `ring=` (raw and hybrid only): receive through a TPACKET_V3 memory-mapped ring
+    /// (`Some(true)`) or `recvmmsg` (`Some(false)`); `None` takes [`DEFAULT_RING`].
+    pub ring: Option<bool>,
+}
+
+/// Whether raw and hybrid ports receive through a memory-mapped ring when `ring=` is
+/// not given (and `vec=` is on).
+pub const DEFAULT_RING: bool = true;
+
+impl Common {
+    /// `true` if the receive side should use a TPACKET_V3 ring (`ring=`, default
+    /// [`DEFAULT_RING`]); never with `vec=0`.
+    pub fn rx_ring(&self) -> bool {
+        self.vector && self.ring.unwrap_or(DEFAULT_RING)
+    }
 }
 
 impl Default for Common {
@@ -130,6 +145,7 @@ impl Default for Common {
             vector: true,
             bpffile: None,
             bpfflash: false,
+            ring: None,
         }
     }
 }
@@ -370,7 +386,8 @@ impl fmt::Display for Spec {
             pair(f, "vec", 0)?;
         }
         opt_path(f, "bpffile", &c.bpffile)?;
-        flag(f, "bpfflash", c.bpfflash)
+        flag(f, "bpfflash", c.bpfflash)?;
+        opt(f, "ring", c.ring.map(u8::from))
     }
 }
 

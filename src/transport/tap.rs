@@ -50,6 +50,7 @@ pub fn open(name: &str, spec: &Spec, ifname: Option<&str>) -> Result<Opened, Ope
         host_if: Some(actual),
         fallbacks,
         dest: None,
+        ring: None,
     })
 }
 

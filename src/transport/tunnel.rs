@@ -182,6 +182,7 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         host_if: Some(format!("{}>{}", local.ip(), remote.ip())),
         fallbacks: 0,
         dest: Some(SockAddr::from(remote)),
+        ring: None,
     })
 }
 

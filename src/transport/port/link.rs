@@ -66,6 +66,7 @@ impl Port {
 
     /// Periodic work: a bess port without a peer tries to reconnect.
     pub fn maintain(&mut self, now: Instant) {
+        self.sync_ring_stats();
         if let Some(fd) = self.link.as_mut().and_then(|l| l.retry(now)) {
             self.connected(fd);
         }

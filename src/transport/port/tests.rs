@@ -29,6 +29,7 @@ fn port(framing: Framing, vector: bool, gso: bool) -> (Port, UnixDatagram) {
         host_if: None,
         fallbacks: 0,
         dest: None,
+        ring: None,
     };
     (Port::new("vec0".into(), spec, opened), b)
 }
@@ -175,6 +176,7 @@ fn udp_port(cfg: crate::wire::l2tpv3::Config) -> (Port, std::net::SocketAddr) {
         host_if: None,
         fallbacks: 0,
         dest: None,
+        ring: None,
     };
     let mut p = Port::new("vec0".into(), spec, opened);
     p.enable_udp_offloads();

@@ -175,6 +175,15 @@ fn common(cx: Ctx, c: &Common) -> Result<(), SpecError> {
     if let Some(p) = &c.bpffile {
         cx.path("bpffile", p)?;
     }
+    if c.ring == Some(true) && !c.vector {
+        return Err(SpecError::Conflict {
+            unit: cx.unit,
+            key: "ring",
+            other: "vec",
+            why: "the ring replaces batched receive, and vec=0 asks for one recvmsg per frame",
+            example: "ring=1 without vec=0, or vec=0 without ring=1",
+        });
+    }
     Ok(())
 }
 

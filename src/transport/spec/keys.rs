@@ -13,6 +13,11 @@ const TAP_KEYS: &[&str] = &[
     "ifname", "ifup", "mac", "mtu", "depth", "headroom", "gro", "vec", "bpffile", "bpfflash",
 ];
 
+const RAW_KEYS: &[&str] = &[
+    "ifname", "ifup", "ring", "mac", "mtu", "depth", "headroom", "gro", "vec", "bpffile",
+    "bpfflash",
+];
+
 const GRE_KEYS: &[&str] = &[
     "src",
     "dst",
@@ -80,7 +85,8 @@ const ALIASES: &[(&str, &str, &str)] = &[
 /// transport name.
 pub fn keys_for(transport: &str) -> &'static [&'static str] {
     match transport {
-        "tap" | "hybrid" | "raw" => TAP_KEYS,
+        "tap" => TAP_KEYS,
+        "hybrid" | "raw" => RAW_KEYS,
         "gre" => GRE_KEYS,
         "l2tpv3" => L2TPV3_KEYS,
         "bess" => BESS_KEYS,
@@ -150,6 +156,7 @@ pub(crate) fn form_of(transport: &str, key: &str) -> Form {
         "vec" => form(FLAG, "vec=0"),
         "bpffile" => form("a host file path", "bpffile=/etc/vecbox/filter.bpf"),
         "bpfflash" => form(FLAG, "bpfflash=1"),
+        "ring" => form(FLAG, "ring=0"),
         "ifname" if transport == "raw" => form(IFNAME_FORM, "ifname=p-veth0"),
         "ifname" => form(IFNAME_FORM, "ifname=tap0"),
         "ifup" => form("a program path", "ifup=/usr/local/sbin/vec-ifup"),

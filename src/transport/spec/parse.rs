@@ -275,6 +275,7 @@ impl<'a> Builder<'a> {
             "headroom" => self.common.headroom = self.dec16(key, canon, value, &HEADROOM_RANGE)?,
             "gro" => self.common.gro = self.flag(key, canon, value)?,
             "vec" => self.common.vector = self.flag(key, canon, value)?,
+            "ring" => self.common.ring = Some(self.flag(key, canon, value)?),
             "bpfflash" => self.common.bpfflash = self.flag(key, canon, value)?,
             "bpffile" => self.common.bpffile = Some(PathBuf::from(value)),
             "ifname" => {

@@ -782,7 +782,7 @@ fn structural_cases() -> Vec<Case> {
             Some("rx_key"),
             &[
                 "rx_key is a gre key, not valid for transport=raw",
-                "ifname, ifup, mac",
+                "ifname, ifup, ring, mac",
             ],
         ),
         case(
@@ -913,6 +913,16 @@ fn common_value_cases() -> Vec<Case> {
 
 fn transport_value_cases() -> Vec<Case> {
     vec![
+        // ring (raw and hybrid)
+        case(with("raw", "ring=on"), "BadFlag", Some("ring"), &["ring=0"]),
+        case(with("hybrid", "ring=yes"), "BadFlag", Some("ring"), &[]),
+        case(
+            with("raw", "ring=1,vec=0"),
+            "Conflict",
+            Some("ring"),
+            &["vec=0", "recvmsg"],
+        ),
+        case(with("tap", "ring=1"), "UnknownKey", Some("ring"), &["raw"]),
         // ifname / ifup
         case(
             with("tap", "ifname="),
@@ -1394,6 +1404,8 @@ fn accepted_key_mentions() -> BTreeSet<(String, String)> {
         with("tap", "ifname=tap0,ifup=/bin/true"),
         with("hybrid", "ifup=up.sh"),
         with("raw", "ifup=/bin/true"),
+        with("raw", "ring=0"),
+        with("hybrid", "ring=1"),
         with("gre", "v6=1,rx_key=1,tx_key=2,sequence=1,pin_sequence=1"),
         with(
             "l2tpv3",
@@ -1418,6 +1430,22 @@ fn accepted_key_mentions() -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+#[test]
+fn ring_defaults_on_with_vector_io_and_prints_only_when_given() {
+    let s = parse(&with("raw", "gro=1"));
+    assert_eq!(s.common.ring, None);
+    assert_eq!(s.common.rx_ring(), super::DEFAULT_RING);
+    assert!(!s.to_string().contains("ring"));
+    let s = parse(&with("raw", "ring=0"));
+    assert!(!s.common.rx_ring());
+    assert!(s.to_string().ends_with(",ring=0"), "{s}");
+    assert_eq!(parse(&s.to_string()), s);
+    let s = parse(&with("hybrid", "vec=0"));
+    assert!(!s.common.rx_ring(), "vec=0 turns the ring off");
+    let s = parse(&with("raw", "ring=0,vec=0"));
+    assert!(!s.common.rx_ring());
 }
 
 #[test]
@@ -1795,7 +1823,7 @@ prop_compose! {
         bpffile in proptest::option::of(arb_path()),
         bpfflash: bool,
     ) -> Common {
-        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash }
+        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring: None }
     }
 }
 
