@@ -114,7 +114,8 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_listen => "bess listen= on reopen",
     SYS_eventfd2 => "bess connect placeholder while the peer is not there (reopen, hot-add)",
     SYS_setsockopt =>
-        "buffers, PACKET_VNET_HDR, UDP_SEGMENT/GRO, SO_ATTACH_FILTER (bpf), HTTP timeouts",
+        "buffers, PACKET_VNET_HDR, PACKET_RX_RING, UDP_SEGMENT/GRO, SO_ATTACH_FILTER (bpf), HTTP timeouts",
+    SYS_getsockopt => "PACKET_STATISTICS of receive rings (ring_full drops), each tick and at exit",
     SYS_ioctl(1 in [
         libc::SIOCGIFINDEX, libc::FIONBIO,
         TUNSETIFF, TUNGETFEATURES, TUNSETOFFLOAD, TUNSETVNETHDRSZ,
