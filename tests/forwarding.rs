@@ -113,8 +113,8 @@ fn exercise(second: &str, opts: &str) -> serde_json::Value {
     );
 
     let r = g.stop();
-    // ring=1 is the default for raw and hybrid receive (not with vec=0).
-    let ring = !opts.contains("ring=0") && !opts.contains("vec=0");
+    // recvmmsg is the default receive path; ring=1 opts into the TPACKET_V3 ring.
+    let ring = opts.contains("ring=1");
     assert_eq!(r["ports"][0]["rx_ring"], ring, "{r}");
     assert_eq!(port_stat(&r, 0, "fallbacks"), 0, "{r}");
     assert!(port_stat(&r, 0, "rx_packets") >= 2000, "{r}");
@@ -161,15 +161,15 @@ fn xconnect_raw_gro0_segments_in_software() {
 }
 
 #[test]
-fn xconnect_raw_recvmmsg_gro1_passes_64k_frames_whole() {
-    let r = exercise("raw", ",gro=1,ring=0");
+fn xconnect_raw_ring_gro1_passes_64k_frames_whole() {
+    let r = exercise("raw", ",gro=1,ring=1");
     assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
     assert!(gso_passed_whole(&r), "{r}");
 }
 
 #[test]
-fn xconnect_raw_recvmmsg_gro0() {
-    let r = exercise("raw", ",gro=0,ring=0");
+fn xconnect_raw_ring_gro0() {
+    let r = exercise("raw", ",gro=0,ring=1");
     assert!(gso_segmented(&r), "{r}");
 }
 

@@ -96,8 +96,8 @@ fn degraded_kernel_features_still_forward_and_are_counted() {
         &g,
         "xconnect",
         &[
-            "vec0:transport=raw,ifname=ga,gro=1",
-            "vec1:transport=raw,ifname=gb,gro=1",
+            "vec0:transport=raw,ifname=ga,gro=1,ring=1",
+            "vec1:transport=raw,ifname=gb,gro=1,ring=1",
         ],
         &[(
             "VECBOX_DISABLE",

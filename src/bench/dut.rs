@@ -198,7 +198,10 @@ pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchEr
         format!("umid={}-dut", topo.tag),
         "cpu=1".into(),
     ];
-    let mut p0 = format!("vec0:transport=raw,ifname=d0{common}{gro}");
+    // Vector rows receive through the TPACKET_V3 ring (ring=1, the high-rate setting);
+    // vec=0 rows take UML's one-recvmsg-per-frame path.
+    let ring = if d.vector { ",ring=1" } else { "" };
+    let mut p0 = format!("vec0:transport=raw,ifname=d0{common}{gro}{ring}");
     let dst_mac = match d.function {
         Function::Router => {
             args.push(router_config(topo)?);
@@ -223,8 +226,13 @@ pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchEr
         ""
     };
     args.push(p0);
+    let egress_ring = if matches!(d.transport, Transport::Raw | Transport::Hybrid) {
+        ring
+    } else {
+        ""
+    };
     args.push(format!(
-        "vec1:{}{common}{egress_gro}",
+        "vec1:{}{common}{egress_gro}{egress_ring}",
         egress_spec(topo, d.transport, false)
     ));
     let mut procs = vec![guest(topo, "dut", exe, &args)?];

@@ -18,7 +18,8 @@ namespaces vbb<pid>-gen, -dut, -sink and is removed at the end or on Ctrl-C/SIGT
 
 Placement: generator in `gen` on CPU 0 → DUT in `dut` on CPU 1 → `sink`. The sink
 counts in the kernel (/sys/class/net/*/statistics of s0; of the tap for tap/hybrid;
-of the underlay veth for tunnels; of a peer guest's tap for bess).
+of the underlay veth for tunnels; of a peer guest's tap for bess). vecbox's raw and
+hybrid ports run with ring=1 (the TPACKET_V3 receive ring) in `vec` rows.
 
 Scenarios (names are globbable, e.g. 'vecbox/router/*/64/*', '*/tcp/*'):
   vecbox/FUNCTION/TRANSPORT/SIZE/dDEPTH/vec|vec0/off1|off0

@@ -35,9 +35,9 @@ Guest settings:
                 dmesg | grep type=1326), off (no filter; for debugging only)
 
 Transports (keys as in UML; see docs/transports.md):
-  raw      AF_PACKET on an existing interface    ifname= [ring=0] (needs CAP_NET_RAW)
+  raw      AF_PACKET on an existing interface    ifname= [ring=1] (needs CAP_NET_RAW)
   tap      /dev/net/tun tap, created if missing  ifname= (creating needs CAP_NET_ADMIN)
-  hybrid   tap transmit + AF_PACKET receive      ifname= [ring=0] (CAP_NET_RAW + tap's)
+  hybrid   tap transmit + AF_PACKET receive      ifname= [ring=1] (CAP_NET_RAW + tap's)
   fd       an inherited socket descriptor        fd=
   gre      Ethernet over GRE (IP proto 47)       src= dst= [v6=1] [rx_key= tx_key=] [sequence=1]
                                                  (CAP_NET_RAW)
@@ -47,8 +47,9 @@ Transports (keys as in UML; see docs/transports.md):
                                                  the peer is there), or listen=PATH (vecbox only)
   common   mac= mtu=576..65534 depth=1..4096 (64) headroom= gro=0|1 vec=0|1 bpffile= bpfflash=
   gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
-  in software. vec=0 moves one frame per system call. raw and hybrid receive through
-  a memory-mapped TPACKET_V3 ring (no receive system call); ring=0 uses recvmmsg as UML.
+  in software. vec=0 moves one frame per system call. raw and hybrid receive with
+  recvmmsg as UML; ring=1 uses a memory-mapped TPACKET_V3 ring instead (higher packet
+  rate, up to 1 ms more latency at low rates; docs/transports.md).
 
 Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
 Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`

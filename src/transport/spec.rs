@@ -124,7 +124,7 @@ pub struct Common {
 
 /// Whether raw and hybrid ports receive through a memory-mapped ring when `ring=` is
 /// not given (and `vec=` is on).
-pub const DEFAULT_RING: bool = true;
+pub const DEFAULT_RING: bool = false;
 
 impl Common {
     /// `true` if the receive side should use a TPACKET_V3 ring (`ring=`, default
