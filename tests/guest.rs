@@ -135,7 +135,7 @@ fn refused_receive_ring_falls_back_to_recvmmsg() {
         "xconnect",
         &[
             "vec0:transport=raw,ifname=ga,ring=1",
-            "vec1:transport=raw,ifname=gb",
+            "vec1:transport=raw,ifname=gb,ring=1",
         ],
         &[("VECBOX_DISABLE", "packet_rx_ring")],
         None,
