@@ -84,13 +84,17 @@ pub fn cleanup_all() {
     for d in &dirs {
         let _ = std::fs::remove_dir_all(d);
     }
-    // Console directories of guests killed before they could remove their own.
-    let tag = format!("vbb{}-", std::process::id());
+    remove_console_dirs(&format!("vbb{}-", std::process::id()));
+}
+
+/// Remove the `~/.uml` console directories named `PREFIX*` of guests that were killed
+/// before they could remove their own.
+fn remove_console_dirs(prefix: &str) {
     if let Some(home) = std::env::var_os("HOME") {
         let uml = PathBuf::from(home).join(".uml");
         if let Ok(entries) = std::fs::read_dir(&uml) {
             for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with(&tag) {
+                if e.file_name().to_string_lossy().starts_with(prefix) {
                     let _ = std::fs::remove_dir_all(e.path());
                 }
             }
@@ -414,6 +418,8 @@ impl Drop for Topo {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
         registry().dirs.remove(&self.dir);
+        // A guest that needed SIGKILL (it did not stop within 3 s) left its own.
+        remove_console_dirs(&format!("{}-", self.tag));
     }
 }
 
