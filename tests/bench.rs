@@ -220,7 +220,13 @@ fn interrupted_bench_removes_everything_it_started() {
                 _ => panic!("bench ended early"),
             }
         }
-        std::thread::sleep(Duration::from_millis(700));
+        // The next scenario sets up its namespaces and starts its processes.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while (namespaces(&tag).is_empty() || tagged_processes(&tag).is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(
             !namespaces(&tag).is_empty(),
             "bench namespaces exist mid-run"

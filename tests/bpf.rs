@@ -453,8 +453,8 @@ fn hybrid_port_runs_the_filter_behind_its_direction_check() {
         port_stat(&r, 1, "rx_packets") < port_stat(&r, 1, "tx_packets") + 50,
         "{r}"
     );
-    // (A frame from A may reach the tap before the test brings it up: EIO, counted as
-    // tx_error; that race is the test's, not the filter's.)
+    // (A frame from A may reach the tap before the test brings it up: the kernel refuses
+    // it and it is counted as link_down; that race is the test's, not the filter's.)
     assert_eq!(
         port_drops(&r, 1, "filtered"),
         0,

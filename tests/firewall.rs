@@ -86,7 +86,7 @@ fn firewall_enforces_stateful_rules() {
     assert!(!lab.ping(&b, A_IP, 2), "ping B -> A must be dropped");
     // An allowed TCP flow (iperf3 uses a port in 20000-29999), with TSO frames.
     let bps = lab.iperf3(&b, &a, B_IP, 2);
-    assert!(bps > 50e6, "TCP A -> B through the firewall: {bps} bit/s");
+    assert!(bps > 20e6, "TCP A -> B through the firewall: {bps} bit/s");
     // Unsolicited TCP from the server side: the SYN is dropped, the connect times out.
     lab.spawn(&a, &["iperf3", "-s", "-1", "-B", A_IP, "-p", "20999"]);
     std::thread::sleep(std::time::Duration::from_millis(300));

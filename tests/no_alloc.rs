@@ -5,16 +5,22 @@
 //! ring on the loopback of a private network namespace).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vecbox::buf::Pool;
 use vecbox::transport::{self, Spec};
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Counting is per thread: the test harness' own threads (which print results
+    /// while another test runs) are not the packet path. Const-initialised, no
+    /// destructor: safe to read from inside the allocator.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 /// The counter is global: one counting test at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -22,7 +28,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 // SAFETY: forwards every call to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.with(Cell::get) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -33,7 +39,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if COUNTING.with(Cell::get) {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -110,7 +116,7 @@ fn receive_forward_flush_does_not_allocate() {
 
     // Warm up once (first use of each path), then count.
     for round in 0..2 {
-        COUNTING.store(round == 1, Ordering::SeqCst);
+        COUNTING.with(|c| c.set(round == 1));
         for _ in 0..20 {
             for _ in 0..32 {
                 in_peer.send(&frame).unwrap();
@@ -129,7 +135,7 @@ fn receive_forward_flush_does_not_allocate() {
             tx.flush(&mut pool);
             while out_peer.recv(&mut sink).is_ok() {}
         }
-        COUNTING.store(false, Ordering::SeqCst);
+        COUNTING.with(|c| c.set(false));
     }
     assert_eq!(
         ALLOCS.load(Ordering::SeqCst),
@@ -168,7 +174,7 @@ fn ring_receive_does_not_allocate() {
     let payload = [7u8; 18];
     let mut total = 0u64;
     for round in 0..2 {
-        COUNTING.store(round == 1, Ordering::SeqCst);
+        COUNTING.with(|c| c.set(round == 1));
         for _ in 0..20 {
             for _ in 0..32 {
                 sock.send_to(&payload, dst).unwrap();
@@ -189,7 +195,7 @@ fn ring_receive_does_not_allocate() {
             assert!(got >= 32, "ring delivered {got} of 32");
             total += got as u64;
         }
-        COUNTING.store(false, Ordering::SeqCst);
+        COUNTING.with(|c| c.set(false));
     }
     assert_eq!(
         ALLOCS.load(Ordering::SeqCst),

@@ -47,7 +47,7 @@ impl Capture {
                 Ok(l) if l.contains("Capturing on") => {
                     // tshark says so slightly before its capture process is reading:
                     // give it a moment so the first frames (sequence 1) are not missed.
-                    std::thread::sleep(Duration::from_millis(1000));
+                    std::thread::sleep(Duration::from_millis(2000));
                     break;
                 }
                 Ok(_) => {}
@@ -256,12 +256,15 @@ fn uml_emits(vec: &str, filter: &str, opts: &[&str], fields: &[&str]) -> Vec<Vec
     lab.addr(&u, "u1", &format!("{U1}/24"));
     lab.addr(&p, "u2", &format!("{U2}/24"));
     let cap = Capture::start(&lab, &u, "u1", filter);
-    // Nobody answers: UML keeps sending ARP requests through the tunnel.
+    // Nobody answers; a static ARP entry makes each of the four echo requests leave
+    // through the tunnel as one frame, whatever the ARP retry timing.
     let mut uml = common::uml::Uml::boot(
         &lab,
         &u,
         &[vec],
-        "ip addr add 10.84.0.1/24 dev vec0\nip link set vec0 up\nping -c 4 -W 1 10.84.0.2 >/dev/null 2>&1",
+        "ip addr add 10.84.0.1/24 dev vec0\nip link set vec0 up\n\
+         arp -i vec0 -s 10.84.0.2 02:00:00:00:84:02\n\
+         ping -c 4 -W 1 10.84.0.2 >/dev/null 2>&1",
     );
     let all: Vec<&str> = fields.iter().copied().chain(TAIL).collect();
     let rows = cap.decode(opts, &all);

@@ -300,7 +300,14 @@ impl Scenario {
         }
     }
 
+    /// UML routing onto `transport`. Debian's UML hybrid transport transmits nothing
+    /// (docs/transports.md); its transmit side is the tap's (one `writev` per frame), so
+    /// hybrid rows are compared with UML on tap.
     pub fn uml_pps(transport: Transport, size: Size) -> Scenario {
+        let transport = match transport {
+            Transport::Hybrid => Transport::Tap,
+            t => t,
+        };
         Scenario {
             dut: Dut::Uml,
             kind: Kind::Pps {

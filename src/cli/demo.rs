@@ -267,8 +267,12 @@ fn start_guest(ns: &NetNs, args: Vec<String>) -> Result<Child, DynError> {
     Err(format!("the guest did not start: {last}").into())
 }
 
+/// How long a probe waits for its reply (the first one includes ARP through a guest
+/// that has just started, on a machine that may be busy).
+const PING_WAIT: Duration = Duration::from_secs(3);
+
 /// Send `count` ICMP echo requests to `dst`, one every 200 ms; the round-trip time of
-/// each, or `None` if no reply came within a second.
+/// each, or `None` if no reply came within [`PING_WAIT`].
 fn ping(dst: Ipv4Addr, count: u16) -> Result<Vec<Option<Duration>>, DynError> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
@@ -288,9 +292,9 @@ fn ping(dst: Ipv4Addr, count: u16) -> Result<Vec<Option<Duration>>, DynError> {
         let sent = Instant::now();
         sock.send_to(&req, &to.into())?;
         let mut rtt = None;
-        while sent.elapsed() < Duration::from_secs(1) {
+        while sent.elapsed() < PING_WAIT {
             sock.set_read_timeout(Some(
-                Duration::from_secs(1)
+                PING_WAIT
                     .saturating_sub(sent.elapsed())
                     .max(Duration::from_millis(1)),
             ))?;

@@ -3,11 +3,12 @@
 //! which the sandboxed guest keeps only in its permitted set: they are raised for the
 //! duration of the open ([`crate::sys::sandbox::with_net_capabilities`]).
 //!
-//! The function is told the new port count ([`crate::nf::Function::set_ports`]) and may
-//! refuse. When the buffer pool is too small (or its buffers too short) for the new set
+//! The function is told the new set of ports ([`crate::nf::Function::set_ports`]) and
+//! may refuse. When the buffer pool is too small (or its buffers too short) for the new set
 //! of ports, every queue is flushed and a new pool is allocated.
 
 use super::Guest;
+use super::fabric::Fabric;
 use crate::buf::Pool;
 use crate::metrics::{DropReason, PortStats};
 use crate::sys::sandbox::with_net_capabilities;
@@ -26,17 +27,35 @@ impl Guest {
         self.ports.iter().position(|p| p.spec.unit == unit)
     }
 
+    /// Tell the function its ports will be `specs`; it may release held frames through
+    /// the ports as they still are.
+    fn tell_function(&mut self, specs: &[Spec]) -> Result<(), String> {
+        let mut fab = Fabric {
+            pool: &mut self.pool,
+            ports: &mut self.ports,
+            in_port: usize::MAX,
+        };
+        self.nf
+            .set_ports(specs, &mut fab)
+            .map_err(|e| e.to_string())
+    }
+
+    /// The specs of the current ports, in port order.
+    fn specs(&self) -> Vec<Spec> {
+        self.ports.iter().map(|p| p.spec.clone()).collect()
+    }
+
     /// Open `spec` and add it as a port (kept in unit order).
     pub(super) fn add_port(&mut self, spec: &Spec) -> Result<(), String> {
         let port = with_net_capabilities(|| transport::open(spec)).map_err(|e| e.to_string())?;
-        self.nf
-            .set_ports(self.ports.len() + 1)
-            .map_err(|e| e.to_string())?;
         let at = self
             .ports
             .iter()
             .position(|p| p.spec.unit > spec.unit)
             .unwrap_or(self.ports.len());
+        let mut specs = self.specs();
+        specs.insert(at, spec.clone());
+        self.tell_function(&specs)?;
         self.ports.insert(at, port);
         self.fit_pool();
         tracing::info!(port = %spec, "interface added from the console");
@@ -45,9 +64,9 @@ impl Guest {
 
     /// Close and remove port `i`.
     pub(super) fn remove_port(&mut self, i: usize) -> Result<(), String> {
-        self.nf
-            .set_ports(self.ports.len() - 1)
-            .map_err(|e| e.to_string())?;
+        let mut specs = self.specs();
+        specs.remove(i);
+        self.tell_function(&specs)?;
         let mut p = self.ports.remove(i);
         p.flush(&mut self.pool);
         p.release_all(&mut self.pool);
@@ -105,14 +124,17 @@ impl Guest {
             }
         }
         self.restarts += 1;
-        self.fit_pool();
         if failed.is_empty() {
+            self.fit_pool();
             tracing::info!("datapath restarted from the console");
             return Ok(());
         }
-        if let Err(e) = self.nf.set_ports(self.ports.len()) {
-            failed.push(e.to_string());
+        // Before the pool may be replaced: the function releases what it holds.
+        let specs = self.specs();
+        if let Err(e) = self.tell_function(&specs) {
+            failed.push(e);
         }
+        self.fit_pool();
         Err(failed.join("; "))
     }
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::{Function, NfError, Output};
 use crate::buf::Frame;
 use crate::metrics::{DropReason, MetricSink};
+use crate::transport::Spec;
 use crate::wire::ethernet;
 
 const WAYS: usize = 4;
@@ -297,8 +298,8 @@ impl Function for Bridge {
     }
 
     /// Any number of ports; the table is flushed because port numbers shift.
-    fn set_ports(&mut self, ports: usize) -> Result<(), NfError> {
-        self.ports = ports;
+    fn set_ports(&mut self, ports: &[Spec], _out: &mut dyn Output) -> Result<(), NfError> {
+        self.ports = ports.len();
         self.fdb.clear();
         Ok(())
     }
@@ -399,7 +400,11 @@ mod tests {
         snap.end();
         assert_eq!(snap.series[0].name, "vecbox_bridge_fdb_entries");
         assert_eq!(f64::from_bits(snap.values[0]), 1.0);
-        br.set_ports(3).unwrap();
+        br.set_ports(
+            &crate::nf::testing::specs(&[0, 1, 2]),
+            &mut Recorder::new(2),
+        )
+        .unwrap();
         assert!(br.fdb.is_empty());
     }
 

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use crate::buf::Frame;
 use crate::metrics::{DropReason, MetricSink};
+use crate::transport::Spec;
 
 /// Where a function sends frames. Implemented by the guest over its ports, and by
 /// [`testing::Recorder`] in tests.
@@ -70,16 +71,31 @@ pub trait Function {
     fn proc_file(&self, _name: &str) -> Option<String> {
         None
     }
-    /// The guest's interfaces changed at run time (console `config`/`remove`): the
-    /// function now has `ports` ports, numbered by unit as at start. Port numbers of the
-    /// survivors may have shifted, so per-port state must be dropped. `Err` refuses the
-    /// change (the guest then undoes it).
-    fn set_ports(&mut self, ports: usize) -> Result<(), NfError> {
-        let _ = ports;
+    /// The guest's interfaces changed at run time (console `config`/`remove`, or a
+    /// `reboot` that could not reopen every port): `ports` are the new interfaces in
+    /// port order. Port numbers of the survivors may have shifted, so per-port state must
+    /// be rebuilt; frames the function holds are released through `out` (the ports as
+    /// they were before the change). `Err` refuses the change (the guest then undoes it).
+    fn set_ports(&mut self, ports: &[Spec], out: &mut dyn Output) -> Result<(), NfError> {
+        let _ = (ports, out);
         Err(NfError::FixedPorts {
             function: self.name(),
         })
     }
+}
+
+/// Port names (`vecN`) of `specs`, in port order.
+pub fn port_names(specs: &[Spec]) -> Vec<String> {
+    specs.iter().map(|s| format!("vec{}", s.unit)).collect()
+}
+
+/// Names a configuration may mention while the interfaces change: the new ports (in
+/// port order, so indices stay right), then those just removed (indices past the last
+/// port, which no frame carries). A file may so still name a port that was removed.
+pub fn known_names(new: &[String], old: &[String]) -> Vec<String> {
+    let mut all = new.to_vec();
+    all.extend(old.iter().filter(|n| !new.contains(n)).cloned());
+    all
 }
 
 /// Errors building a function from its name and options.
@@ -138,7 +154,7 @@ pub fn build(
 /// functions that need more than a port count (MACs, names) are built here.
 pub fn build_for(
     name: &str,
-    specs: &[crate::transport::Spec],
+    specs: &[Spec],
     options: &[(String, String)],
 ) -> Result<Box<dyn Function>, NfError> {
     match name {
@@ -150,7 +166,7 @@ pub fn build_for(
 
 /// The MAC a function uses on a port: `mac=` from the spec, else a random locally
 /// administered unicast address (as UML does).
-pub fn port_mac(spec: &crate::transport::Spec) -> [u8; 6] {
+pub fn port_mac(spec: &Spec) -> [u8; 6] {
     if let Some(m) = spec.common.mac {
         return m.0;
     }
@@ -220,6 +236,21 @@ pub mod testing {
             self.sent.clear();
             self.dropped.clear();
         }
+    }
+
+    /// Fd specs (`vecN:transport=fd,fd=N`) for `units`, with MAC 02:00:00:00:00:N.
+    pub fn specs(units: &[u32]) -> Vec<Spec> {
+        units
+            .iter()
+            .map(|u| {
+                format!(
+                    "vec{u}:transport=fd,fd={},mac=02:00:00:00:00:{u:02x}",
+                    u + 3
+                )
+                .parse()
+                .unwrap()
+            })
+            .collect()
     }
 
     impl Output for Recorder {

@@ -2,6 +2,7 @@
 
 use super::{Function, NfError, Output};
 use crate::buf::Frame;
+use crate::transport::Spec;
 
 /// The cross-connect function.
 pub struct Xconnect;
@@ -41,12 +42,12 @@ impl Function for Xconnect {
 
     /// Interfaces may come and go at run time (console `remove vec1`, `config vec1:...`)
     /// as long as there are at most two; a lone port's frames are dropped (`no_route`).
-    fn set_ports(&mut self, ports: usize) -> Result<(), NfError> {
-        if ports > 2 {
+    fn set_ports(&mut self, ports: &[Spec], _out: &mut dyn Output) -> Result<(), NfError> {
+        if ports.len() > 2 {
             return Err(NfError::PortCount {
                 function: "xconnect",
                 want: 2,
-                got: ports,
+                got: ports.len(),
             });
         }
         Ok(())

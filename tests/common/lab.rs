@@ -16,10 +16,11 @@ pub fn topologies() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies")
 }
 
-/// A unique lab name for this test (`vbt<pid>l<n>`), caught by scripts/leakcheck.
+/// A unique lab name for this test (`vbt<pid>l<nnn>`, zero-padded so that no name is
+/// part of another), caught by scripts/leakcheck.
 pub fn lab_name() -> String {
     format!(
-        "vbt{}l{}",
+        "vbt{}l{:03}",
         std::process::id(),
         N.fetch_add(1, Ordering::SeqCst)
     )

@@ -190,6 +190,19 @@ impl Lab {
     }
 
     /// Kernel counter `name` (rx_packets, tx_packets, ...) of `ifname` in `ns`.
+    /// Poll counter `name` of `ifname` until it reaches `want` or 5 s pass (a guest
+    /// descheduled on a busy machine forwards late); the last value read.
+    pub fn counter_reaches(&self, ns: &str, ifname: &str, name: &str, want: u64) -> u64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let v = self.counter(ns, ifname, name);
+            if v >= want || std::time::Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn counter(&self, ns: &str, ifname: &str, name: &str) -> u64 {
         let out = self.exec(
             ns,

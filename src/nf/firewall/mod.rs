@@ -65,6 +65,9 @@ pub struct Firewall {
     log_tokens: u32,
     ticks: u32,
     scratch: Box<[u8]>,
+    /// Port names (`vecN`) and `rules=FILE` (absolute), re-read when they change.
+    names: Vec<String>,
+    rules_path: Option<std::path::PathBuf>,
 }
 
 fn opt_num(k: &str, v: &str, expected: &'static str) -> Result<usize, NfError> {
@@ -112,7 +115,7 @@ impl Firewall {
             function: "firewall",
             msg: "needs rules=FILE (see docs/firewall.md)".into(),
         })?;
-        let names: Vec<String> = specs.iter().map(|s| format!("vec{}", s.unit)).collect();
+        let names = super::port_names(specs);
         let text = std::fs::read_to_string(&path).map_err(|e| NfError::Config {
             function: "firewall",
             msg: format!("{path}: {e}"),
@@ -140,13 +143,10 @@ impl Firewall {
                 got: specs.len(),
             });
         }
-        Ok(Self::with_rules(
-            set,
-            specs.len(),
-            bridge,
-            max,
-            aging as u32,
-        ))
+        let mut fw = Self::with_rules(set, specs.len(), bridge, max, aging as u32);
+        fw.names = names;
+        fw.rules_path = std::path::absolute(&path).ok();
+        Ok(fw)
     }
 
     /// Build from parsed rules.
@@ -173,6 +173,8 @@ impl Firewall {
             log_tokens: LOG_RATE,
             ticks: 0,
             scratch: vec![0u8; build::QUOTE_V6].into_boxed_slice(),
+            names: (0..ports).map(|i| format!("vec{i}")).collect(),
+            rules_path: None,
         }
     }
 
@@ -427,6 +429,10 @@ impl Function for Firewall {
 
     fn metrics(&self, out: &mut dyn crate::metrics::MetricSink) {
         self.export(out)
+    }
+
+    fn set_ports(&mut self, ports: &[Spec], _out: &mut dyn Output) -> Result<(), NfError> {
+        self.reconfigure(ports)
     }
 
     fn proc_files(&self) -> &'static [&'static str] {

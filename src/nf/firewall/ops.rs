@@ -5,10 +5,13 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::Firewall;
+use super::classify::Classifier;
 use super::conntrack::{Key, TcpState};
-use super::rules::Action;
+use super::rules::{self, Action};
+use super::{Firewall, Mode};
 use crate::metrics::MetricSink;
+use crate::nf::{NfError, known_names, port_names};
+use crate::transport::Spec;
 
 /// Console files of the firewall.
 pub const PROC_FILES: &[&str] = &["rules", "conntrack"];
@@ -65,6 +68,56 @@ fn conn_line(s: &mut String, k: &Key, tcp: TcpState, replied: bool, left: u32) {
 }
 
 impl Firewall {
+    /// The interfaces changed (console `config`/`remove`): re-read `rules=FILE` for the
+    /// new ports (it may still name a port that was just removed). Connections stay
+    /// tracked; rule counters carry on when the rules are unchanged (else they restart
+    /// from zero, the policy's carry on); the bridge forgets its stations. A rule file
+    /// that no longer parses, or a third port in `mode=xconnect`, refuses the change.
+    pub(super) fn reconfigure(&mut self, specs: &[Spec]) -> Result<(), NfError> {
+        let Some(path) = self.rules_path.clone() else {
+            return Err(NfError::FixedPorts {
+                function: "firewall",
+            });
+        };
+        if matches!(self.mode, Mode::Xconnect) && specs.len() > 2 {
+            return Err(NfError::PortCount {
+                function: "firewall (mode=xconnect)",
+                want: 2,
+                got: specs.len(),
+            });
+        }
+        let bad = |msg: String| NfError::Config {
+            function: "firewall",
+            msg: format!("{msg} (re-read because the interfaces change)"),
+        };
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("{shown}: {e}")))?;
+        let names = port_names(specs);
+        let set = rules::parse(&shown, &text, &known_names(&names, &self.names))
+            .map_err(|e| bad(e.to_string()))?;
+        let old = self.cls.rules();
+        let same = set.rules.len() == old.len()
+            && set
+                .rules
+                .iter()
+                .zip(old)
+                .all(|(a, b)| (a.line, &a.text) == (b.line, &b.text));
+        if !same {
+            let policy = self.hits.last().copied().unwrap_or_default();
+            self.hits = vec![(0, 0); set.rules.len()];
+            self.hits.push(policy);
+        }
+        self.cls = Classifier::new(set.rules);
+        self.policy = set.policy;
+        self.ports = specs.len();
+        if let Mode::Bridge(fdb) = &mut self.mode {
+            fdb.clear();
+        }
+        tracing::info!(ports = ?names, "firewall: interfaces changed, rules re-read");
+        self.names = names;
+        Ok(())
+    }
+
     /// Export per-rule hits, verdict counters and connection tracking.
     pub(super) fn export(&self, out: &mut dyn MetricSink) {
         for (line, packets, bytes) in self.rule_counters() {

@@ -342,3 +342,70 @@ fn console_files_and_metrics_show_rules_and_connections() {
     assert_eq!(f64::from_bits(value("vecbox_conntrack_entries", None)), 1.0);
     assert_eq!(value("vecbox_conntrack_created_total", None), 1);
 }
+
+#[test]
+fn interfaces_changed_at_run_time_reread_the_rules() {
+    use crate::nf::testing::specs;
+    let path = std::env::temp_dir().join(format!("vecbox-fw-reconf-{}.rules", std::process::id()));
+    let text = "policy drop\naccept ct established,related\naccept in vec0 proto tcp dport 80\naccept in vec2 proto udp\n";
+    std::fs::write(&path, text).unwrap();
+    let opts = |mode: &str| {
+        vec![
+            ("rules".to_string(), path.display().to_string()),
+            ("mode".to_string(), mode.to_string()),
+        ]
+    };
+    let mut f = Firewall::new(&specs(&[0, 1, 2]), &opts("bridge")).unwrap();
+    let mut r = Recorder::new(3);
+    r.feed(&mut f, 0, &[&tcp(true, 40000, 80, true, false)]);
+    assert_eq!(r.sent.len(), 2, "accepted and flooded");
+    assert_eq!(f.connections(), 1);
+
+    // vec1 goes: the same rules, re-resolved; vec2 is now port 1.
+    let mut r = Recorder::new(2);
+    f.set_ports(&specs(&[0, 2]), &mut r).unwrap();
+    assert_eq!(f.connections(), 1, "connections stay tracked");
+    assert_eq!(
+        f.rule_counters()[1].1,
+        1,
+        "unchanged rules keep their counters"
+    );
+    r.feed(&mut f, 1, &[&udp(false, 5000, 53)]);
+    assert_eq!(r.sent.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0]);
+    assert_eq!(
+        f.rule_counters()[2].1,
+        1,
+        "`in vec2` matches vec2 at its new place"
+    );
+    r.clear();
+    r.feed(&mut f, 0, &[&udp(true, 5000, 53)]);
+    assert_eq!(r.dropped.len(), 1, "policy drop for UDP in vec0");
+
+    // New rules with a new port: counters of changed rules restart, the policy's not.
+    std::fs::write(&path, format!("{text}accept in vec3\n")).unwrap();
+    f.set_ports(&specs(&[0, 2, 3]), &mut r).unwrap();
+    let c = f.rule_counters();
+    assert_eq!(c.len(), 5, "{c:?}");
+    assert!(c[..4].iter().all(|x| x.1 == 0), "{c:?}");
+    assert_eq!(c[4], (0, 1, c[4].2), "{c:?}");
+
+    // A rule naming a port that never existed, or a third port in xconnect mode: refused.
+    std::fs::write(&path, "accept in vec9\n").unwrap();
+    let e = f
+        .set_ports(&specs(&[0, 2]), &mut r)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("vec9") && e.contains("re-read"), "{e}");
+    assert_eq!(f.ports, 3, "a refused change leaves the firewall as it was");
+    std::fs::write(&path, text).unwrap();
+    let mut x = Firewall::new(&specs(&[0, 2]), &opts("xconnect")).unwrap();
+    let e = x
+        .set_ports(&specs(&[0, 1, 2]), &mut r)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("needs exactly 2 ports"), "{e}");
+    x.set_ports(&specs(&[0]), &mut r).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let e = fw().set_ports(&specs(&[0]), &mut r).unwrap_err();
+    assert!(matches!(e, NfError::FixedPorts { .. }), "{e}");
+}

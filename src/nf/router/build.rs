@@ -211,3 +211,19 @@ fn swap_macs(b: &mut [u8]) {
         b.swap(i, 6 + i);
     }
 }
+
+/// EUI-64 link-local address for `mac`.
+pub fn link_local(mac: Mac) -> Ipv6Addr {
+    let mut a = [0u8; 16];
+    a[0] = 0xfe;
+    a[1] = 0x80;
+    a[8] = mac[0] ^ 0x02;
+    a[9] = mac[1];
+    a[10] = mac[2];
+    a[11] = 0xff;
+    a[12] = 0xfe;
+    a[13] = mac[3];
+    a[14] = mac[4];
+    a[15] = mac[5];
+    Ipv6Addr::from(a)
+}

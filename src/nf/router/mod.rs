@@ -28,6 +28,7 @@ use crate::buf::Frame;
 use crate::metrics::DropReason;
 use crate::transport::Spec;
 use crate::wire::Mac;
+pub use build::link_local;
 use config::RouterConfig;
 use icmp::forwardable;
 use neigh::{Event, Hold, Neighbors};
@@ -80,22 +81,8 @@ pub struct Router {
     icmp_tokens: u32,
     scratch: Box<[u8]>,
     pub stats: RouterStats,
-}
-
-/// EUI-64 link-local address for `mac`.
-pub fn link_local(mac: Mac) -> Ipv6Addr {
-    let mut a = [0u8; 16];
-    a[0] = 0xfe;
-    a[1] = 0x80;
-    a[8] = mac[0] ^ 0x02;
-    a[9] = mac[1];
-    a[10] = mac[2];
-    a[11] = 0xff;
-    a[12] = 0xfe;
-    a[13] = mac[3];
-    a[14] = mac[4];
-    a[15] = mac[5];
-    Ipv6Addr::from(a)
+    /// `config=FILE` (absolute), re-read when the interfaces change.
+    config_path: Option<std::path::PathBuf>,
 }
 
 impl Router {
@@ -121,10 +108,12 @@ impl Router {
         let path = path.ok_or_else(|| {
             bad("needs config=FILE (YAML with interfaces and routes; see docs/router.md)".into())
         })?;
-        let names: Vec<String> = specs.iter().map(|s| format!("vec{}", s.unit)).collect();
+        let names = super::port_names(specs);
         let cfg = RouterConfig::load(Path::new(&path), &names).map_err(|e| bad(e.to_string()))?;
         let macs: Vec<Mac> = specs.iter().map(super::port_mac).collect();
-        Ok(Self::with_config(&cfg, &names, &macs))
+        let mut r = Self::with_config(&cfg, &names, &macs);
+        r.config_path = std::path::absolute(&path).ok();
+        Ok(r)
     }
 
     /// Build from a checked configuration; `names[i]`/`macs[i]` describe port i.
@@ -190,6 +179,7 @@ impl Router {
             icmp_tokens: rate,
             scratch: vec![0u8; build::QUOTE_V6].into_boxed_slice(),
             stats: RouterStats::default(),
+            config_path: None,
         }
     }
 
@@ -484,6 +474,10 @@ impl Function for Router {
 
     fn metrics(&self, out: &mut dyn crate::metrics::MetricSink) {
         self.export(out)
+    }
+
+    fn set_ports(&mut self, ports: &[Spec], out: &mut dyn Output) -> Result<(), NfError> {
+        self.reconfigure(ports, out)
     }
 
     fn proc_files(&self) -> &'static [&'static str] {

@@ -3,8 +3,13 @@
 
 use std::fmt::Write as _;
 
+use super::config::RouterConfig;
+use super::neigh::Neighbors;
 use super::{Router, TICKS_PER_SEC};
-use crate::metrics::MetricSink;
+use crate::metrics::{DropReason, MetricSink};
+use crate::nf::{NfError, Output, known_names, port_mac, port_names};
+use crate::transport::Spec;
+use crate::wire::Mac;
 
 /// Console files of the router.
 pub const PROC_FILES: &[&str] = &["routes", "neigh"];
@@ -15,6 +20,55 @@ fn mac_text(m: [u8; 6]) -> String {
 }
 
 impl Router {
+    /// The interfaces changed (console `config`/`remove`): re-read `config=FILE` for the
+    /// new ports, which may still name a port that was just removed. Ports that stay
+    /// keep their MAC and resolved neighbours; held frames are dropped (`no_neighbor`),
+    /// counters carry on. A file that no longer loads refuses the change.
+    pub(super) fn reconfigure(
+        &mut self,
+        specs: &[Spec],
+        out: &mut dyn Output,
+    ) -> Result<(), NfError> {
+        let Some(path) = self.config_path.clone() else {
+            return Err(NfError::FixedPorts { function: "router" });
+        };
+        let names = port_names(specs);
+        let cfg = RouterConfig::load(&path, &known_names(&names, &self.names)).map_err(|e| {
+            NfError::Config {
+                function: "router",
+                msg: format!("{e} (re-read because the interfaces change)"),
+            }
+        })?;
+        let old = |name: &String| self.names.iter().position(|n| n == name);
+        let macs: Vec<Mac> = specs
+            .iter()
+            .zip(&names)
+            .map(|(s, n)| match old(n) {
+                Some(i) if s.common.mac.is_none() => self.ports[i].mac,
+                _ => port_mac(s),
+            })
+            .collect();
+        let mut next = Router::with_config(&cfg, &names, &macs);
+        let table = std::mem::replace(&mut self.neigh, Neighbors::new(0));
+        for ((port, ip), n) in table.entries() {
+            for (f, _) in n.held.iter().flatten() {
+                out.discard(*f, DropReason::NoNeighbor);
+            }
+            let to = names.iter().position(|x| Some(x) == self.names.get(port));
+            if let (Some(mac), Some(to), false) = (n.mac, to, n.permanent) {
+                next.neigh.touch(to, ip, n.updated);
+                next.neigh.learn(to, ip, mac, n.updated, false);
+            }
+        }
+        next.neigh.evictions = table.evictions;
+        next.stats = self.stats;
+        next.now = self.now;
+        next.config_path = Some(path);
+        tracing::info!(ports = ?names, "router: interfaces changed, configuration re-read");
+        *self = next;
+        Ok(())
+    }
+
     fn port_name(&self, port: usize) -> &str {
         self.names.get(port).map_or("?", String::as_str)
     }

@@ -384,3 +384,107 @@ fn console_files_and_metrics_show_tables() {
         1.0
     );
 }
+
+/// A fresh file under the system temp directory (removed by the caller).
+fn temp_file(tag: &str, text: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("vecbox-{tag}-{}.yaml", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn interfaces_changed_at_run_time_reread_the_configuration() {
+    use crate::nf::testing::specs;
+    let path = temp_file("router-reconf", CFG);
+    let opts = [("config".to_string(), path.display().to_string())];
+    let mut r = Router::new(&specs(&[0, 1]), &opts).unwrap();
+    let (m0, m1) = (r.mac(0), r.mac(1));
+    let mut rec = Recorder::new(2);
+    // 10.2.0.7 resolved on vec1, 10.2.0.8 pending with one frame held.
+    rec.feed(&mut r, 0, &[&udp4(m0, [10, 1, 0, 5], [10, 2, 0, 7], 64)]);
+    rec.feed(
+        &mut r,
+        1,
+        &[&arp_reply(HOST_B, [10, 2, 0, 7], m1, [10, 2, 0, 1])],
+    );
+    rec.feed(&mut r, 0, &[&udp4(m0, [10, 1, 0, 5], [10, 2, 0, 8], 64)]);
+    assert_eq!(r.neigh.held(), 1);
+    let forwarded = r.stats.forwarded;
+
+    // Add vec2: the file now gives it an address.
+    let with_vec2 =
+        format!("{CFG}  - {{port: vec2, address: 10.3.0.9, mac: \"02:00:00:00:00:39\"}}\n")
+            .replace(
+                "routes:",
+                "  - port: vec2\n    addresses: [10.3.0.1/24]\nroutes:",
+            );
+    std::fs::write(&path, &with_vec2).unwrap();
+    rec.clear();
+    r.set_ports(&specs(&[0, 1, 2]), &mut rec).unwrap();
+    assert_eq!(
+        rec.dropped.iter().map(|d| d.1).collect::<Vec<_>>(),
+        vec![DropReason::NoNeighbor],
+        "the held frame is released"
+    );
+    assert_eq!(r.neigh.held(), 0);
+    assert_eq!(
+        (r.mac(0), r.mac(1)),
+        (m0, m1),
+        "surviving ports keep their MAC"
+    );
+    assert_eq!(r.stats.forwarded, forwarded, "counters carry on");
+    let neigh = r.proc_file("neigh").unwrap();
+    assert!(
+        neigh.contains("10.2.0.7 dev vec1 lladdr 02:00:00:00:00:0b"),
+        "{neigh}"
+    );
+    assert!(!neigh.contains("10.2.0.8"), "{neigh}");
+    assert!(neigh.contains("10.3.0.9 dev vec2"), "{neigh}");
+    assert!(
+        r.proc_file("routes")
+            .unwrap()
+            .contains("10.3.0.0/24 dev vec2\n")
+    );
+    let mut rec = Recorder::new(3);
+    rec.feed(&mut r, 0, &[&udp4(m0, [10, 1, 0, 5], [10, 3, 0, 9], 64)]);
+    assert_eq!(rec.sent.len(), 1, "{:?}", rec.dropped);
+    assert_eq!(rec.sent[0].0, 2, "routed out of the new port");
+    assert_eq!(&rec.sent[0].1[0..6], &[2, 0, 0, 0, 0, 0x39]);
+
+    // Remove vec0 while the file still names it: accepted, vec1 is now port 0.
+    rec.clear();
+    r.set_ports(&specs(&[1, 2]), &mut rec).unwrap();
+    assert_eq!(r.mac(0), m1);
+    let neigh = r.proc_file("neigh").unwrap();
+    assert!(neigh.contains("10.2.0.7 dev vec1"), "{neigh}");
+    let routes = r.proc_file("routes").unwrap();
+    assert!(!routes.contains("10.1.0.0/24"), "{routes}");
+    let mut rec = Recorder::new(2);
+    rec.feed(
+        &mut r,
+        1,
+        &[&udp4([2, 0, 0, 0, 0, 2], [10, 3, 0, 9], [10, 2, 0, 7], 64)],
+    );
+    assert_eq!(rec.sent.len(), 1, "{:?}", rec.dropped);
+    assert_eq!((rec.sent[0].0, &rec.sent[0].1[0..6]), (0, &HOST_B[..]));
+
+    // A file that no longer loads, or names a port that never existed: refused.
+    std::fs::write(&path, "interfaces: [oops").unwrap();
+    let e = r
+        .set_ports(&specs(&[1, 2, 3]), &mut rec)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("re-read because the interfaces change"), "{e}");
+    std::fs::write(&path, CFG.replace("vec0", "vec7")).unwrap();
+    let e = r
+        .set_ports(&specs(&[1, 2]), &mut rec)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"vec7\" is not an interface"), "{e}");
+    assert_eq!(r.mac(0), m1, "a refused change leaves the router as it was");
+    std::fs::remove_file(&path).unwrap();
+
+    // Built without a file: interfaces are fixed.
+    let e = router().set_ports(&specs(&[0]), &mut rec).unwrap_err();
+    assert!(matches!(e, NfError::FixedPorts { .. }), "{e}");
+}
