@@ -8,9 +8,8 @@ mod common;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{Guest, Lab, VECBOX, port_drops, port_stat, run};
+use common::{Guest, Lab, port_drops, port_stat, run};
 use proptest::prelude::*;
 use vecbox::filter::{self, Meta, SockFilter, insn, interp};
 
@@ -223,15 +222,9 @@ fn shipped_filters_agree_with_tcpdump_and_the_kernel() {
 }
 
 fn vecbox(args: &[&str]) -> (i32, String) {
-    let out = Command::new(VECBOX).arg("bpf").args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let mut a = vec!["bpf"];
+    a.extend_from_slice(args);
+    common::vecbox_out(&a)
 }
 
 #[test]

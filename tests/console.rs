@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::uml::Uml;
-use common::{Guest, Lab, port_stat, require_tool};
+use common::{Guest, Lab, port_stat, require_tool, vecbox_console};
 
 fn home_uml(umid: &str) -> PathBuf {
     PathBuf::from(std::env::var("HOME").unwrap())
@@ -28,23 +28,6 @@ fn mconsole(lab: &Lab, ns: &str, umid: &str, cmd: &str) -> (i32, String) {
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
-fn vecbox_console(umid: &str, cmd: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(common::VECBOX)
-        .arg("console")
-        .arg(umid)
-        .args(cmd)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
     )
 }
 

@@ -273,7 +273,9 @@ fn frames_for_a_down_tap_count_as_link_down() {
         .trafgen(&l.a, "a0", "ff:ff:ff:ff:ff:ff", A_IP, B_IP, 200);
     // Bring tb up only once the guest has read the whole burst (console `proc stats`).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while vec0_rx(&format!("{}-t", l.lab.tag)) < 200 && std::time::Instant::now() < deadline {
+    while common::console_rx(&format!("{}-t", l.lab.tag), "vec0") < 200
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     l.lab.addr(&l.b, "tb", &format!("{B_IP}/24"));
@@ -281,18 +283,4 @@ fn frames_for_a_down_tap_count_as_link_down() {
     let r = g.stop();
     assert!(port_drops(&r, 1, "link_down") >= 200, "{r}");
     assert_eq!(port_drops(&r, 1, "tx_error"), 0, "{r}");
-}
-
-/// Frames port vec0 of guest `umid` received, from the console's `proc stats`.
-fn vec0_rx(umid: &str) -> u64 {
-    let out = std::process::Command::new(common::VECBOX)
-        .args(["console", umid, "proc", "stats"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with("vec0 "))
-        .and_then(|l| l.split_whitespace().nth(3))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Guest, Lab, port_drops, run};
+use common::{Guest, Lab, port_drops, run, vecbox_console};
 
 struct Net {
     lab: Lab,
@@ -226,24 +226,6 @@ fn router_rejects_a_bad_config_with_its_position() {
     );
 }
 
-/// `vecbox console UMID CMD...`: (exit status, output).
-fn console(umid: &str, cmd: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(common::VECBOX)
-        .arg("console")
-        .arg(umid)
-        .args(cmd)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn router_takes_interfaces_added_and_removed_from_the_console() {
     let mut n = net();
@@ -265,12 +247,12 @@ fn router_takes_interfaces_added_and_removed_from_the_console() {
     let umid = format!("{}-r", n.lab.tag);
     assert!(n.lab.ping(&n.a, "10.81.2.2", 2));
     // A port the file does not name is added without addresses: nothing routes to it.
-    let (rc, out) = console(&umid, &["config", "vec2:transport=raw,ifname=gc"]);
+    let (rc, out) = vecbox_console(&umid, &["config", "vec2:transport=raw,ifname=gc"]);
     assert_eq!(rc, 0, "{out}");
     assert!(!n.lab.ping(&n.a, "10.81.3.2", 1), "no address on vec2 yet");
-    let (_, routes) = console(&umid, &["proc", "routes"]);
+    let (_, routes) = vecbox_console(&umid, &["proc", "routes"]);
     assert!(!routes.contains("vec2"), "{routes}");
-    assert_eq!(console(&umid, &["remove", "vec2"]).0, 0);
+    assert_eq!(vecbox_console(&umid, &["remove", "vec2"]).0, 0);
 
     // Give vec2 its address in the file, then add it: C is reachable with TTL 63.
     let more = CONFIG.replace(
@@ -278,25 +260,25 @@ fn router_takes_interfaces_added_and_removed_from_the_console() {
         "  - port: vec2\n    addresses: [10.81.3.1/24]\nroutes:",
     );
     std::fs::write(&n.cfg, &more).unwrap();
-    let (rc, out) = console(&umid, &["config", "vec2:transport=raw,ifname=gc"]);
+    let (rc, out) = vecbox_console(&umid, &["config", "vec2:transport=raw,ifname=gc"]);
     assert_eq!(rc, 0, "{out}");
     let out = n.ping_out(&n.a, &["-c", "3", "-W", "2", "-w", "8", "10.81.3.2"]);
     assert!(
         out.contains("ttl=63") && out.contains("3 received"),
         "{out}"
     );
-    let (_, routes) = console(&umid, &["proc", "routes"]);
+    let (_, routes) = vecbox_console(&umid, &["proc", "routes"]);
     assert!(routes.contains("10.81.3.0/24 dev vec2"), "{routes}");
     assert!(n.lab.ping(&n.a, "10.81.2.2", 1), "vec1 still routes");
 
     // Remove vec1 (the file still names it): B is gone, C stays.
-    let (rc, out) = console(&umid, &["remove", "vec1"]);
+    let (rc, out) = vecbox_console(&umid, &["remove", "vec1"]);
     assert_eq!(rc, 0, "{out}");
     assert!(!n.lab.ping(&n.a, "10.81.2.2", 1));
     assert!(n.lab.ping(&n.a, "10.81.3.2", 2));
     // A broken file refuses the next change, with the file's error.
     std::fs::write(&n.cfg, "interfaces: [oops").unwrap();
-    let (rc, out) = console(&umid, &["config", "vec1:transport=raw,ifname=gb"]);
+    let (rc, out) = vecbox_console(&umid, &["config", "vec1:transport=raw,ifname=gb"]);
     assert_eq!(rc, 1, "{out}");
     assert!(
         out.contains("re-read because the interfaces change"),

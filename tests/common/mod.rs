@@ -21,6 +21,37 @@ pub const VECBOX: &str = env!("CARGO_BIN_EXE_vecbox");
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// `vecbox ARGS...`: (exit status, stdout then stderr).
+pub fn vecbox_out(args: &[&str]) -> (i32, String) {
+    let out = Command::new(VECBOX).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `vecbox console UMID CMD...`: (exit status, output).
+pub fn vecbox_console(umid: &str, cmd: &[&str]) -> (i32, String) {
+    let mut args = vec!["console", umid];
+    args.extend_from_slice(cmd);
+    vecbox_out(&args)
+}
+
+/// Frames port `port` (`vec0`, ...) of guest `umid` received, from the console's
+/// `proc stats` (0 when the guest does not answer).
+pub fn console_rx(umid: &str, port: &str) -> u64 {
+    let (_, out) = vecbox_console(umid, &["proc", "stats"]);
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(port))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Fail loudly when a tool the test needs is missing (CI installs them all).
 pub fn require_tool(tool: &str) {
     let found = std::env::var_os("PATH")
