@@ -18,22 +18,34 @@ const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 /// `protocol` is the host-order EtherType to receive (`ETH_P_ALL`), or 0 for a
 /// transmit-only socket that never has frames queued to it.
 pub fn open(ifindex: u32, protocol: u16) -> io::Result<OwnedFd> {
-    let proto_be = protocol.to_be();
+    let fd = unbound()?;
+    bind(fd.as_fd(), ifindex, protocol)?;
+    Ok(fd)
+}
+
+/// Open an AF_PACKET `SOCK_RAW` socket that receives nothing yet (protocol 0, unbound),
+/// so that its options and filter are in place before the first frame is queued to
+/// it: a socket opened with `ETH_P_ALL` receives from every interface of the
+/// namespace, unfiltered, until it is bound. [`bind`] starts reception.
+pub fn unbound() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call with constant arguments; the result is checked below.
     let fd = cvt(unsafe {
         libc::socket(
             libc::AF_PACKET,
             libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::c_int::from(proto_be),
+            0,
         )
     })?;
     // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
 
+/// Bind a packet socket to `ifindex`, receiving `protocol` (host order; 0: nothing).
+pub fn bind(fd: BorrowedFd<'_>, ifindex: u32, protocol: u16) -> io::Result<()> {
     // SAFETY: `sockaddr_ll` is a plain C struct; all-zero is a valid value.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as libc::sa_family_t;
-    sll.sll_protocol = proto_be;
+    sll.sll_protocol = protocol.to_be();
     sll.sll_ifindex = libc::c_int::try_from(ifindex)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index too large"))?;
     // SAFETY: `sll` is a fully initialised sockaddr_ll that lives across the call and the
@@ -44,8 +56,8 @@ pub fn open(ifindex: u32, protocol: u16) -> io::Result<OwnedFd> {
             (&sll as *const libc::sockaddr_ll).cast(),
             std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
         )
-    })?;
-    Ok(fd)
+    })
+    .map(drop)
 }
 
 fn set_int(

@@ -7,6 +7,8 @@
 //! (`pkt_type == PACKET_OUTGOING`), which also keeps frames with a forwarded source MAC
 //! (bridging) from looping.
 
+use std::os::fd::AsFd;
+
 use crate::sys::{packet, sock};
 
 use super::port::{Caps, Opened, RxMode, TxMode};
@@ -79,6 +81,10 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
     } else {
         0
     };
+    let ifindex = sock::ifindex(&actual).map_err(|_| OpenError::NoSuchInterface {
+        port: name.to_string(),
+        ifname: actual.clone(),
+    })?;
     let mut o = Opened {
         rx_fd: rx,
         tx_fd: Some(tap),
@@ -102,13 +108,16 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         ring: None,
     };
     super::port::ring::enable(spec, &mut o);
+    packet::bind(o.rx_fd.as_fd(), ifindex, packet::ETH_P_ALL).map_err(sys_err(
+        name,
+        "bind (AF_PACKET)",
+        o.host_if.as_deref().unwrap_or_default(),
+    ))?;
     Ok(o)
 }
 
+/// The receive socket, not bound yet: it is bound to the tap's index once the
+/// direction filter is on (see packet::unbound).
 fn packet_socket(name: &str, ifname: &str) -> Result<std::os::fd::OwnedFd, OpenError> {
-    let ifindex = sock::ifindex(ifname).map_err(|_| OpenError::NoSuchInterface {
-        port: name.to_string(),
-        ifname: ifname.to_string(),
-    })?;
-    packet::open(ifindex, packet::ETH_P_ALL).map_err(sys_err(name, "AF_PACKET socket", ifname))
+    packet::unbound().map_err(sys_err(name, "AF_PACKET socket", ifname))
 }

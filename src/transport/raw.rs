@@ -7,7 +7,8 @@
 //! transmit socket is bound with protocol 0 so nothing is ever queued to it, and frames
 //! the host itself transmits on the interface (including vecbox's own, should they be
 //! looped back) are kept off the receive socket with PACKET_IGNORE_OUTGOING, or a
-//! `pkt_type` filter where the kernel lacks it.
+//! `pkt_type` filter where the kernel lacks it. The receive socket is bound last, once
+//! its options, filters and ring are in place, so no frame reaches it unfiltered.
 
 use std::os::fd::AsFd;
 
@@ -27,11 +28,8 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         ifname: ifname.to_string(),
     })?;
     let mut fallbacks = 0;
-    let rx = packet::open(ifindex, packet::ETH_P_ALL).map_err(sys_err(
-        name,
-        "AF_PACKET socket",
-        ifname,
-    ))?;
+    // Options and filters go on before the receive socket is bound (see packet::unbound).
+    let rx = packet::unbound().map_err(sys_err(name, "AF_PACKET socket", ifname))?;
     let tx = packet::open(ifindex, 0).map_err(sys_err(name, "AF_PACKET socket", ifname))?;
 
     let vnet = probe::try_enable(
@@ -101,5 +99,10 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         ring: None,
     };
     super::port::ring::enable(spec, &mut o);
+    packet::bind(o.rx_fd.as_fd(), ifindex, packet::ETH_P_ALL).map_err(sys_err(
+        name,
+        "bind (AF_PACKET)",
+        ifname,
+    ))?;
     Ok(o)
 }

@@ -131,8 +131,6 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         "socket",
         what.clone(),
     ))?;
-    sock.bind(&SockAddr::from(local))
-        .map_err(sys_err(name, "bind", local.to_string()))?;
     // Best effort: larger buffers absorb bursts; failure only costs drops under load.
     let fd = OwnedFd::from(sock);
     let _ = crate::sys::packet::set_rcvbuf(&fd, SOCKET_BUFFER);
@@ -161,6 +159,16 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
             what.clone(),
         ))?;
     }
+    // Bound once filtered: a UDP socket receives nothing before this. A raw IP socket
+    // receives every packet of its protocol from the moment it exists, filter or not:
+    // what it queued before the filter went on is read and discarded.
+    let sock = Socket::from(fd);
+    sock.bind(&SockAddr::from(local))
+        .map_err(sys_err(name, "bind", local.to_string()))?;
+    if matches!(r.carrier, Carrier::Ip(_)) {
+        discard_queued(&sock);
+    }
+    let fd = OwnedFd::from(sock);
     let prefix = if ipv4_raw { MAX_IPV4_HEADER } else { 0 } + r.framing.tx_header_len();
     let vector = spec.common.vector;
     tracing::debug!(port = name, %local, %remote, overhead = over, "tunnel open");
@@ -189,4 +197,15 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
 /// The peer address of a tunnel spec, if it is a literal (for grouping).
 pub fn literal(host: &str) -> Option<IpAddr> {
     host.parse().ok()
+}
+
+/// Read and drop what is queued on a non-blocking socket (at most what a full 4 MiB
+/// buffer of minimum-size packets holds, so a flood cannot keep it here).
+fn discard_queued(sock: &Socket) {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+    for _ in 0..(SOCKET_BUFFER / 64) {
+        if sock.recv(&mut buf).is_err() {
+            break;
+        }
+    }
 }
