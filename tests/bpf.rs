@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-use common::{Guest, Lab, port_drops, port_stat, run};
+use common::{Guest, Lab, console_rx, lab_file, port_drops, port_stat, run, vecbox_console};
 use proptest::prelude::*;
 use vecbox::filter::{self, Meta, SockFilter, insn, interp};
 
@@ -565,4 +565,92 @@ fn packet_sockets_receive_nothing_until_bound_and_filtered() {
     v4.send_to(b"IPv4", v4.local_addr().unwrap()).unwrap();
     // lo shows each datagram twice to packet sockets (outgoing and incoming).
     assert!(queued(&rx) >= 1, "a bound socket saw nothing");
+}
+
+/// A bess peer may send before vecbox has accepted it and put the filter on the
+/// connection; vecbox filters those frames itself. The guest is stopped (console
+/// `stop`) while the peer connects and sends, so all of them are queued before the
+/// filter is attached: the IPv4 frames come out of the other port, the IPv6 ones are
+/// counted as `filtered`. Frames sent afterwards are filtered by the kernel.
+#[test]
+fn bess_connection_is_filtered_from_its_first_frame() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let mut lab = Lab::new();
+    let ns = lab.ns("g");
+    let umid = format!("{}-bf", lab.tag);
+    let inp = lab_file(&lab, "in.sock");
+    let out = lab_file(&lab, "out.sock");
+    let bin = bpf_dir().join("drop-ipv6.bin");
+    let g = Guest::start(
+        &lab,
+        &ns,
+        "xconnect",
+        &[
+            &format!("umid={umid}"),
+            &format!(
+                "vec0:transport=bess,listen={},bpffile={}",
+                inp.display(),
+                bin.display()
+            ),
+            &format!("vec1:transport=bess,listen={}", out.display()),
+        ],
+    );
+    let connect = |path: &std::path::Path| {
+        let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+        s.connect(&SockAddr::unix(path).unwrap()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        s
+    };
+    let frame = |ethertype: [u8; 2], tag: u8| {
+        let mut f = vec![0u8; 64];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x76, tag]);
+        f[12..14].copy_from_slice(&ethertype);
+        f
+    };
+    const V4: [u8; 2] = [0x08, 0x00];
+    const V6: [u8; 2] = [0x86, 0xdd];
+    // The sink's connection is up once vec1 has read a frame from it.
+    let sink = connect(&out);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while console_rx(&umid, "vec1") == 0 {
+        assert!(std::time::Instant::now() < deadline, "vec1 never accepted");
+        sink.send(&frame(V4, 0)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(vecbox_console(&umid, &["stop"]).0, 0);
+    let peer = connect(&inp);
+    for tag in 1..=10u8 {
+        let et = if tag % 2 == 0 { V6 } else { V4 };
+        peer.send(&frame(et, tag)).unwrap();
+    }
+    assert_eq!(vecbox_console(&umid, &["go"]).0, 0);
+    // Once vec0 read the queued frames, send more: the kernel filters those.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while console_rx(&umid, "vec0") < 5 {
+        assert!(std::time::Instant::now() < deadline, "vec0 never read");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for tag in 11..=14u8 {
+        let et = if tag % 2 == 0 { V6 } else { V4 };
+        peer.send(&frame(et, tag)).unwrap();
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got.len() < 7 && std::time::Instant::now() < deadline {
+        if let Ok(n) = std::io::Read::read(&mut &sink, &mut buf)
+            && n >= 14
+        {
+            got.push((buf[11], [buf[12], buf[13]]));
+        }
+    }
+    let r = g.stop();
+    let tags: Vec<u8> = got.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tags, [1, 3, 5, 7, 9, 11, 13], "{r}");
+    assert!(got.iter().all(|(_, et)| *et == V4), "{got:?}");
+    // vecbox dropped the five queued before the filter; the kernel dropped the others.
+    assert_eq!(port_drops(&r, 0, "filtered"), 5, "{r}");
+    assert_eq!(port_stat(&r, 0, "rx_packets"), 7, "{r}");
 }

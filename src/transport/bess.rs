@@ -47,6 +47,9 @@ pub struct Link {
     next_try: Instant,
     /// Paths vecbox bound and removes when done.
     bound: Vec<PathBuf>,
+    /// The receive filter (`bpffile=`, or one loaded from the console), attached to
+    /// every connection.
+    filter: Option<crate::filter::Program>,
 }
 
 fn seqpacket() -> io::Result<Socket> {
@@ -103,6 +106,16 @@ impl Link {
     /// `true` while a peer is connected.
     pub fn is_up(&self) -> bool {
         self.up
+    }
+
+    /// The receive filter every connection gets.
+    pub fn filter(&self) -> Option<&crate::filter::Program> {
+        self.filter.as_ref()
+    }
+
+    /// Replace the receive filter for the connections to come.
+    pub fn set_filter(&mut self, prog: crate::filter::Program) {
+        self.filter = Some(prog);
     }
 
     /// `true` when the port's descriptor is a listening socket waiting for a peer.
@@ -238,12 +251,26 @@ pub fn open(name: &str, spec: &Spec) -> Result<(Opened, Link), OpenError> {
         },
         (None, None) => unreachable!("the spec parser requires dst or listen"),
     };
+    let filter = match &spec.common.bpffile {
+        Some(path) => {
+            tracing::warn!(port = name, bpffile = %path.display(),
+                "bpffile is attached to each bess connection, not to the listener");
+            Some(
+                crate::filter::Program::load(path).map_err(|source| OpenError::Filter {
+                    port: name.to_string(),
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let mut link = Link {
         name: name.to_string(),
         mode: mode.clone(),
         up: false,
         next_try: Instant::now(),
         bound: Vec::new(),
+        filter,
     };
     let fd = match &mode {
         Mode::Listen(p) => {
@@ -265,10 +292,6 @@ pub fn open(name: &str, spec: &Spec) -> Result<(Opened, Link), OpenError> {
             }
         },
     };
-    if let Some(path) = &spec.common.bpffile {
-        tracing::warn!(port = name, bpffile = %path.display(),
-            "bpffile is attached to each bess connection, not to the listener");
-    }
     let vector = spec.common.vector;
     let opened = Opened {
         rx_fd: fd,
@@ -291,8 +314,14 @@ pub fn open(name: &str, spec: &Spec) -> Result<(Opened, Link), OpenError> {
         dest: None,
         ring: None,
     };
-    if link.up {
-        super::attach_bpffile(name, spec, opened.rx_fd.as_fd())?;
+    if link.up
+        && let Some(prog) = &link.filter
+    {
+        crate::sys::packet::attach_filter(opened.rx_fd.as_fd(), prog.insns()).map_err(sys_err(
+            name,
+            "SO_ATTACH_FILTER",
+            "the bess connection",
+        ))?;
     }
     Ok((opened, link))
 }

@@ -117,6 +117,9 @@ pub struct Port {
     gro: Vec<Frame>,
     /// Receive filter run by vecbox itself (ports without a socket, e.g. tap).
     soft_filter: Option<crate::filter::Program>,
+    /// A new bess connection's filter, also run by vecbox over what the peer queued
+    /// before the kernel had it: until a receive first finds the connection empty.
+    catch_up: Option<crate::filter::Program>,
     /// The memory-mapped receive ring ([`RxMode::Ring`]).
     ring: Option<ring::RingRx>,
 }
@@ -153,6 +156,7 @@ impl Port {
             udp_gso: false,
             gro: Vec::new(),
             soft_filter: None,
+            catch_up: None,
             ring: o.ring.map(ring::RingRx::new),
         }
     }
@@ -194,6 +198,14 @@ impl Port {
         if self.filters_in_software() {
             self.soft_filter = Some(prog);
             Ok(())
+        } else if let Some(link) = self.link.as_mut() {
+            // Every later bess connection gets it too; none is there to take it now.
+            link.set_filter(prog.clone());
+            if link.is_up() {
+                crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
+            } else {
+                Ok(())
+            }
         } else if matches!(self.spec.kind, super::Kind::Hybrid { .. }) {
             let prog = crate::filter::only_outgoing_then(&prog)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -289,7 +301,11 @@ impl Port {
                 got
             }
         };
+        // Fewer frames than asked for: the queue is empty, everything queued before a
+        // new connection's filter was attached has been read.
+        let drained = got < n;
         if got == 0 {
+            self.catch_up = None;
             return Ok(0);
         }
         if self.link.is_some()
@@ -356,6 +372,9 @@ impl Port {
             self.taken[i] = false;
         }
         self.slots.truncate(w);
+        if drained {
+            self.catch_up = None;
+        }
         Ok(got)
     }
 
@@ -428,7 +447,7 @@ impl Port {
         }
         let mut meta = d.vnet;
         let mut len = len;
-        if let Some(prog) = &self.soft_filter {
+        if let Some(prog) = self.soft_filter.as_ref().or(self.catch_up.as_ref()) {
             let frame = &pool.buf(id)[d.off..d.off + len];
             let keep = prog.run(
                 frame,

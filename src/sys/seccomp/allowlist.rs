@@ -74,7 +74,7 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_sendmmsg => "batched transmit on packet, tunnel and bess sockets (vec=1)",
     SYS_recvmsg => "single-frame receive (vec=0, fd transport)",
     SYS_sendmsg => "single-frame transmit (vec=0)",
-    SYS_recvfrom => "console requests on the mconsole socket; metrics= HTTP requests",
+    SYS_recvfrom => "console requests on the mconsole socket; metrics= HTTP requests; what a new raw tunnel socket queued before its filter",
     SYS_sendto => "console replies; metrics= HTTP responses",
     SYS_read => "tap receive, signalfd and timerfd reads, BPF files (bpffile=, console bpf)",
     SYS_write => "stderr logs (tracing), the exit report, stats= file",

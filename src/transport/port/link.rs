@@ -47,6 +47,7 @@ impl Port {
     pub fn with_link(mut self, link: Link) -> Port {
         if link.is_up() {
             self.stats.peer_connects += 1;
+            self.catch_up = link.filter().cloned();
         }
         self.link = Some(link);
         self
@@ -72,12 +73,17 @@ impl Port {
         }
     }
 
+    /// A bess peer connected on `fd`. The filter goes on the connection now, but the
+    /// peer may have sent before that: vecbox also runs it over what it reads until it
+    /// has once read the connection dry (see `catch_up`).
     pub(super) fn connected(&mut self, fd: OwnedFd) {
-        if self.spec.common.bpffile.is_some()
-            && let Err(e) = crate::transport::attach_bpffile(&self.name, &self.spec, fd.as_fd())
+        let prog = self.link.as_ref().and_then(Link::filter).cloned();
+        if let Some(p) = &prog
+            && let Err(e) = crate::sys::packet::attach_filter(fd.as_fd(), p.insns())
         {
-            tracing::warn!(port = %self.name, error = %e, "bpffile not attached to the new bess connection");
+            tracing::warn!(port = %self.name, error = %e, "filter not attached to the new bess connection");
         }
+        self.catch_up = prog;
         self.stats.peer_connects += 1;
         self.rx_fd = fd;
         self.fds_changed = true;
