@@ -33,10 +33,9 @@ fn kernel_verdict(prog: &[SockFilter], frame: &[u8]) -> Option<usize> {
 }
 
 fn interp_verdict(prog: &[SockFilter], frame: &[u8]) -> Option<usize> {
-    let meta = Meta {
-        net_off: 0,
-        ..Meta::default()
-    };
+    // What bess ports use for frames filtered in software: checked here against the
+    // kernel on a unix socket.
+    let meta = Meta::unix();
     match interp::run(prog, frame, &meta) {
         0 => None,
         v => Some((v as usize).min(frame.len())),
@@ -553,18 +552,104 @@ fn packet_sockets_receive_nothing_until_bound_and_filtered() {
         }
         n
     };
-    v4.send_to(b"before bind", v4.local_addr().unwrap())
-        .unwrap();
+    // Each datagram is read back by its own socket before the packet socket is checked:
+    // by then `lo` has shown both copies (outgoing and incoming) to packet sockets.
+    let through = |s: &std::net::UdpSocket, what: &[u8]| {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        s.send_to(what, s.local_addr().unwrap()).unwrap();
+        let mut b = [0u8; 64];
+        assert_eq!(s.recv(&mut b).expect("datagram lost on lo"), what.len());
+    };
+    through(&v4, b"before bind");
     assert_eq!(queued(&rx), 0, "an unbound socket queued a frame");
     let prog = filter::Program::load(&bpf_dir().join("drop-ipv6.bin")).unwrap();
     packet::attach_filter(rx.as_fd(), prog.insns()).unwrap();
     packet::bind(rx.as_fd(), lo, packet::ETH_P_ALL).unwrap();
-    v6.send_to(b"IPv6, filtered", v6.local_addr().unwrap())
-        .unwrap();
+    through(&v6, b"IPv6, filtered");
     assert_eq!(queued(&rx), 0, "the filter let IPv6 through");
-    v4.send_to(b"IPv4", v4.local_addr().unwrap()).unwrap();
+    through(&v4, b"IPv4");
     // lo shows each datagram twice to packet sockets (outgoing and incoming).
     assert!(queued(&rx) >= 1, "a bound socket saw nothing");
+}
+
+const V4: [u8; 2] = [0x08, 0x00];
+const V6: [u8; 2] = [0x86, 0xdd];
+
+/// Two bess listeners, `in.sock` (vec0, with `vec0_opts`) and `out.sock` (vec1), on an
+/// xconnect guest; a sink connected to vec1 and accepted. Returns (guest, umid, path of
+/// in.sock, sink).
+fn bess_pair(lab: &mut Lab, vec0_opts: &str) -> (Guest, String, PathBuf, socket2::Socket) {
+    let ns = lab.ns("g");
+    let umid = format!("{}-bf", lab.tag);
+    let inp = lab_file(lab, "in.sock");
+    let out = lab_file(lab, "out.sock");
+    let g = Guest::start(
+        lab,
+        &ns,
+        "xconnect",
+        &[
+            &format!("umid={umid}"),
+            &format!("vec0:transport=bess,listen={}{vec0_opts}", inp.display()),
+            &format!("vec1:transport=bess,listen={}", out.display()),
+        ],
+    );
+    // The sink's connection is up once vec1 has read a frame from it.
+    let sink = seqpacket_to(&out);
+    wait_until(
+        || console_rx(&umid, "vec1") > 0,
+        "vec1 accepted the sink",
+        || {
+            sink.send(&tagged(V4, 0)).unwrap();
+        },
+    );
+    (g, umid, inp, sink)
+}
+
+fn seqpacket_to(path: &Path) -> socket2::Socket {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+    s.connect(&SockAddr::unix(path).unwrap()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+/// A 64-byte broadcast frame of `ethertype` whose source MAC ends in `tag`.
+fn tagged(ethertype: [u8; 2], tag: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[..6].copy_from_slice(&[0xff; 6]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x76, tag]);
+    f[12..14].copy_from_slice(&ethertype);
+    f
+}
+
+/// Poll `done` (running `each` before every check) for up to 10 s.
+fn wait_until(done: impl Fn() -> bool, what: &str, each: impl Fn()) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        each();
+        if done() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// (tag, ethertype) of up to `n` frames read from `sink` within 10 s.
+fn read_tagged(sink: &socket2::Socket, n: usize) -> Vec<(u8, [u8; 2])> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while got.len() < n && std::time::Instant::now() < deadline {
+        if let Ok(k) = std::io::Read::read(&mut &*sink, &mut buf)
+            && k >= 14
+        {
+            got.push((buf[11], [buf[12], buf[13]]));
+        }
+    }
+    got
 }
 
 /// A bess peer may send before vecbox has accepted it and put the filter on the
@@ -574,78 +659,23 @@ fn packet_sockets_receive_nothing_until_bound_and_filtered() {
 /// counted as `filtered`. Frames sent afterwards are filtered by the kernel.
 #[test]
 fn bess_connection_is_filtered_from_its_first_frame() {
-    use socket2::{Domain, SockAddr, Socket, Type};
     let mut lab = Lab::new();
-    let ns = lab.ns("g");
-    let umid = format!("{}-bf", lab.tag);
-    let inp = lab_file(&lab, "in.sock");
-    let out = lab_file(&lab, "out.sock");
     let bin = bpf_dir().join("drop-ipv6.bin");
-    let g = Guest::start(
-        &lab,
-        &ns,
-        "xconnect",
-        &[
-            &format!("umid={umid}"),
-            &format!(
-                "vec0:transport=bess,listen={},bpffile={}",
-                inp.display(),
-                bin.display()
-            ),
-            &format!("vec1:transport=bess,listen={}", out.display()),
-        ],
-    );
-    let connect = |path: &std::path::Path| {
-        let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
-        s.connect(&SockAddr::unix(path).unwrap()).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_millis(200)))
-            .unwrap();
-        s
-    };
-    let frame = |ethertype: [u8; 2], tag: u8| {
-        let mut f = vec![0u8; 64];
-        f[..6].copy_from_slice(&[0xff; 6]);
-        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0x76, tag]);
-        f[12..14].copy_from_slice(&ethertype);
-        f
-    };
-    const V4: [u8; 2] = [0x08, 0x00];
-    const V6: [u8; 2] = [0x86, 0xdd];
-    // The sink's connection is up once vec1 has read a frame from it.
-    let sink = connect(&out);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while console_rx(&umid, "vec1") == 0 {
-        assert!(std::time::Instant::now() < deadline, "vec1 never accepted");
-        sink.send(&frame(V4, 0)).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (g, umid, inp, sink) = bess_pair(&mut lab, &format!(",bpffile={}", bin.display()));
     assert_eq!(vecbox_console(&umid, &["stop"]).0, 0);
-    let peer = connect(&inp);
+    let peer = seqpacket_to(&inp);
     for tag in 1..=10u8 {
-        let et = if tag % 2 == 0 { V6 } else { V4 };
-        peer.send(&frame(et, tag)).unwrap();
+        peer.send(&tagged(if tag % 2 == 0 { V6 } else { V4 }, tag))
+            .unwrap();
     }
     assert_eq!(vecbox_console(&umid, &["go"]).0, 0);
     // Once vec0 read the queued frames, send more: the kernel filters those.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while console_rx(&umid, "vec0") < 5 {
-        assert!(std::time::Instant::now() < deadline, "vec0 never read");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_until(|| console_rx(&umid, "vec0") >= 5, "vec0 read", || {});
     for tag in 11..=14u8 {
-        let et = if tag % 2 == 0 { V6 } else { V4 };
-        peer.send(&frame(et, tag)).unwrap();
+        peer.send(&tagged(if tag % 2 == 0 { V6 } else { V4 }, tag))
+            .unwrap();
     }
-    let mut got = Vec::new();
-    let mut buf = [0u8; 2048];
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while got.len() < 7 && std::time::Instant::now() < deadline {
-        if let Ok(n) = std::io::Read::read(&mut &sink, &mut buf)
-            && n >= 14
-        {
-            got.push((buf[11], [buf[12], buf[13]]));
-        }
-    }
+    let got = read_tagged(&sink, 7);
     let r = g.stop();
     let tags: Vec<u8> = got.iter().map(|(t, _)| *t).collect();
     assert_eq!(tags, [1, 3, 5, 7, 9, 11, 13], "{r}");
@@ -653,4 +683,41 @@ fn bess_connection_is_filtered_from_its_first_frame() {
     // vecbox dropped the five queued before the filter; the kernel dropped the others.
     assert_eq!(port_drops(&r, 0, "filtered"), 5, "{r}");
     assert_eq!(port_stat(&r, 0, "rx_packets"), 7, "{r}");
+}
+
+/// A filter loaded from the console onto a bess port stays for the next peer.
+#[test]
+fn console_filter_on_a_bess_port_outlives_the_connection() {
+    let mut lab = Lab::new();
+    let (g, umid, inp, sink) = bess_pair(&mut lab, ",bpfflash=1");
+    let first = seqpacket_to(&inp);
+    first.send(&tagged(V6, 1)).unwrap();
+    assert_eq!(read_tagged(&sink, 1), [(1, V6)], "no filter yet");
+    let bin = bpf_dir().join("drop-ipv6.bin");
+    let (rc, out) = vecbox_console(&umid, &["bpf", "vec0", bin.to_str().unwrap()]);
+    assert_eq!(rc, 0, "{out}");
+    drop(first);
+    // vecbox listens again once it has seen the peer go.
+    let second = std::cell::RefCell::new(None);
+    wait_until(
+        || second.borrow().is_some(),
+        "vec0 listens again",
+        || {
+            use socket2::{Domain, SockAddr, Socket, Type};
+            let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+            if s.connect(&SockAddr::unix(&inp).unwrap()).is_ok() {
+                *second.borrow_mut() = Some(s);
+            }
+        },
+    );
+    let second = second.into_inner().unwrap();
+    for tag in 2..=5u8 {
+        second
+            .send(&tagged(if tag % 2 == 0 { V6 } else { V4 }, tag))
+            .unwrap();
+    }
+    let got = read_tagged(&sink, 2);
+    let r = g.stop();
+    assert_eq!(got, [(3, V4), (5, V4)], "{r}");
+    assert_eq!(port_stat(&r, 0, "peer_connects"), 2, "{r}");
 }

@@ -53,6 +53,12 @@ impl Meta {
             ..Meta::default()
         }
     }
+
+    /// What the kernel shows a filter on an AF_UNIX socket (bess): the frame's bytes,
+    /// no protocol, no device, network header at offset 0.
+    pub fn unix() -> Meta {
+        Meta::default()
+    }
 }
 
 fn load(pkt: &[u8], off: usize, size: u16) -> Option<u32> {

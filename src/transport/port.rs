@@ -198,14 +198,8 @@ impl Port {
         if self.filters_in_software() {
             self.soft_filter = Some(prog);
             Ok(())
-        } else if let Some(link) = self.link.as_mut() {
-            // Every later bess connection gets it too; none is there to take it now.
-            link.set_filter(prog.clone());
-            if link.is_up() {
-                crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())
-            } else {
-                Ok(())
-            }
+        } else if self.link.is_some() {
+            self.set_bess_filter(prog)
         } else if matches!(self.spec.kind, super::Kind::Hybrid { .. }) {
             let prog = crate::filter::only_outgoing_then(&prog)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
@@ -449,10 +443,12 @@ impl Port {
         let mut len = len;
         if let Some(prog) = self.soft_filter.as_ref().or(self.catch_up.as_ref()) {
             let frame = &pool.buf(id)[d.off..d.off + len];
-            let keep = prog.run(
-                frame,
-                &crate::filter::Meta::ethernet(frame, crate::filter::interp::PACKET_OUTGOING),
-            ) as usize;
+            let fmeta = if self.link.is_some() {
+                crate::filter::Meta::unix()
+            } else {
+                crate::filter::Meta::ethernet(frame, crate::filter::interp::PACKET_OUTGOING)
+            };
+            let keep = prog.run(frame, &fmeta) as usize;
             if keep == 0 {
                 return Err(DropReason::Filtered);
             }

@@ -73,15 +73,36 @@ impl Port {
         }
     }
 
+    /// A new filter for a bess port: on the connection if there is one, and on every
+    /// later one.
+    pub(super) fn set_bess_filter(&mut self, prog: crate::filter::Program) -> io::Result<()> {
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        if link.is_up() {
+            crate::sys::packet::attach_filter(self.rx_fd.as_fd(), prog.insns())?;
+        }
+        for f in [&mut self.catch_up, &mut self.soft_filter] {
+            if f.is_some() {
+                *f = Some(prog.clone());
+            }
+        }
+        link.set_filter(prog);
+        Ok(())
+    }
+
     /// A bess peer connected on `fd`. The filter goes on the connection now, but the
     /// peer may have sent before that: vecbox also runs it over what it reads until it
     /// has once read the connection dry (see `catch_up`).
     pub(super) fn connected(&mut self, fd: OwnedFd) {
         let prog = self.link.as_ref().and_then(Link::filter).cloned();
+        self.soft_filter = None;
         if let Some(p) = &prog
             && let Err(e) = crate::sys::packet::attach_filter(fd.as_fd(), p.insns())
         {
-            tracing::warn!(port = %self.name, error = %e, "filter not attached to the new bess connection");
+            tracing::warn!(port = %self.name, error = %e,
+                "filter not attached to the new bess connection; vecbox runs it itself");
+            self.soft_filter = Some(p.clone());
         }
         self.catch_up = prog;
         self.stats.peer_connects += 1;
