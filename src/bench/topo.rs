@@ -116,6 +116,25 @@ fn delete_ns(ns: &str) {
         .status();
 }
 
+/// A permanent neighbour entry in namespace `ns`: `ip` on `dev` is [`SINK_MAC`], a MAC
+/// nobody owns.
+fn to_sink_mac(ns: &str, ip: &str, dev: &str) -> Result<String, BenchError> {
+    sh(&[
+        "ip",
+        "-n",
+        ns,
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        SINK_MAC,
+        "dev",
+        dev,
+        "nud",
+        "permanent",
+    ])
+}
+
 /// Run a command; its stdout, or an error naming the command and its stderr.
 pub fn sh(args: &[&str]) -> Result<String, BenchError> {
     let out = Command::new(args[0])
@@ -257,20 +276,7 @@ impl Topo {
         // them on arrival. Addressed to the sink itself, each would be answered with an
         // ICMP protocol unreachable (no GRE/L2TPv3 there), work the veth runs on the
         // DUT's core (a quarter of it, measured with perf).
-        sh(&[
-            "ip",
-            "-n",
-            &d,
-            "neigh",
-            "replace",
-            T_SINK,
-            "lladdr",
-            SINK_MAC,
-            "dev",
-            "t0",
-            "nud",
-            "permanent",
-        ])?;
+        to_sink_mac(&d, T_SINK, "t0")?;
         Ok(t)
     }
 
@@ -357,20 +363,7 @@ impl Topo {
                 sh(&["ip", "-n", &d, "addr", "add", "10.80.1.254/24", "dev", "d0"])?;
                 sh(&["ip", "-n", &d, "addr", "add", "10.80.2.254/24", "dev", "d1"])?;
                 self.sysctl(&d, "net.ipv4.ip_forward=1")?;
-                sh(&[
-                    "ip",
-                    "-n",
-                    &d,
-                    "neigh",
-                    "replace",
-                    "10.80.2.99",
-                    "lladdr",
-                    SINK_MAC,
-                    "dev",
-                    "d1",
-                    "nud",
-                    "permanent",
-                ])?;
+                to_sink_mac(&d, "10.80.2.99", "d1")?;
             }
             None => {}
         }

@@ -132,14 +132,13 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         what.clone(),
     ))?;
     // Best effort: larger buffers absorb bursts; failure only costs drops under load.
-    let fd = OwnedFd::from(sock);
-    let _ = crate::sys::packet::set_rcvbuf(&fd, SOCKET_BUFFER);
-    let _ = crate::sys::packet::set_sndbuf(&fd, SOCKET_BUFFER);
+    let _ = crate::sys::packet::set_rcvbuf(&sock, SOCKET_BUFFER);
+    let _ = crate::sys::packet::set_sndbuf(&sock, SOCKET_BUFFER);
 
     let ipv4_raw = !r.v6 && matches!(r.carrier, Carrier::Ip(_));
     if spec.common.bpffile.is_some() {
         // The user's program replaces the peer/demux filter, as in UML.
-        super::attach_bpffile(name, spec, fd.as_fd())?;
+        super::attach_bpffile(name, spec, sock.as_fd())?;
     } else {
         let payload = match r.carrier {
             Carrier::Ip(_) if !r.v6 => Payload::AfterIpv4,
@@ -153,7 +152,7 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
             &r.siblings.claims,
             r.siblings.first,
         );
-        crate::sys::packet::attach_filter(fd.as_fd(), &prog).map_err(sys_err(
+        crate::sys::packet::attach_filter(sock.as_fd(), &prog).map_err(sys_err(
             name,
             "SO_ATTACH_FILTER (tunnel peer filter)",
             what.clone(),
@@ -162,18 +161,16 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
     // Bound once filtered: a UDP socket receives nothing before this. A raw IP socket
     // receives every packet of its protocol from the moment it exists, filter or not:
     // what it queued before the filter went on is read and discarded.
-    let sock = Socket::from(fd);
     sock.bind(&SockAddr::from(local))
         .map_err(sys_err(name, "bind", local.to_string()))?;
     if matches!(r.carrier, Carrier::Ip(_)) {
         discard_queued(&sock);
     }
-    let fd = OwnedFd::from(sock);
     let prefix = if ipv4_raw { MAX_IPV4_HEADER } else { 0 } + r.framing.tx_header_len();
     let vector = spec.common.vector;
     tracing::debug!(port = name, %local, %remote, overhead = over, "tunnel open");
     Ok(Opened {
-        rx_fd: fd,
+        rx_fd: OwnedFd::from(sock),
         tx_fd: None,
         rx_mode: if vector { RxMode::Mmsg } else { RxMode::Single },
         // The socket is not connected: even vec=0 sends with sendmsg to `dst` (UML's
