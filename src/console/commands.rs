@@ -20,10 +20,12 @@ pub enum Command {
     Stack,
     /// vecbox: load a classic-BPF file onto an interface (needs `bpfflash=1` on it).
     Bpf,
+    /// vecbox: captures into shared rings (`vecbox capture` starts them).
+    Capture,
 }
 
 /// Commands in match order.
-pub const TABLE: [(&str, Command); 14] = [
+pub const TABLE: [(&str, Command); 15] = [
     ("version", Command::Version),
     ("halt", Command::Halt),
     ("reboot", Command::Reboot),
@@ -38,6 +40,7 @@ pub const TABLE: [(&str, Command); 14] = [
     ("proc", Command::Proc),
     ("stack", Command::Stack),
     ("bpf", Command::Bpf),
+    ("capture", Command::Capture),
 ];
 
 /// Find the command for request `text` by prefix; returns it and the text after its
@@ -68,6 +71,8 @@ Commands:
     proc <file> - net/dev, stats, fdb, routes, neigh, rules, conntrack (as the function has them)
     stack - dump of the guest's state (ports, queues, loop)
     bpf vecN <file> - load a classic-BPF filter (UML bpffile, tcpdump -dd/-ddd or bpf_asm text) onto vecN; needs bpfflash=1 on vecN
+    capture [list] - captures running in this guest, with their counters
+    capture stop <N> - end capture N (`vecbox capture` starts captures: the ring comes with the request)
 ";
 
 #[cfg(test)]

@@ -20,11 +20,16 @@ pub struct Incoming {
     pub from: SocketAddr,
     /// Command text (invalid UTF-8 replaced).
     pub text: String,
+    /// Descriptors passed with the request (SCM_RIGHTS; `capture start` takes its ring
+    /// this way). Closed when dropped.
+    pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
 /// The listening control socket.
 pub struct Server {
     sock: UnixDatagram,
+    /// The address of an unbound sender (replies to it go nowhere, as before).
+    unnamed: SocketAddr,
     buf: Box<[u8; 2048]>,
     out: Box<[u8; proto::REPLY_MAX]>,
     /// Requests received (well-formed or not).
@@ -38,8 +43,10 @@ impl Server {
     pub fn bind(path: &Path) -> io::Result<Server> {
         let sock = UnixDatagram::bind(path)?;
         sock.set_nonblocking(true)?;
+        let unnamed = UnixDatagram::unbound()?.local_addr()?;
         Ok(Server {
             sock,
+            unnamed,
             buf: Box::new([0; 2048]),
             out: Box::new([0; proto::REPLY_MAX]),
             requests: 0,
@@ -56,15 +63,16 @@ impl Server {
     /// no request is waiting (or [`BATCH`] datagrams were read).
     pub fn receive(&mut self) -> Option<Incoming> {
         for _ in 0..BATCH {
-            let (n, from) = match self.sock.recv_from(&mut self.buf[..]) {
-                Ok(x) => x,
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        tracing::debug!(error = %e, "console receive failed");
+            let (n, from, fds) =
+                match crate::sys::fdpass::recv_with_fds(self.sock.as_fd(), &mut self.buf[..]) {
+                    Ok(r) => (r.len, r.from.unwrap_or_else(|| self.unnamed.clone()), r.fds),
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            tracing::debug!(error = %e, "console receive failed");
+                        }
+                        return None;
                     }
-                    return None;
-                }
-            };
+                };
             self.requests += 1;
             let req = match proto::decode_request(&self.buf[..n]) {
                 Ok(r) => r,
@@ -85,7 +93,7 @@ impl Server {
                 self.errors += 1;
                 self.send(&from, 1, proto::BAD_VERSION.as_bytes(), false);
             }
-            return Some(Incoming { from, text });
+            return Some(Incoming { from, text, fds });
         }
         None
     }

@@ -56,15 +56,25 @@ impl Guest {
             let Some(req) = self.console.receive() else {
                 break;
             };
-            self.execute(&req.from, &req.text, &mut action);
+            self.execute(&req.from, &req.text, req.fds, &mut action);
             if action.halt {
                 break;
             }
         }
+        if action.rebuild && self.captures.any() {
+            // Ports changed: captures follow their interfaces by unit.
+            self.retap();
+        }
         action
     }
 
-    fn execute(&mut self, from: &SocketAddr, text: &str, action: &mut Action) {
+    fn execute(
+        &mut self,
+        from: &SocketAddr,
+        text: &str,
+        fds: Vec<std::os::fd::OwnedFd>,
+        action: &mut Action,
+    ) {
         let Some((cmd, rest)) = commands::lookup(text) else {
             self.console.reply(from, 1, proto::UNKNOWN);
             return;
@@ -127,6 +137,7 @@ impl Guest {
             Command::Proc => return self.proc(from, rest.trim_start_matches(' ')),
             Command::Stack => return self.stream(from, &self.stack_dump()),
             Command::Bpf => self.bpf(rest),
+            Command::Capture => self.capture_command(rest, fds),
         };
         self.console.reply(from, e, &reply);
     }

@@ -37,6 +37,7 @@ impl Guest {
                 p.caps.tx_gso,
             );
         }
+        self.captures.metrics(snap);
         if with_nf || snap.changed() {
             self.nf.metrics(snap);
             snap.end();

@@ -122,6 +122,8 @@ pub struct Port {
     catch_up: Option<crate::filter::Program>,
     /// The memory-mapped receive ring ([`RxMode::Ring`]).
     ring: Option<ring::RingRx>,
+    /// Capture points ([`crate::capture::tap`]); `None` while nobody captures this port.
+    pub tap: Option<Box<crate::capture::tap::PortTap>>,
 }
 
 impl Port {
@@ -158,6 +160,7 @@ impl Port {
             soft_filter: None,
             catch_up: None,
             ring: o.ring.map(ring::RingRx::new),
+            tap: None,
         }
     }
 
@@ -368,6 +371,9 @@ impl Port {
         self.slots.truncate(w);
         if drained {
             self.catch_up = None;
+        }
+        if let Some(t) = self.tap.as_deref_mut() {
+            t.rx(pool, out);
         }
         Ok(got)
     }

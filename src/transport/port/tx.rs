@@ -23,6 +23,9 @@ impl Port {
     /// are completed when it has no vnet header. Frames that cannot be sent are dropped
     /// and counted on this port.
     pub fn enqueue(&mut self, pool: &mut Pool, f: Frame) {
+        if let Some(t) = self.tap.as_deref_mut() {
+            t.tx(pool.frame(&f));
+        }
         if !self.is_up() {
             self.stats.drop(DropReason::PeerGone);
             pool.release(f.buf);
