@@ -2,7 +2,10 @@
 
 mod bench;
 mod bpf;
+mod capture;
+mod capture_ends;
 mod demo;
+mod extcap;
 mod lab;
 mod lab_up;
 
@@ -127,6 +130,20 @@ enum Command {
     /// Benchmark vecbox against the Linux kernel and a real UML guest (pps, Gbit/s).
     #[command(after_long_help = bench::HELP)]
     Bench(bench::BenchArgs),
+    /// Capture lab links (or a guest's ports) into one pcapng stream, live or to a file.
+    #[command(after_long_help = capture::HELP)]
+    Capture(capture::CaptureArgs),
+    /// Wireshark/tshark interfaces for lab links (extcap); --install links vecbox in.
+    #[command(after_long_help = extcap::HELP, disable_help_flag = true)]
+    Extcap {
+        /// --install [--global], --uninstall, or the extcap options Wireshark passes.
+        #[arg(
+            allow_hyphen_values = true,
+            trailing_var_arg = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Send UDP frames with vecbox's own sendmmsg generator (used by `vecbox bench`).
     #[command(after_long_help = bench::GEN_HELP)]
     Gen(bench::GenArgs),
@@ -186,6 +203,15 @@ fn init_tracing() {
 /// Entry point of the `vecbox` binary; returns the exit status.
 pub fn main() -> i32 {
     init_tracing();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if extcap::invoked_as_extcap(argv.first().map(|a| a.as_os_str())) {
+        // Wireshark runs the `vecbox-extcap` link with extcap options only.
+        let args: Vec<String> = argv[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return extcap::run(&args);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Guest { function, args } => run_guest(&function, &args),
@@ -201,6 +227,8 @@ pub fn main() -> i32 {
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),
         Command::Console { umid, command } => run_console(&umid, &command),
+        Command::Capture(a) => capture::run(&a),
+        Command::Extcap { args } => extcap::run(&args),
     }
 }
 
