@@ -70,6 +70,8 @@ pub struct Options {
     pub ring_bytes: usize,
     /// Statistics block period.
     pub stats_every: Duration,
+    /// Say on stderr which ends are captured, once every source has started.
+    pub announce: bool,
 }
 
 /// How a capture went.
@@ -172,6 +174,12 @@ pub fn run<W: Write>(
         .map_err(|e| StreamError::Signal(e.into()));
     let result = sigfd.and_then(|fd| {
         let mut r = Run::open(ends, opts, out)?;
+        if opts.announce {
+            let mut seen = std::collections::BTreeSet::new();
+            for e in ends.iter().filter(|e| seen.insert(&e.name)) {
+                eprintln!("capturing {} ({})", e.name, e.description);
+            }
+        }
         r.pump(opts, &fd, watch)
     });
     let _ = old.thread_set_mask();

@@ -139,6 +139,7 @@ pub fn options(
         duration: None,
         ring_bytes: (ring_mib as usize) << 20,
         stats_every: Duration::from_secs(1),
+        announce: false,
     }
 }
 
@@ -177,6 +178,7 @@ pub fn run(a: &CaptureArgs) -> i32 {
         Err(e) => return fail(2, e),
     };
     opts.count = a.count;
+    opts.announce = !a.quiet;
     opts.duration = match a.duration {
         Some(s) if !(s > 0.0 && s.is_finite()) => {
             return fail(
@@ -205,11 +207,6 @@ pub fn run(a: &CaptureArgs) -> i32 {
         Ok(x) => x,
         Err(e) => return fail(1, e),
     };
-    if !a.quiet {
-        for e in &ends {
-            eprintln!("capturing {} ({})", e.name, e.description);
-        }
-    }
     let mut watch = move || lab.as_deref().and_then(capture_ends::lab_gone);
     let out = std::io::BufWriter::with_capacity(1 << 20, out);
     match stream::run(&ends, &opts, out, &mut watch) {
