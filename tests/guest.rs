@@ -57,17 +57,7 @@ fn bridge_learns_and_forwards_between_three_hosts() {
         "c received {} bytes during the a->b stream ({to_b} bytes to b)",
         c_after - c_before
     );
-    let state = &r["function_state"];
-    let fdb: u64 = state
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|kv| kv[0] == "fdb_entries")
-        .unwrap()[1]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let fdb: u64 = common::function_state(&r, "fdb_entries").parse().unwrap();
     assert!(fdb >= 3, "{r}");
     // gro=0 on p2 with TSO traffic arriving elsewhere: nothing oversize was sent to it.
     assert_eq!(port_drops(&r, 2, "oversize"), 0, "{r}");
