@@ -529,3 +529,27 @@ fn ipv6_addresses_are_usable_as_soon_as_up_returns() {
     lab.down();
     assert_clean(&lab.name, &before);
 }
+
+/// `vecbox status --json`: link rates by direction name, counters by name.
+#[test]
+fn status_json_names_link_directions() {
+    let lab = TestLab::new(SMALL);
+    lab.up();
+    assert!(lab.ping("a", "10.0.0.2"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let link = loop {
+        let st = lab.status();
+        if let Some(l) = st["state"]["links"].as_array().and_then(|l| l.first()) {
+            break l.clone();
+        }
+        assert!(Instant::now() < deadline, "no link state: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for rate in ["pps", "bps"] {
+        for dir in ["a_to_b", "b_to_a"] {
+            assert!(link[rate][dir].is_number(), "{rate}.{dir}: {link}");
+        }
+    }
+    assert!(link["counters"]["rx_packets"].is_u64(), "{link}");
+    lab.down();
+}
