@@ -106,7 +106,7 @@ fn quick_reports_every_scenario_with_traffic_and_ratios() {
         row(&v, "vecbox/xconnect/raw/64/d64/vec/off1")["kernel_baseline"],
         "kernel/bridge/64/off1"
     );
-    let gen_rates = v["generator_rates"].as_array().unwrap();
+    let gen_rates = v["generator_rates"].as_object().unwrap();
     assert_eq!(gen_rates.len(), 2, "both generators compared: {v:#}");
     assert!(v["generator"].is_string());
     let targets = v["targets"].as_array().unwrap();

@@ -94,6 +94,10 @@ fn renderings_hold_every_row() {
     );
     let j = serde_json::to_value(&res).unwrap();
     assert!(j["rows"][0]["scenario"]["kind"].is_string());
+    assert_eq!(
+        j["generator_rates"]["vecbox"], 1e6,
+        "rates named by generator"
+    );
 }
 
 #[test]
