@@ -125,13 +125,7 @@ impl Line {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let err = c.stderr.take().unwrap();
-        let mut lines = BufReader::new(err).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l.contains(" ready: "))),
-            "guest did not start"
-        );
-        std::thread::spawn(move || for _ in lines {});
+        wait_for(&mut c, " ready: ");
         self.guest = Some(c);
     }
 }
@@ -250,14 +244,19 @@ fn capture(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_for(&mut c, "capturing ");
+    c
+}
+
+/// Read `c`'s stderr until a line holds `marker` (the rest is read in the background).
+fn wait_for(c: &mut Child, marker: &str) {
     let err = c.stderr.take().unwrap();
     let mut lines = BufReader::new(err).lines();
     assert!(
-        lines.any(|l| l.is_ok_and(|l| l.starts_with("capturing "))),
-        "capture did not start"
+        lines.any(|l| l.is_ok_and(|l| l.contains(marker))),
+        "no {marker:?} from {c:?}"
     );
     std::thread::spawn(move || for _ in lines {});
-    c
 }
 
 fn stop(mut c: Child) {

@@ -64,6 +64,19 @@ impl Capture {
         c
     }
 
+    /// Read the whole stream from stdout, then wait as [`Capture::wait`] does.
+    fn stream(mut self, secs: u64) -> (i32, String, Vec<u8>) {
+        let mut stream = Vec::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_end(&mut stream)
+            .unwrap();
+        let (code, err) = self.wait(secs);
+        (code, err, stream)
+    }
+
     fn signal(&self, sig: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, sig).unwrap();
@@ -377,7 +390,7 @@ fn quickstart_capture_files_pipes_errors_and_lab_down() {
 
     // Both points into a pipe: two interfaces per end, the copies share a packet id.
     let p = pinger(&lab, "client", "10.0.0.2", 20);
-    let mut cap = Capture::start(
+    let cap = Capture::start(
         &[
             &lab.name,
             "fw:inside",
@@ -392,14 +405,7 @@ fn quickstart_capture_files_pipes_errors_and_lab_down() {
         ],
         true,
     );
-    let mut stream = Vec::new();
-    cap.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stream)
-        .unwrap();
-    let (code, err) = cap.wait(20);
+    let (code, err, stream) = cap.stream(20);
     stop(p);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("8 frames captured"), "{err}");
@@ -666,15 +672,8 @@ fn gre_and_bess_links_show_inner_ethernet_frames() {
     let mut args = vec![lab.name.as_str()];
     args.extend_from_slice(&ends);
     args.extend_from_slice(&["-f", "icmp", "-c", "24", "-w", "-"]);
-    let mut cap = Capture::start(&args, true);
-    let mut stream = Vec::new();
-    cap.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stream)
-        .unwrap();
-    let (code, err) = cap.wait(30);
+    let cap = Capture::start(&args, true);
+    let (code, err, stream) = cap.stream(30);
     stop(p);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("gre link to x2:a"), "{err}");
@@ -722,18 +721,11 @@ links:
     );
     lab.up();
     let p = pinger(&lab, "h1", "10.62.0.2", 40);
-    let mut cap = Capture::start(
+    let cap = Capture::start(
         &[&lab.name, "h2:eth0", "-f", "icmp", "-c", "6", "-w", "-"],
         true,
     );
-    let mut stream = Vec::new();
-    cap.child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut stream)
-        .unwrap();
-    let (code, err) = cap.wait(30);
+    let (code, err, stream) = cap.stream(30);
     stop(p);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("captured on eth0 in namespace"), "{err}");

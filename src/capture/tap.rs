@@ -10,6 +10,15 @@
 //! Packet ids: a frame gets one id from the port when it enters a point pair (rx or tx)
 //! and keeps it at both points, so the pre and post copies of a frame carry the same
 //! id. An impairment stage passes its own ids through [`PortTap::at`].
+//!
+//! Where the port calls it: [`PortTap::rx`] once per received batch (end of the
+//! receive path) and [`PortTap::tx`] once per frame handed to `Port::enqueue`, each
+//! covering both points. With an impairment stage on a direction, that direction's
+//! call becomes two: `at(pre, frame, id, Note::None)` where the frame enters the stage
+//! (`id` from [`PortTap::next_id`], or the stage's own), and `at(post, ...)` with the
+//! same id where the stage lets it go; a frame the stage drops is reported once more at
+//! the pre point with `Note::Dropped(..)`, a duplicate at the post point with
+//! `Note::Duplicate`, a corrupted frame with `Note::Corrupt(bit)`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
