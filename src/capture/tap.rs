@@ -16,9 +16,9 @@
 //! covering both points. With an impairment stage on a direction, that direction's
 //! call becomes two: `at(pre, frame, id, Note::None)` where the frame enters the stage
 //! (`id` from [`PortTap::next_id`], or the stage's own), and `at(post, ...)` with the
-//! same id where the stage lets it go; a frame the stage drops is reported once more at
-//! the pre point with `Note::Dropped(..)`, a duplicate at the post point with
-//! `Note::Duplicate`, a corrupted frame with `Note::Corrupt(bit)`.
+//! same id where the stage lets it go. A frame the stage drops appears at the pre point
+//! with `Note::Dropped(..)` (and never at post), a duplicate at the post point with
+//! `Note::Duplicate`, a corrupted frame at the post point with `Note::Corrupt(bit)`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
