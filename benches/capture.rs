@@ -391,6 +391,18 @@ fn main() {
         println!("capture: a benchmark; run it with `cargo bench --bench capture` (as root)");
         return;
     }
+    // trafgen's configuration files are removed however the run ends.
+    struct Confs;
+    impl Drop for Confs {
+        fn drop(&mut self) {
+            for size in [64, 1500] {
+                let _ = std::fs::remove_file(
+                    std::env::temp_dir().join(format!("vbc{}-{size}.cfg", std::process::id())),
+                );
+            }
+        }
+    }
+    let _confs = Confs;
     let secs = env_u64("VECBOX_BENCH_SECS", 5);
     let reps = env_u64("VECBOX_BENCH_REPS", 3);
     let soak = env_u64("VECBOX_CAPTURE_SOAK", 60);
