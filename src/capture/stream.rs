@@ -151,6 +151,8 @@ struct Run<W: Write> {
     written: u64,
     limit: Option<u64>,
     started_ns: u64,
+    /// The last drain left records behind (a source gave a whole batch).
+    backlog: bool,
 }
 
 /// Capture `ends` into `out` until a count, a duration, a signal, the end of every
@@ -193,8 +195,14 @@ impl<W: Write> Run<W> {
     /// Write what the sources hold (up to a batch each); frames written.
     fn drain(&mut self) -> Result<u64, StreamError> {
         let before = self.written;
+        self.backlog = false;
         for gi in 0..self.guests.len() {
-            for _ in 0..BATCH {
+            for i in 0..=BATCH {
+                if i == BATCH {
+                    // More is waiting: come back without sleeping.
+                    self.backlog = true;
+                    break;
+                }
                 if self.full() {
                     break;
                 }
@@ -230,7 +238,11 @@ impl<W: Write> Run<W> {
             self.guests[gi].cap.commit();
         }
         for hi in 0..self.hosts.len() {
-            for _ in 0..BATCH {
+            for i in 0..=BATCH {
+                if i == BATCH {
+                    self.backlog = true;
+                    break;
+                }
                 if self.full() || self.hosts[hi].ended.is_some() {
                     break;
                 }
@@ -347,6 +359,7 @@ impl<W: Write> Run<W> {
         let start = Instant::now();
         let mut last_stats = Instant::now();
         let mut last_check = Instant::now();
+        let mut signalled = false;
         let reason = loop {
             let n = match self.drain() {
                 Ok(n) => n,
@@ -367,11 +380,14 @@ impl<W: Write> Run<W> {
             if let Some(l) = self.limit.filter(|_| self.full()) {
                 break format!("{l} frames captured");
             }
-            if let Ok(Some(s)) = sigfd.read_signal() {
-                let name = Signal::try_from(s.ssi_signo as i32)
-                    .map(|s| s.as_str())
-                    .unwrap_or("a signal");
-                break format!("interrupted ({name})");
+            if signalled {
+                signalled = false;
+                if let Ok(Some(s)) = sigfd.read_signal() {
+                    let name = Signal::try_from(s.ssi_signo as i32)
+                        .map(|s| s.as_str())
+                        .unwrap_or("a signal");
+                    break format!("interrupted ({name})");
+                }
             }
             if let Some(d) = opts.duration.filter(|d| start.elapsed() >= *d) {
                 break format!("{} s elapsed", d.as_secs_f64());
@@ -382,6 +398,8 @@ impl<W: Write> Run<W> {
             }
             if last_check.elapsed() >= CHECK {
                 last_check = Instant::now();
+                // Under a steady backlog the wait below is skipped: look for signals here.
+                signalled = true;
                 if let Some(r) = watch() {
                     break r;
                 }
@@ -396,8 +414,10 @@ impl<W: Write> Run<W> {
                     break why.unwrap_or_else(|| self.reasons());
                 }
             }
-            if n == 0 {
-                self.wait(sigfd);
+            // Sleep unless a source has more than a batch waiting: a reader that
+            // polled without pause would take a core from the datapath it watches.
+            if !self.backlog {
+                signalled |= self.wait(sigfd);
             }
         };
         // Stop the guests, then take what they wrote before they stopped.
@@ -415,8 +435,9 @@ impl<W: Write> Run<W> {
         })
     }
 
-    /// Sleep until a packet socket or a signal is ready, at most [`IDLE`].
-    fn wait(&self, sigfd: &SignalFd) {
+    /// Sleep until a packet socket or a signal is ready, at most [`IDLE`]; `true` if a
+    /// signal is pending.
+    fn wait(&self, sigfd: &SignalFd) -> bool {
         let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(sigfd.as_fd(), PollFlags::POLLIN)];
         fds.extend(
             self.hosts
@@ -425,6 +446,9 @@ impl<W: Write> Run<W> {
                 .map(|h| PollFd::new(h.cap.fd(), PollFlags::POLLIN)),
         );
         let _ = poll(&mut fds, PollTimeout::from(IDLE.as_millis() as u16));
+        fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN))
     }
 }
 

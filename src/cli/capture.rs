@@ -48,7 +48,7 @@ See also `vecbox extcap --help` (Wireshark/tshark interfaces) and docs/capture.m
 #[derive(Args, Debug)]
 pub struct CaptureArgs {
     /// LAB then NODE:IF link ends (none: one end of every link); with --guest, vecN ports.
-    #[arg(value_name = "LAB [NODE:IF]...")]
+    #[arg(value_name = "TARGET")]
     targets: Vec<String>,
     /// Capture ports of a guest started by hand: its umid or control socket path.
     #[arg(long, value_name = "UMID")]

@@ -138,7 +138,10 @@ enum Command {
     #[command(after_long_help = bench::HELP)]
     Bench(bench::BenchArgs),
     /// Capture lab links (or a guest's ports) into one pcapng stream, live or to a file.
-    #[command(after_long_help = capture::HELP)]
+    #[command(
+        after_long_help = capture::HELP,
+        override_usage = "vecbox capture LAB [NODE:IF]... [OPTIONS]\n       vecbox capture --guest UMID vecN... [OPTIONS]"
+    )]
     Capture(capture::CaptureArgs),
     /// Wireshark/tshark interfaces for lab links (extcap); --install links vecbox in.
     #[command(after_long_help = extcap::HELP, disable_help_flag = true)]

@@ -37,6 +37,7 @@ impl<W: Write> Run<W> {
             written: 0,
             limit: opts.count,
             started_ns: now_ns(),
+            backlog: false,
         };
         let filter_text = opts.filter.as_ref().map(|(t, _)| t.as_str());
         let mut seen = std::collections::BTreeSet::new();
