@@ -220,7 +220,6 @@ impl Lab {
         v[0]["address"].as_str().unwrap().to_string()
     }
 
-    /// Kernel counter `name` (rx_packets, tx_packets, ...) of `ifname` in `ns`.
     /// Poll counter `name` of `ifname` until it reaches `want` or 5 s pass (a guest
     /// descheduled on a busy machine forwards late); the last value read.
     pub fn counter_reaches(&self, ns: &str, ifname: &str, name: &str, want: u64) -> u64 {
@@ -234,16 +233,23 @@ impl Lab {
         }
     }
 
+    /// Kernel counter `name` (rx_packets, tx_packets, ...) of `ifname` in `ns`; panics
+    /// when it cannot be read (a missing interface or namespace is a failed test, never
+    /// a count of 0).
     pub fn counter(&self, ns: &str, ifname: &str, name: &str) -> u64 {
-        let out = self.exec(
-            ns,
-            &["cat", &format!("/sys/class/net/{ifname}/statistics/{name}")],
-        );
+        let path = format!("/sys/class/net/{ifname}/statistics/{name}");
+        let out = self.exec(ns, &["cat", &path]);
         // /sys shows the namespace of whoever mounted it: `ip netns exec` remounts sysfs.
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "reading {path} in {ns} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        text.trim()
             .parse()
-            .unwrap_or(0)
+            .unwrap_or_else(|_| panic!("{path} in {ns} is not a number: {text:?}"))
     }
 
     /// Send `count` 64-byte UDP frames with trafgen from `ifname` in `ns` to `dst_mac`/`dst_ip`.
