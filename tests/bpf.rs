@@ -415,7 +415,10 @@ fn filters_on_raw_and_tap_ports_drop_ipv6() {
     // B's IPv6 into the tap is dropped by vecbox (counted below) and never reaches A.
     let (b_ns, a_v6) = (ip6_solicits(&lab, &b, "tb"), ip6_in(&lab, &a, "a0"));
     assert!(!lab.ping(&b, "fd00:74::1", 2), "IPv6 is dropped");
-    assert!(ip6_solicits(&lab, &b, "tb") > b_ns, "B sent its IPv6 frames");
+    assert!(
+        ip6_solicits(&lab, &b, "tb") > b_ns,
+        "B sent its IPv6 frames"
+    );
     assert_eq!(ip6_in(&lab, &a, "a0"), a_v6, "no IPv6 reached A");
     let r = g.stop();
     // Port 1 is a tap: vecbox ran the program itself and counted what it dropped.
@@ -487,7 +490,10 @@ fn hybrid_port_runs_the_filter_behind_its_direction_check() {
         !lab.ping(&b, "fd00:75::1", 2),
         "IPv6 from B is dropped by the filter"
     );
-    assert!(ip6_solicits(&lab, &b, "tb") > b_ns, "B sent its IPv6 frames");
+    assert!(
+        ip6_solicits(&lab, &b, "tb") > b_ns,
+        "B sent its IPv6 frames"
+    );
     assert_eq!(ip6_in(&lab, &a, "a0"), a_v6, "no IPv6 reached A");
     let r = g.stop();
     // vecbox's own writes into the tap never come back: port 1 received only B's frames.

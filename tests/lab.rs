@@ -149,10 +149,7 @@ fn lan_with_uml_tap_and_guests_forwards_restarts_and_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(300));
         let st = lab.status();
         let l = st["state"]["links"][0].clone();
-        assert!(
-            l["name"].as_str().unwrap().starts_with("h1:eth0"),
-            "{l}"
-        );
+        assert!(l["name"].as_str().unwrap().starts_with("h1:eth0"), "{l}");
         if plausible(&l) || Instant::now() > deadline {
             break l;
         }
