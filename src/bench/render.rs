@@ -50,6 +50,24 @@ fn rate_cost(rate: Option<f64>, cost: Option<f64>) -> String {
     )
 }
 
+/// Offered Mpps and `delivered (min-max)` Mpps of a packet row (`-` for TCP), the
+/// range joined by `dash`.
+fn pps_cells(r: &Row, dash: &str) -> (String, String) {
+    let m = |v: f64| format!("{:.3}", v / 1e6);
+    if !r.is_pps() {
+        return ("-".into(), "-".into());
+    }
+    (
+        m(r.offered_pps.median),
+        format!(
+            "{} ({}{dash}{})",
+            m(r.delivered_pps.median),
+            m(r.delivered_pps.min),
+            m(r.delivered_pps.max)
+        ),
+    )
+}
+
 /// One line of the live table.
 pub fn table_line(r: &Row) -> String {
     if r.status != Status::Ok && r.reps == 0 {
@@ -60,20 +78,7 @@ pub fn table_line(r: &Row) -> String {
             r.reason.as_deref().unwrap_or("")
         );
     }
-    let m = |v: f64| format!("{:.3}", v / 1e6);
-    let (off, del) = if r.is_pps() {
-        (
-            m(r.offered_pps.median),
-            format!(
-                "{} ({}-{})",
-                m(r.delivered_pps.median),
-                m(r.delivered_pps.min),
-                m(r.delivered_pps.max)
-            ),
-        )
-    } else {
-        ("-".into(), "-".into())
-    };
+    let (off, del) = pps_cells(r, "-");
     let mut s = format!(
         "{:<49} {:>12}  {:<25} {:>7.2}  {:>5}  {:>10}  {:>9}  {:>18}  {:>15}",
         r.name,
@@ -279,6 +284,7 @@ fn scenarios(s: &mut String, res: &Results) {
                 opt(c.dut_ms_per_gbit, |v| format!("{v:.0} ms/Gbit")),
             )
         };
+        let (off, del) = pps_cells(r, "–");
         let mut name = r.name.clone();
         if r.status != Status::Ok {
             name += &format!(" (failed: {})", md(r.reason.as_deref().unwrap_or("")));
@@ -287,21 +293,8 @@ fn scenarios(s: &mut String, res: &Results) {
             s,
             "| {} | {} | {} | {:.2} ({:.2}–{:.2}) | {} | {} | {} | {} | {} | {} | {} |",
             name,
-            if pps {
-                m(r.offered_pps.median)
-            } else {
-                "-".into()
-            },
-            if pps {
-                format!(
-                    "{} ({}–{})",
-                    m(r.delivered_pps.median),
-                    m(r.delivered_pps.min),
-                    m(r.delivered_pps.max)
-                )
-            } else {
-                "-".into()
-            },
+            off,
+            del,
             r.delivered_gbps.median,
             r.delivered_gbps.min,
             r.delivered_gbps.max,
