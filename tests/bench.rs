@@ -159,7 +159,7 @@ fn quick_reports_every_scenario_with_ceilings_costs_and_ratios() {
             .unwrap()
             .contains("generator")
     );
-    let gen_rates = v["generator_rates"].as_array().unwrap();
+    let gen_rates = v["generator_rates"].as_object().unwrap();
     assert_eq!(gen_rates.len(), 2, "both generators compared: {v:#}");
     assert!(v["generator"].is_string());
     let targets = v["targets"].as_array().unwrap();

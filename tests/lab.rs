@@ -137,10 +137,10 @@ fn lan_with_uml_tap_and_guests_forwards_restarts_and_leaves_nothing() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     let plausible = |l: &serde_json::Value| {
-        (0..2).all(|d| {
+        ["a_to_b", "b_to_a"].iter().all(|d| {
             let (pps, bps) = (
-                l["pps"][d].as_f64().unwrap_or(0.0),
-                l["bps"][d].as_f64().unwrap_or(0.0),
+                l["pps"][*d].as_f64().unwrap_or(0.0),
+                l["bps"][*d].as_f64().unwrap_or(0.0),
             );
             (8.0..=32.0).contains(&pps) && (bps / pps - 98.0 * 8.0).abs() < 40.0
         })
@@ -575,4 +575,81 @@ fn uml_mixed_over_gre_l2tpv3_and_bess() {
     assert!(lab.ping("h1", "10.0.0.13"), "over bess");
     lab.down();
     assert_clean(&lab.name, &before);
+}
+
+/// Two IPv6 hosts on a bridge guest: the first ping after `up --detach` returns works,
+/// because host addresses are added without duplicate address detection (never
+/// tentative). A single ping, no retries: a retry would hide the DAD window.
+const V6: &str = "\
+name: @LAB@
+nodes:
+  h1:
+    kind: host
+    interfaces:
+      eth0: {addresses: ['fd00:17::1/64', 10.17.0.1/24]}
+  h2:
+    kind: host
+    interfaces:
+      eth0: {addresses: ['fd00:17::2/64']}
+  sw:
+    kind: bridge
+links:
+  - endpoints: [h1:eth0, sw:p1]
+  - endpoints: [h2:eth0, sw:p2]
+";
+
+#[test]
+fn ipv6_addresses_are_usable_as_soon_as_up_returns() {
+    let lab = TestLab::new(V6);
+    let before = snapshot(&lab.name);
+    lab.up();
+    let ping = lab.exec("h1", &["ping", "-6", "-c", "1", "-W", "5", "fd00:17::2"]);
+    assert!(
+        ping.status.success(),
+        "first IPv6 ping right after `up` returned:\n{}{}",
+        String::from_utf8_lossy(&ping.stdout),
+        String::from_utf8_lossy(&ping.stderr)
+    );
+    for (node, addr) in [("h1", "fd00:17::1"), ("h2", "fd00:17::2")] {
+        let out = lab.exec(node, &["ip", "-6", "-o", "address", "show"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.contains(&format!(" {addr}/64 ")))
+            .unwrap_or_else(|| panic!("{node} has no {addr}: {text}"));
+        assert!(line.contains("nodad"), "{node}: {line}");
+        assert!(!line.contains("tentative"), "{node}: {line}");
+    }
+    // IPv4 addresses are added as before.
+    let out = lab.exec("h1", &["ip", "-4", "-o", "address", "show"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(" 10.17.0.1/24 "),
+        "{out:?}"
+    );
+    lab.down();
+    assert_clean(&lab.name, &before);
+}
+
+/// `vecbox status --json`: link rates by direction name, counters by name.
+#[test]
+fn status_json_names_link_directions() {
+    let lab = TestLab::new(SMALL);
+    lab.up();
+    assert!(lab.ping("a", "10.0.0.2"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let link = loop {
+        let st = lab.status();
+        if let Some(l) = st["state"]["links"].as_array().and_then(|l| l.first()) {
+            break l.clone();
+        }
+        assert!(Instant::now() < deadline, "no link state: {st}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for rate in ["pps", "bps"] {
+        for dir in ["a_to_b", "b_to_a"] {
+            assert!(link[rate][dir].is_number(), "{rate}.{dir}: {link}");
+        }
+    }
+    assert!(link["counters"]["rx_packets"].is_u64(), "{link}");
+    lab.down();
 }

@@ -361,9 +361,15 @@ pub struct Results {
     pub window_secs: f64,
     /// Generator used, and what each offered in the start-up comparison (pps).
     pub generator: Option<Generator>,
+    /// In JSON: generator name → pps.
+    #[serde(serialize_with = "by_generator")]
     pub generator_rates: Vec<(Generator, f64)>,
     pub rows: Vec<Row>,
     pub targets: Vec<Target>,
+}
+
+fn by_generator<S: serde::Serializer>(v: &[(Generator, f64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(g, pps)| (g, pps)))
 }
 
 impl Results {

@@ -479,13 +479,32 @@ pub fn port_stat(report: &serde_json::Value, i: usize, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
-/// Port `i`'s drops for `reason` from a guest report.
+/// Port `i`'s drops for `reason` from a guest report (every reason is in the report:
+/// a name that is not is a mistake in the test).
 pub fn port_drops(report: &serde_json::Value, i: usize, reason: &str) -> u64 {
+    report["ports"][i]["drops"][reason]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no drop reason {reason:?} for port {i} in {report}"))
+}
+
+/// All of port `i`'s drops, whatever the reason.
+pub fn port_drops_total(report: &serde_json::Value, i: usize) -> u64 {
     report["ports"][i]["drops"]
-        .as_array()
-        .and_then(|a| a.iter().find(|d| d[0] == reason))
-        .and_then(|d| d[1].as_u64())
-        .unwrap_or(0)
+        .as_object()
+        .unwrap_or_else(|| panic!("no drops for port {i} in {report}"))
+        .values()
+        .map(|n| n.as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The network function's value `key` from a guest report's `function_state`, as text
+/// (counters are JSON integers there, composite values strings).
+pub fn function_state(report: &serde_json::Value, key: &str) -> String {
+    match &report["function_state"][key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => panic!("no {key} in function_state of {report}"),
+    }
 }
 
 /// A temporary file path in the lab's directory.

@@ -232,6 +232,10 @@ fn renderings_hold_every_row() {
     assert!(j["rows"][0]["scenario"]["kind"].is_string());
     assert_eq!(j["targets"][0]["verdict"], "inconclusive");
     assert!(j["rows"][1]["usage"]["per_cpu"].is_array());
+    assert_eq!(
+        j["generator_rates"]["vecbox"], 1e6,
+        "rates named by generator"
+    );
 }
 
 #[test]
