@@ -21,6 +21,22 @@ pub struct PortReport {
     pub stats: PortStats,
     /// Non-zero drop counters by reason name.
     pub drops: Vec<(&'static str, u64)>,
+    /// Impairment of each direction that has (or had) one.
+    pub impair: Vec<ImpairReport>,
+}
+
+/// One impairment direction of a port.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImpairReport {
+    /// `tx` or `rx`.
+    pub direction: &'static str,
+    /// Settings at the end, as `key=value` words (`none` if cleared).
+    pub settings: String,
+    pub counters: crate::impair::Counters,
+    /// Impairment drops by reason name.
+    pub dropped: Vec<(&'static str, u64)>,
+    /// Frames still held when the report was made.
+    pub in_flight: usize,
 }
 
 /// The whole report.
@@ -54,6 +70,22 @@ impl Report {
                         .iter()
                         .map(|r| (r.name(), p.stats.dropped(*r)))
                         .filter(|(_, n)| *n > 0)
+                        .collect(),
+                    impair: crate::impair::Direction::BOTH
+                        .iter()
+                        .filter_map(|d| {
+                            let st = p.impairment(*d)?;
+                            Some(ImpairReport {
+                                direction: d.name(),
+                                settings: st.params().to_string(),
+                                counters: st.counters,
+                                dropped: crate::impair::Dropped::ALL
+                                    .iter()
+                                    .map(|r| (r.name(), st.counters.dropped(*r)))
+                                    .collect(),
+                                in_flight: st.in_flight(),
+                            })
+                        })
                         .collect(),
                 })
                 .collect(),
@@ -131,6 +163,25 @@ impl fmt::Display for Report {
                 write!(f, "; drops {}", d.join(" "))?;
             }
             writeln!(f)?;
+            for im in &p.impair {
+                let c = &im.counters;
+                let d: Vec<String> = im.dropped.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                writeln!(
+                    f,
+                    "{} impair {} ({}): in {} out {} delayed {} dropped {} duplicated {} corrupted {} reordered {} in-flight {}",
+                    p.name,
+                    im.direction,
+                    im.settings,
+                    c.frames_in,
+                    c.frames_out,
+                    c.delayed,
+                    d.join(" "),
+                    c.duplicated,
+                    c.corrupted,
+                    c.reordered,
+                    im.in_flight
+                )?;
+            }
         }
         if !self.function_state.is_empty() {
             let s: Vec<String> = self

@@ -49,7 +49,7 @@ fn hint(prefix: &str, s: Option<&'static str>) -> String {
 }
 
 fn keys(prefix: &str) -> String {
-    super::params::KEYS
+    super::keys::KEYS
         .iter()
         .map(|k| format!("{prefix}{}", k.name))
         .collect::<Vec<_>>()

@@ -6,8 +6,9 @@
 //! drives it in a guest and how the tests drive it with a virtual clock. It uses only
 //! [`crate::wire`] (to segment GSO super-frames and finish checksums).
 //!
-//! - [`params`]: the settings, their keys and the one parser every surface shares
-//!   (spec keys, console, topology files), merging a change into current settings.
+//! - [`params`]: the settings and how a change merges into them; [`change`]: the one
+//!   parser every surface shares (spec keys, console, topology files); [`keys`]: the
+//!   keys with their forms and defaults.
 //! - [`units`]: durations, rates, probabilities, sizes.
 //! - [`stage`]: the per-direction scheduler and the frames it holds.
 //! - [`rng`], [`dist`], [`loss`]: the seeded generator and the random models.
@@ -16,9 +17,11 @@
 //!
 //! See docs/impairments.md for the semantics and how they compare with netem.
 
+pub mod change;
 pub mod counters;
 pub mod dist;
 pub mod error;
+pub mod keys;
 pub mod loss;
 pub mod params;
 pub mod rng;
@@ -26,9 +29,11 @@ pub mod stage;
 pub mod store;
 pub mod units;
 
+pub use change::Change;
 pub use counters::{Counters, Dropped};
 pub use error::ImpairError;
-pub use params::{Change, Direction, Distribution, KEYS, Loss, Params, PortParams};
+pub use keys::KEYS;
+pub use params::{Direction, Distribution, Loss, Params, PortParams};
 pub use stage::{Stage, Verdict};
 pub use units::{Prob, QueueLimit};
 
