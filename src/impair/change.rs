@@ -31,7 +31,10 @@ pub struct Change {
 
 fn put<T>(slot: &mut Option<T>, key: &str, v: T) -> Result<(), ImpairError> {
     if slot.is_some() {
-        return Err(ImpairError::Duplicate { key: key.into() });
+        return Err(ImpairError::Duplicate {
+            key: key.into(),
+            example: super::keys::key(key).map_or("", |k| k.example),
+        });
     }
     *slot = Some(v);
     Ok(())

@@ -14,7 +14,12 @@ pub enum ImpairError {
         example: String,
     },
     /// A key no impairment has.
-    #[error("unknown impairment key {key:?}{}; keys: {}", hint(.prefix, *.suggestion), keys(.prefix))]
+    #[error(
+        "unknown impairment key {key:?}{}; keys: {}; e.g. {prefix}{}",
+        hint(.prefix, *.suggestion),
+        keys(.prefix),
+        example(*.suggestion)
+    )]
     UnknownKey {
         key: String,
         suggestion: Option<&'static str>,
@@ -25,8 +30,11 @@ pub enum ImpairError {
     #[error("{word:?} is not KEY=VALUE; e.g. delay=20ms loss=1%")]
     NotPair { word: String },
     /// The same key twice in one change.
-    #[error("{key} is given twice; give each key once")]
-    Duplicate { key: String },
+    #[error(
+        "{key} is given twice; give each key once, e.g. {key}={}",
+        value_of(example)
+    )]
+    Duplicate { key: String, example: &'static str },
     /// A key that only means something together with another one.
     #[error("{key}: needs {needs} ({why}); e.g. {example}")]
     Needs {
@@ -46,6 +54,16 @@ pub enum ImpairError {
 fn hint(prefix: &str, s: Option<&'static str>) -> String {
     s.map(|k| format!(" (did you mean {prefix}{k}?)"))
         .unwrap_or_default()
+}
+
+fn example(suggestion: Option<&'static str>) -> &'static str {
+    suggestion
+        .and_then(super::keys::key)
+        .map_or("delay=20ms", |k| k.example)
+}
+
+fn value_of(example: &str) -> &str {
+    example.split_once('=').map_or(example, |x| x.1)
 }
 
 fn keys(prefix: &str) -> String {
@@ -81,7 +99,10 @@ impl ImpairError {
                 suggestion,
                 prefix,
             },
-            ImpairError::Duplicate { key } => ImpairError::Duplicate { key: p(key) },
+            ImpairError::Duplicate { key, example } => ImpairError::Duplicate {
+                key: p(key),
+                example,
+            },
             ImpairError::Needs {
                 key,
                 needs,
@@ -102,7 +123,7 @@ impl ImpairError {
         match self {
             ImpairError::BadValue { key, .. }
             | ImpairError::UnknownKey { key, .. }
-            | ImpairError::Duplicate { key }
+            | ImpairError::Duplicate { key, .. }
             | ImpairError::Needs { key, .. } => Some(key),
             _ => None,
         }

@@ -174,6 +174,10 @@ impl Params {
             seed,
             down
         );
+        // 0 and 1 both mean "every frame"; one form keeps settings comparable.
+        if p.gap <= 1 {
+            p.gap = 0;
+        }
         p.validate()?;
         Ok(p)
     }

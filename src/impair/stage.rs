@@ -59,6 +59,17 @@ struct Draw {
     flip: Option<u32>,
 }
 
+/// One frame (or whole super-frame) to keep, with its draws.
+#[derive(Clone, Copy, Debug)]
+struct Unit {
+    id: u64,
+    /// Wire frames it stands for.
+    frames: u16,
+    vnet: vnet::Repr,
+    draw: Draw,
+    len: usize,
+}
+
 /// One direction's impairment.
 #[derive(Debug)]
 pub struct Stage {
@@ -81,7 +92,8 @@ pub struct Stage {
     store: Store,
     pub counters: Counters,
     next_id: u64,
-    scratch: Box<[u8; gso::MAX_HEADERS]>,
+    /// Segment headers (taken out while segmenting, so the stage can be borrowed).
+    scratch: Option<Box<[u8; gso::MAX_HEADERS]>>,
     draws: Vec<Draw>,
     /// The store hit its limit since the caller last asked (for one log line), and
     /// whether that was already said once.
@@ -109,7 +121,7 @@ impl Stage {
             store: Store::new(0, super::params::MAX_STAGE_BYTES as usize),
             counters: Counters::default(),
             next_id: 0,
-            scratch: Box::new([0; gso::MAX_HEADERS]),
+            scratch: Some(Box::new([0; gso::MAX_HEADERS])),
             draws: Vec::with_capacity(MAX_SEGMENTS),
             full_event: false,
             full_told: false,
@@ -242,15 +254,14 @@ impl Stage {
             Some(p) if hit || self.params.rate.is_some() => self.store_segments(now, frame, &p, id),
             _ => {
                 let d = self.draws[0];
-                self.store_unit(
-                    now,
+                let unit = Unit {
                     id,
-                    n as u16,
-                    &vnet,
-                    d,
-                    |b| b.copy_from_slice(frame),
-                    frame.len(),
-                );
+                    frames: n as u16,
+                    vnet,
+                    draw: d,
+                    len: frame.len(),
+                };
+                self.store_unit(now, unit, |b| b.copy_from_slice(frame));
             }
         }
         id
@@ -290,43 +301,43 @@ impl Stage {
 
     /// Segment `frame` in software, keeping the segments that were not lost.
     fn store_segments(&mut self, now: u64, frame: &[u8], plan: &gso::Plan<'_>, id: u64) {
-        let mut scratch = std::mem::replace(&mut self.scratch, Box::new([0; gso::MAX_HEADERS]));
+        let mut scratch = self
+            .scratch
+            .take()
+            .unwrap_or_else(|| Box::new([0; gso::MAX_HEADERS]));
         let mut i = 0;
         plan.emit_from(0, gso::CsumMode::Partial, &mut scratch, |seg| {
             let d = self.draws[i];
             i += 1;
             if !d.lost {
-                let len = seg.wire_len();
                 let h = seg.headers.len();
-                self.store_unit(
-                    now,
+                let unit = Unit {
                     id,
-                    1,
-                    &seg.vnet,
-                    d,
-                    |b| {
-                        b[..h].copy_from_slice(seg.headers);
-                        b[h..].copy_from_slice(&frame[seg.payload.clone()]);
-                    },
-                    len,
-                );
+                    frames: 1,
+                    vnet: seg.vnet,
+                    draw: d,
+                    len: seg.wire_len(),
+                };
+                self.store_unit(now, unit, |b| {
+                    b[..h].copy_from_slice(seg.headers);
+                    b[h..].copy_from_slice(&frame[seg.payload.clone()]);
+                });
             }
             true
         });
-        self.scratch = scratch;
+        self.scratch = Some(scratch);
     }
 
     /// Queue, time and keep one frame (and its duplicate).
-    fn store_unit(
-        &mut self,
-        now: u64,
-        id: u64,
-        frames: u16,
-        vnet: &vnet::Repr,
-        d: Draw,
-        write: impl FnOnce(&mut [u8]),
-        len: usize,
-    ) {
+    fn store_unit(&mut self, now: u64, u: Unit, write: impl FnOnce(&mut [u8])) {
+        let Unit {
+            id,
+            frames,
+            vnet,
+            draw: d,
+            len,
+        } = u;
+        let vnet = &vnet;
         if d.lost {
             return;
         }

@@ -220,7 +220,7 @@ pub fn fmt_rate(bps: u64) -> String {
         ("mbit", 1_000_000),
         ("kbit", 1_000),
     ] {
-        if bps >= per && bps % per == 0 {
+        if bps >= per && bps.is_multiple_of(per) {
             return format!("{}{unit}", bps / per);
         }
     }

@@ -135,7 +135,7 @@ prop_compose! {
         if delay > 0 {
             p.jitter = jitter;
             p.reorder = reorder;
-            if !reorder.is_zero() { p.gap = gap; }
+            if !reorder.is_zero() && gap > 1 { p.gap = gap; }
         }
         if p.jitter > 0 {
             p.distribution = Distribution::ALL[dist];
