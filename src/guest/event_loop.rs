@@ -261,8 +261,15 @@ impl Guest {
         }
         let now = crate::transport::port::impair::now_ns();
         for i in 0..self.ports.len() {
-            if !st.blocked[i] && self.ports[i].release_tx(&mut self.pool, now) > 0 {
+            // A transmit queue's worth at a time, flushed in between.
+            for _ in 0..BUDGET {
+                if st.blocked[i] || self.ports[i].release_tx(&mut self.pool, now) == 0 {
+                    break;
+                }
                 st.want_flush[i] = true;
+                if self.ports[i].flush(&mut self.pool) == Flush::Blocked {
+                    break;
+                }
             }
             for _ in 0..BUDGET {
                 if self.ports[i].release_rx(&mut self.pool, now, &mut st.frames) == 0 {
