@@ -308,15 +308,53 @@ fn a_seeded_run_drops_exactly_the_same_frames_twice() {
     assert_ne!(first, other, "another seed drops other frames");
 }
 
+/// iperf3 UDP from A to B at `offered` bit/s of `len`-byte datagrams for `secs`: the
+/// rate B received (bit/s of UDP payload).
+fn iperf3_udp(l: &mut Line, offered: &str, len: u32, secs: u32) -> f64 {
+    require_tool("iperf3");
+    let port = 5201 + (std::process::id() % 1000) as u16;
+    let (a, b) = (l.a.clone(), l.b.clone());
+    l.lab.spawn(
+        &b,
+        &["iperf3", "-s", "-1", "-B", B_IP, "-p", &port.to_string()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = l.lab.exec(
+            &a,
+            &[
+                "iperf3",
+                "-c",
+                B_IP,
+                "-p",
+                &port.to_string(),
+                "-u",
+                "-b",
+                offered,
+                "-l",
+                &len.to_string(),
+                "-t",
+                &secs.to_string(),
+                "-J",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(bps) = v["end"]["sum_received"]["bits_per_second"].as_f64() {
+            return bps;
+        }
+        assert!(Instant::now() < deadline, "iperf3: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn iperf3_through_a_rate_limit_measures_the_rate() {
-    require_tool("iperf3");
+    // UDP offered at 1.5× the rate keeps the bottleneck queue full: what B receives is
+    // the link rate times the payload share of each 1442-byte frame.
     let mut l = line();
-    let g = l.start(0, "", ",tx_rate=20mbit,tx_queue=100ms");
-    let (a, b) = (l.a.clone(), l.b.clone());
-    let bps = l.lab.iperf3(&b, &a, B_IP, 5);
-    // TCP payload of a 1514-byte frame: 1448 bytes (timestamps on).
-    let want = 20e6 * 1448.0 / 1514.0;
+    let g = l.start(0, "", ",tx_rate=20mbit,tx_queue=200ms");
+    let bps = iperf3_udp(&mut l, "30M", 1400, 5);
+    let want = 20e6 * 1400.0 / 1442.0;
     assert!(
         (bps / want - 1.0).abs() <= 0.05,
         "iperf3 {:.2} Mbit/s, want {:.2} ± 5 %",
@@ -325,6 +363,7 @@ fn iperf3_through_a_rate_limit_measures_the_rate() {
     );
     let r = g.stop();
     let im = impair(&r, 1, "tx");
+    assert!(dropped(&im, "queue_full") > 0, "the queue overflowed: {im}");
     assert!(counter(&im, "frames_out") > 5000, "{im}");
 }
 

@@ -291,7 +291,8 @@ impl Guest {
     }
 
     /// Arm the impairment timer for the earliest departure (absolute time), or disarm
-    /// it; ports the kernel pushes back on wait for writability instead.
+    /// it; ports the kernel pushes back on wait for writability instead. A timer armed
+    /// for an earlier time is left alone: when it fires the loop re-arms.
     fn arm_impair(&self, timer: &TimerFd, st: &mut LoopState) {
         let next = if self.stopped {
             None
@@ -302,7 +303,9 @@ impl Guest {
                 .filter_map(|(i, p)| p.impair_deadline(!st.blocked[i]))
                 .min()
         };
-        if next == st.armed {
+        // An armed timer that fires early costs one spurious wake-up; re-arming on
+        // every pass would cost a system call each time the next departure moves on.
+        if next == st.armed || matches!((next, st.armed), (Some(n), Some(a)) if a < n) {
             return;
         }
         let r = match next {
