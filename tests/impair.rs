@@ -192,15 +192,15 @@ fn impair(r: &serde_json::Value, port: usize, dir: &str) -> serde_json::Value {
 }
 
 fn dropped(im: &serde_json::Value, reason: &str) -> u64 {
-    im["dropped"]
-        .as_array()
-        .and_then(|a| a.iter().find(|d| d[0] == reason))
-        .and_then(|d| d[1].as_u64())
-        .unwrap()
+    im["dropped"][reason]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {reason} drops in {im}"))
 }
 
 fn counter(im: &serde_json::Value, name: &str) -> u64 {
-    im["counters"][name].as_u64().unwrap()
+    im[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {im}"))
 }
 
 #[test]

@@ -5,8 +5,9 @@ mod bpf;
 mod demo;
 mod lab;
 mod lab_up;
+mod manual;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::guest::{Guest, GuestArgs};
 
@@ -28,7 +29,8 @@ Guest settings:
   umid=NAME     instance name (default FUNCTION-PID); the control socket is
                 ~/.uml/NAME/mconsole, as for a UML kernel (see `vecbox console`)
   cpu=N         pin the guest to CPU N
-  stats=FILE    write the exit report as JSON to FILE
+  stats=FILE    write the exit report as JSON to FILE (drops by reason name, batch
+                histograms with their bounds; schema: vecbox guest --report-schema)
   metrics=ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
   seccomp=MODE  system calls outside the sandbox's allowlist: kill (default; the
                 guest dies with SIGSYS), log (allowed and logged in the kernel log:
@@ -85,7 +87,12 @@ enum Command {
     #[command(after_long_help = GUEST_HELP)]
     Guest {
         /// Network function: xconnect, bridge, router or firewall.
-        function: String,
+        #[arg(required_unless_present = "report_schema")]
+        function: Option<String>,
+        /// Print the JSON Schema of the exit report (stats=FILE) and exit
+        /// (docs/guest-report.schema.json).
+        #[arg(long)]
+        report_schema: bool,
         /// key=value settings and vecN:transport=... interface specs.
         #[arg(
             allow_hyphen_values = true,
@@ -148,6 +155,12 @@ enum Command {
         )]
         args: Vec<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish).
+    #[command(after_long_help = manual::COMPLETIONS_HELP)]
+    Completions(manual::CompletionsArgs),
+    /// Print vecbox's manual page, or a subcommand's; --install DIR writes them all.
+    #[command(after_long_help = manual::MAN_HELP)]
+    Man(manual::ManArgs),
 }
 
 const CONSOLE_HELP: &str = "\
@@ -192,7 +205,14 @@ pub fn main() -> i32 {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Guest { function, args } => run_guest(&function, &args),
+        Command::Guest {
+            report_schema: true,
+            ..
+        } => {
+            println!("{}", crate::guest::report_schema());
+            0
+        }
+        Command::Guest { function, args, .. } => run_guest(&function.unwrap_or_default(), &args),
         Command::Demo(a) => demo::run(&a),
         Command::Bpf(a) => bpf::run(&a),
         Command::Bench(a) => bench::run(&a),
@@ -205,6 +225,8 @@ pub fn main() -> i32 {
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),
         Command::Console { umid, command } => run_console(&umid, &command),
+        Command::Completions(a) => manual::completions(&a, Cli::command()),
+        Command::Man(a) => manual::man(&a, Cli::command()),
     }
 }
 

@@ -13,10 +13,15 @@
 //! directions of `both` are checked before either changes, so a refused change (one
 //! line naming the key) changes nothing. Frames in flight are never dropped by a change.
 
-use std::fmt::Write;
+use std::collections::BTreeMap;
+use std::fmt::{self, Write};
+
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use super::Guest;
 use crate::impair::{Change, Direction, Dropped, Params, Stage};
+use crate::transport::Port;
 use crate::transport::port::impair::now_ns;
 
 /// A console reply: error flag and text.
@@ -161,4 +166,85 @@ pub(super) fn stage_counters(st: &Stage) -> String {
         c.reordered,
         st.in_flight()
     )
+}
+
+/// One impairment direction of a port in the exit report.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ImpairReport {
+    /// `tx` (frames leaving onto the link) or `rx` (frames arriving from it).
+    pub direction: &'static str,
+    /// Settings when the report was made, as `key=value` words (`none` once cleared).
+    pub settings: String,
+    /// Wire frames that entered the stage (a GSO super-frame counts as its segments).
+    pub frames_in: u64,
+    /// Wire frames the stage handed on.
+    pub frames_out: u64,
+    /// Wire frames held for a time (delay, jitter or rate).
+    pub delayed: u64,
+    /// Frames the stage dropped, by reason: `loss`, `queue_full`, `link_down`,
+    /// `buffer_full` (docs/impairments.md).
+    pub dropped: BTreeMap<String, u64>,
+    /// Extra copies sent (`duplicate`).
+    pub duplicated: u64,
+    /// Frames with one bit flipped (`corrupt`).
+    pub corrupted: u64,
+    /// Frames that skipped the delay (`reorder`).
+    pub reordered: u64,
+    /// Frames still held when the report was made (never delivered).
+    pub in_flight: u64,
+    /// Frames handed on, and the nanoseconds they spent in the stage in total.
+    pub delay_frames: u64,
+    pub delay_sum_ns: u64,
+}
+
+/// The report entries of `p`'s impairment directions.
+pub(super) fn reports(p: &Port) -> Vec<ImpairReport> {
+    Direction::BOTH
+        .iter()
+        .filter_map(|d| {
+            let st = p.impairment(*d)?;
+            let c = &st.counters;
+            Some(ImpairReport {
+                direction: d.name(),
+                settings: st.params().to_string(),
+                frames_in: c.frames_in,
+                frames_out: c.frames_out,
+                delayed: c.delayed,
+                dropped: Dropped::ALL
+                    .iter()
+                    .map(|r| (r.name().to_string(), c.dropped(*r)))
+                    .collect(),
+                duplicated: c.duplicated,
+                corrupted: c.corrupted,
+                reordered: c.reordered,
+                in_flight: st.in_flight() as u64,
+                delay_frames: c.delay.count,
+                delay_sum_ns: c.delay.sum,
+            })
+        })
+        .collect()
+}
+
+/// `tx (delay=20ms): in N out N delayed N dropped loss=N ... in-flight N`.
+impl fmt::Display for ImpairReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d: Vec<String> = Dropped::ALL
+            .iter()
+            .map(|r| format!("{}={}", r.name(), self.dropped.get(r.name()).unwrap_or(&0)))
+            .collect();
+        write!(
+            f,
+            "{} ({}): in {} out {} delayed {} dropped {} duplicated {} corrupted {} reordered {} in-flight {}",
+            self.direction,
+            self.settings,
+            self.frames_in,
+            self.frames_out,
+            self.delayed,
+            d.join(" "),
+            self.duplicated,
+            self.corrupted,
+            self.reordered,
+            self.in_flight
+        )
+    }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use args::{GUEST_KEYS, GuestArgs, GuestError};
 pub use event_loop::{BUDGET, TICK};
 pub use filter::FilterError;
-pub use report::Report;
+pub use report::{Report, schema as report_schema};
 
 use crate::buf::Pool;
 use crate::console::{RunDir, Server};
