@@ -124,6 +124,9 @@ pub struct Port {
     ring: Option<ring::RingRx>,
     /// Capture points ([`crate::capture::tap`]); `None` while nobody captures this port.
     pub tap: Option<Box<crate::capture::tap::PortTap>>,
+    /// Impairment of frames leaving onto the link and arriving from it ([`impair`]).
+    imp_tx: Option<Box<crate::impair::Stage>>,
+    imp_rx: Option<Box<crate::impair::Stage>>,
 }
 
 impl Port {
@@ -134,7 +137,7 @@ impl Port {
             fallbacks: o.fallbacks,
             ..PortStats::default()
         };
-        Port {
+        let mut p = Port {
             name,
             spec,
             host_if: o.host_if,
@@ -161,7 +164,11 @@ impl Port {
             catch_up: None,
             ring: o.ring.map(ring::RingRx::new),
             tap: None,
-        }
+            imp_tx: None,
+            imp_rx: None,
+        };
+        p.open_impairments();
+        p
     }
 
     /// Descriptor to poll for readability.
@@ -245,13 +252,17 @@ impl Port {
                 return Ok(0);
             }
         }
-        match self.recv_batch(pool, out) {
+        let got = match self.recv_batch(pool, out) {
             Err(e) if self.link.is_some() && bess::is_peer_gone(&e) => {
                 self.peer_lost(pool);
                 Ok(0)
             }
             other => other,
+        };
+        if self.imp_rx.is_some() {
+            self.impair_rx(pool, out);
         }
+        got
     }
 
     fn recv_batch(&mut self, pool: &mut Pool, out: &mut Vec<Frame>) -> io::Result<usize> {
@@ -494,6 +505,7 @@ fn read_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> 
     }
 }
 
+pub mod impair;
 mod link;
 pub(crate) mod ring;
 #[cfg(test)]
