@@ -972,3 +972,183 @@ fn trafgen_paced(lab: &Lab, ns: &str, dst_mac: &str, count: u64, size: usize, ra
     );
     assert!(out.status.success(), "trafgen: {}", text(&out));
 }
+
+/// Counters of one impairment direction from the console's `impair vecN`: frames in,
+/// out, dropped by loss, in flight.
+fn impair_counters(umid: &str, port: &str, dir: &str) -> [u64; 4] {
+    let (rc, out) = common::vecbox_console(umid, &["impair", port]);
+    assert_eq!(rc, 0, "{out}");
+    let head = format!("{port} {dir}:");
+    let line = out
+        .lines()
+        .skip_while(|l| !l.contains(&head))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {head} counters in {out}"));
+    let after = |word: &str| -> u64 {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let i = w.windows(2).position(|p| p[0] == word).unwrap();
+        w[i + 1].trim_end_matches(';').parse().unwrap()
+    };
+    [after("in"), after("out"), after("loss"), after("flight")]
+}
+
+/// Ping `count` times from the quickstart client to the server and wait for the end.
+fn ping_through(lab: &TestLab, count: u32) {
+    let p = pinger(lab, "client", "10.0.0.2", count);
+    let deadline = Instant::now() + Duration::from_secs(u64::from(count) + 20);
+    let mut p = p;
+    while p.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "ping did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Impairments on the firewall's outside link (its `tx`, towards the server) seen at
+/// both capture points: with a 40 ms delay every echo request appears at tx-pre and,
+/// with the same packet id, at tx-post at least 40 ms later, while replies (not
+/// impaired) show pre and post at once; with a loss model the frames it drops appear
+/// at pre only, commented `dropped: loss`, exactly as many as the stage counted, and
+/// the pre and post counts equal the stage's frames in and out.
+#[test]
+fn pre_and_post_points_show_delay_and_loss_per_frame() {
+    require_tool("tshark");
+    let lab = TestLab::from_repo("quickstart.yaml");
+    lab.up();
+    assert!(lab.ping("client", "10.0.0.2"));
+    let umid = format!("{}.fw", lab.name);
+    let outside = format!("{}/fw:outside", lab.name);
+    let (pre, post) = (format!("{outside}:pre"), format!("{outside}:post"));
+    let console = |cmd: &[&str]| {
+        let (rc, out) = common::vecbox_console(&umid, cmd);
+        assert_eq!(rc, 0, "{cmd:?}: {out}");
+    };
+    let fields_of = |stream: &[u8]| {
+        fields(
+            Path::new("-"),
+            Some(stream),
+            &[
+                "frame.interface_name",
+                "frame.p2p_dir",
+                "frame.packet_id",
+                "frame.time_epoch",
+                "icmp.type",
+                "frame.comment",
+            ],
+        )
+    };
+
+    // Delay.
+    console(&["impair", "vec1", "tx", "delay=40ms"]);
+    let cap = Capture::start(
+        &[
+            &lab.name,
+            "fw:outside",
+            "--point",
+            "both",
+            "-f",
+            "icmp",
+            "-w",
+            "-",
+        ],
+        true,
+    );
+    ping_through(&lab, 6);
+    // The last request left the stage 40 ms after it entered; give it time to show.
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(nix::sys::signal::Signal::SIGINT);
+    let (code, err, stream) = cap.stream(30);
+    assert_eq!(code, 0, "{err}");
+    let rows = fields_of(&stream);
+    let at = |iface: &str, dir: &str, icmp: &str| -> Vec<(u64, f64)> {
+        rows.iter()
+            .filter(|r| r[0] == iface && r[1] == dir && r[4] == icmp)
+            .map(|r| (r[2].parse().unwrap(), r[3].parse().unwrap()))
+            .collect()
+    };
+    let (req_pre, req_post) = (at(&pre, "0", "8"), at(&post, "0", "8"));
+    assert!(req_pre.len() >= 5, "{rows:?}");
+    assert_eq!(
+        req_pre.iter().map(|x| x.0).collect::<Vec<_>>(),
+        req_post.iter().map(|x| x.0).collect::<Vec<_>>(),
+        "each request at pre and post with one packet id: {rows:?}"
+    );
+    for ((id, t0), (_, t1)) in req_pre.iter().zip(&req_post) {
+        // The two timestamps are read around the stage's clock: allow 1 ms for that.
+        assert!(
+            t1 - t0 >= 0.039,
+            "request {id} left {:.6} s after it entered: {rows:?}",
+            t1 - t0
+        );
+    }
+    let (rep_pre, rep_post) = (at(&pre, "1", "0"), at(&post, "1", "0"));
+    assert!(rep_pre.len() >= 5, "{rows:?}");
+    assert_eq!(
+        rep_pre.iter().map(|x| x.0).collect::<Vec<_>>(),
+        rep_post.iter().map(|x| x.0).collect::<Vec<_>>(),
+        "replies at pre and post with one packet id: {rows:?}"
+    );
+    assert!(
+        rows.iter().all(|r| r[5].is_empty()),
+        "no comments: {rows:?}"
+    );
+
+    // Loss: everything that leaves on outside is captured (no filter), so the notes
+    // and copies can be held against the stage's counters.
+    console(&["impair", "vec1", "tx", "clear"]);
+    console(&["impair", "vec1", "tx", "loss=40%", "seed=11"]);
+    let file = lab.dir.join("loss.pcapng");
+    let cap = Capture::start(
+        &[
+            &lab.name,
+            "fw:outside",
+            "--point",
+            "both",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+        false,
+    );
+    let before = impair_counters(&umid, "vec1", "tx");
+    ping_through(&lab, 25);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let c = impair_counters(&umid, "vec1", "tx");
+        if c[3] == 0 {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "frames stay in flight: {c:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    cap.signal(nix::sys::signal::Signal::SIGINT);
+    let (code, err) = cap.wait(30);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(expert_errors(&file), "");
+    let data = std::fs::read(&file).unwrap();
+    let rows = fields_of(&data);
+    let out_at = |iface: &str| -> Vec<&Vec<String>> {
+        rows.iter()
+            .filter(|r| r[0] == iface && r[1] == "0")
+            .collect()
+    };
+    let lost: Vec<&str> = out_at(&pre)
+        .iter()
+        .filter(|r| r[5] == "dropped: loss")
+        .map(|r| r[2].as_str())
+        .collect();
+    let delta = |i: usize| after[i] - before[i];
+    assert_eq!(lost.len() as u64, delta(2), "{rows:?}");
+    assert!(!lost.is_empty(), "40% loss dropped nothing: {rows:?}");
+    assert_eq!(out_at(&pre).len() as u64, delta(0), "frames in: {rows:?}");
+    assert_eq!(out_at(&post).len() as u64, delta(1), "frames out: {rows:?}");
+    assert!(
+        out_at(&post)
+            .iter()
+            .all(|r| !lost.contains(&r[2].as_str()) && r[5].is_empty()),
+        "a dropped frame never appears after the stage: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r[5].is_empty() || (r[0] == pre && r[5] == "dropped: loss")),
+        "only losses are commented: {rows:?}"
+    );
+}

@@ -124,13 +124,8 @@ impl std::str::FromStr for Side {
     }
 }
 
-/// Why an impairment dropped a frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropCause {
-    Loss,
-    QueueFull,
-    LinkDown,
-}
+/// Why an impairment dropped a frame (the stage's own reasons).
+pub use crate::impair::Dropped as DropCause;
 
 /// What an impairment stage did to a frame, shown as a packet comment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,7 +133,7 @@ pub enum Note {
     #[default]
     None,
     Dropped(DropCause),
-    /// A copy the stage added.
+    /// The stage sent the frame twice.
     Duplicate,
     /// The stage flipped this bit (counted from the first bit of the frame).
     Corrupt(u32),
@@ -154,6 +149,7 @@ impl Note {
             Note::Dropped(DropCause::LinkDown) => (3, 0),
             Note::Duplicate => (4, 0),
             Note::Corrupt(bit) => (5, bit),
+            Note::Dropped(DropCause::BufferFull) => (6, 0),
         }
     }
 
@@ -165,6 +161,7 @@ impl Note {
             3 => Note::Dropped(DropCause::LinkDown),
             4 => Note::Duplicate,
             5 => Note::Corrupt(arg),
+            6 => Note::Dropped(DropCause::BufferFull),
             _ => Note::None,
         }
     }
@@ -173,11 +170,35 @@ impl Note {
     pub fn comment(self) -> Option<String> {
         match self {
             Note::None => None,
-            Note::Dropped(DropCause::Loss) => Some("dropped: loss".into()),
-            Note::Dropped(DropCause::QueueFull) => Some("dropped: queue_full".into()),
-            Note::Dropped(DropCause::LinkDown) => Some("dropped: link_down".into()),
+            Note::Dropped(c) => Some(format!("dropped: {}", c.name())),
             Note::Duplicate => Some("duplicate".into()),
             Note::Corrupt(bit) => Some(format!("corrupt bit {bit}")),
+        }
+    }
+
+    /// The note for a stage's verdict.
+    pub fn of(v: crate::impair::Verdict) -> Note {
+        use crate::impair::Verdict;
+        match v {
+            Verdict::Dropped(c) => Note::Dropped(c),
+            Verdict::Duplicated => Note::Duplicate,
+            Verdict::Corrupted { bit } => Note::Corrupt(bit),
+        }
+    }
+
+    /// The note to keep of two about one frame: a drop says most, then a corruption,
+    /// then a duplication; the first of equals stays.
+    pub fn or(self, other: Note) -> Note {
+        let rank = |n: Note| match n {
+            Note::None => 0,
+            Note::Duplicate => 1,
+            Note::Corrupt(_) => 2,
+            Note::Dropped(_) => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
         }
     }
 }
@@ -200,6 +221,7 @@ mod tests {
             Note::Dropped(DropCause::Loss),
             Note::Dropped(DropCause::QueueFull),
             Note::Dropped(DropCause::LinkDown),
+            Note::Dropped(DropCause::BufferFull),
             Note::Duplicate,
             Note::Corrupt(117),
         ] {

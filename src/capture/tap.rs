@@ -24,10 +24,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::ring::{Meta, Producer, counter_index};
-use super::{Note, Point, RX_POINTS, TX_POINTS, now_ns};
+use super::{DropCause, Note, Point, RX_POINTS, TX_POINTS, now_ns};
 use crate::buf::{Frame, Pool};
 use crate::filter::Program;
 use crate::filter::interp::{Meta as FilterMeta, PACKET_HOST, PACKET_OUTGOING};
+use crate::impair::{Stage, Verdict};
+use crate::wire::vnet::Repr;
 
 /// One capture's ring, shared by the ports it captures (a guest is single-threaded).
 pub type SharedRing = Rc<RefCell<Producer>>;
@@ -99,11 +101,29 @@ impl Attach {
     }
 }
 
+/// Frames a stage duplicated or corrupted, remembered until their post copies pass.
+const MARKS: usize = 64;
+
+/// A frame whose post copies get a note: direction, packet id, flipped bit, duplicated,
+/// post copies seen.
+#[derive(Clone, Copy, Default)]
+struct Mark {
+    rx: bool,
+    id: u64,
+    flip: Option<u32>,
+    dup: bool,
+    seen: u8,
+}
+
 /// The captures on one port.
 pub struct PortTap {
     attaches: Vec<Attach>,
     points: u8,
     next_id: u64,
+    /// A small ring of marks (the oldest is overwritten; its copies then go unmarked).
+    marks: Box<[Mark; MARKS]>,
+    next_mark: usize,
+    live_marks: usize,
 }
 
 impl PortTap {
@@ -118,6 +138,9 @@ impl PortTap {
             attaches,
             points,
             next_id,
+            marks: Box::new([Mark::default(); MARKS]),
+            next_mark: 0,
+            live_marks: 0,
         }))
     }
 
@@ -175,6 +198,103 @@ impl PortTap {
         if self.wants(point) {
             self.offer_all(point.bit(), frame, id, note);
         }
+    }
+
+    /// A frame an impairment stage lets go at point `post` (packet id `id`): a
+    /// corrupted frame's copy is noted with its bit, a duplicated frame's second copy
+    /// as the duplicate.
+    pub fn leave(&mut self, post: Point, frame: &[u8], id: u64) {
+        if !self.wants(post) {
+            return;
+        }
+        let mut note = Note::None;
+        if self.live_marks > 0 {
+            let rx = post.is_rx();
+            if let Some(m) = self
+                .marks
+                .iter_mut()
+                .find(|m| m.seen < 2 && m.rx == rx && m.id == id && (m.dup || m.flip.is_some()))
+            {
+                m.seen += 1;
+                note = match (m.seen, m.flip) {
+                    (2, _) => Note::Duplicate,
+                    (_, Some(bit)) => Note::Corrupt(bit),
+                    _ => Note::None,
+                };
+                if !m.dup || m.seen == 2 {
+                    *m = Mark::default();
+                    self.live_marks -= 1;
+                }
+            }
+        }
+        self.offer_all(post.bit(), frame, id, note);
+    }
+
+    /// Remember that the frame `id` entering at `pre` was duplicated or corrupted.
+    fn mark(&mut self, pre: Point, id: u64, flip: Option<u32>, dup: bool) {
+        let slot = &mut self.marks[self.next_mark];
+        if slot.dup || slot.flip.is_some() {
+            self.live_marks -= 1;
+        }
+        *slot = Mark {
+            rx: pre.is_rx(),
+            id,
+            flip,
+            dup,
+            seen: 0,
+        };
+        self.live_marks += 1;
+        self.next_mark = (self.next_mark + 1) % MARKS;
+    }
+
+    /// Offer `frame` to an impairment stage at time `now` and show it at point `pre`
+    /// with the packet id the stage gives it and a note of what the stage decided
+    /// (dropped and why, corrupted, duplicated). `max_frame` as in [`Stage::offer`].
+    pub fn enter(
+        &mut self,
+        pre: Point,
+        stage: &mut Stage,
+        now: u64,
+        frame: &[u8],
+        vnet: &Repr,
+        max_frame: usize,
+    ) -> u64 {
+        let post = if pre.is_rx() {
+            Point::RxPost
+        } else {
+            Point::TxPost
+        };
+        if !self.wants(pre) && !self.wants(post) {
+            return stage.offer(now, frame, vnet, max_frame);
+        }
+        // Queue and memory drops are decided after the draws the stage reports.
+        let queued =
+            [DropCause::QueueFull, DropCause::BufferFull].map(|c| stage.counters.dropped(c));
+        let (mut note, mut flip, mut dup) = (Note::None, None, false);
+        let id = stage.offer_with(now, frame, vnet, max_frame, |_, v| {
+            note = note.or(Note::of(v));
+            match v {
+                Verdict::Corrupted { bit } => flip = flip.or(Some(bit)),
+                Verdict::Duplicated => dup = true,
+                Verdict::Dropped(_) => {}
+            }
+        });
+        if (dup || flip.is_some()) && self.wants(post) {
+            self.mark(pre, id, flip, dup);
+        }
+        if !self.wants(pre) {
+            return id;
+        }
+        for (c, before) in [DropCause::QueueFull, DropCause::BufferFull]
+            .into_iter()
+            .zip(queued)
+        {
+            if stage.counters.dropped(c) > before {
+                note = note.or(Note::Dropped(c));
+            }
+        }
+        self.offer_all(pre.bit(), frame, id, note);
+        id
     }
 
     fn offer_all(&mut self, mask: u8, frame: &[u8], id: u64, note: Note) {
@@ -332,5 +452,118 @@ mod tests {
         let (m, d) = c.read().unwrap().unwrap();
         assert_eq!((m.point, d.len()), (Point::TxPost, 60));
         assert!(c.read().unwrap().is_none());
+    }
+
+    fn stage(words: &str) -> Stage {
+        use crate::impair::{Change, Params};
+        let c = Change::parse_words(words.split_whitespace()).unwrap();
+        Stage::new(Params::default().apply(&c).unwrap()).unwrap()
+    }
+
+    /// Every frame a stage lets go, shown at `post` through the tap.
+    fn release_all(tap: &mut PortTap, st: &mut Stage, now: u64, post: Point) {
+        st.release(now, usize::MAX, |bytes, _, id| {
+            tap.leave(post, bytes, id);
+            true
+        });
+    }
+
+    /// (point, id, note) of every record waiting.
+    fn drain(c: &mut Consumer) -> Vec<(Point, u64, Note)> {
+        let mut v = Vec::new();
+        while let Some((m, _)) = c.read().unwrap() {
+            v.push((m.point, m.id, m.note));
+        }
+        v
+    }
+
+    fn both_points(r: SharedRing) -> Box<PortTap> {
+        PortTap::new(
+            vec![Attach {
+                ring: r,
+                slot: 0,
+                points: 0b1111,
+                snaplen: 1500,
+                filter: None,
+            }],
+            1,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stage_reports_ids_and_verdicts_at_pre_and_post() {
+        const MS: u64 = 1_000_000;
+        let (r, mut c) = ring();
+        let mut tap = both_points(r);
+        let vnet = Repr::NONE;
+        // Delay: the pre copy now, the post copy with the same id 10 ms later.
+        let mut st = stage("delay=10ms seed=1");
+        let a = tap.enter(Point::TxPre, &mut st, 0, &frame(1, 60), &vnet, 1514);
+        let b = tap.enter(Point::TxPre, &mut st, MS, &frame(1, 60), &vnet, 1514);
+        release_all(&mut tap, &mut st, 5 * MS, Point::TxPost);
+        release_all(&mut tap, &mut st, 11 * MS, Point::TxPost);
+        let got = drain(&mut c);
+        assert_eq!(
+            got,
+            vec![
+                (Point::TxPre, a, Note::None),
+                (Point::TxPre, b, Note::None),
+                (Point::TxPost, a, Note::None),
+                (Point::TxPost, b, Note::None),
+            ]
+        );
+        // Loss: noted at pre, never at post; the note count equals the stage's.
+        let mut st = stage("loss=50% seed=7");
+        for t in 0..200 {
+            tap.enter(Point::RxPre, &mut st, t, &frame(1, 60), &vnet, usize::MAX);
+        }
+        release_all(&mut tap, &mut st, 1000, Point::RxPost);
+        let (mut lost, mut pre, mut post) = (Vec::new(), 0, Vec::new());
+        while let Some((m, _)) = c.read().unwrap() {
+            match (m.point, m.note) {
+                (Point::RxPre, Note::Dropped(DropCause::Loss)) => lost.push(m.id),
+                (Point::RxPre, Note::None) => pre += 1,
+                (Point::RxPost, Note::None) => post.push(m.id),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(lost.len() as u64, st.counters.dropped(DropCause::Loss));
+        assert!(
+            lost.len() > 50 && pre > 50,
+            "{} lost, {pre} kept",
+            lost.len()
+        );
+        assert_eq!(post.len(), pre);
+        assert!(lost.iter().all(|id| !post.contains(id)));
+        // Duplicate and corrupt: the pre copy says so; at post the first copy carries
+        // the flipped bit, the second is the duplicate; a full queue is noted at pre.
+        let mut st = stage("duplicate=100% corrupt=100% seed=3");
+        let id = tap.enter(Point::TxPre, &mut st, 0, &frame(1, 60), &vnet, 1514);
+        release_all(&mut tap, &mut st, 1, Point::TxPost);
+        let got = drain(&mut c);
+        let Note::Corrupt(bit) = got[0].2 else {
+            panic!("{got:?}")
+        };
+        assert!(bit >= 14 * 8, "{got:?}");
+        assert_eq!(
+            got,
+            vec![
+                (Point::TxPre, id, Note::Corrupt(bit)),
+                (Point::TxPost, id, Note::Corrupt(bit)),
+                (Point::TxPost, id, Note::Duplicate),
+            ]
+        );
+        let mut st = stage("rate=1mbit queue=2pkt seed=1");
+        for t in 0..5 {
+            tap.enter(Point::TxPre, &mut st, t, &frame(1, 1000), &vnet, 1514);
+        }
+        let notes: Vec<Note> = drain(&mut c).into_iter().map(|m| m.2).collect();
+        let full = Note::Dropped(DropCause::QueueFull);
+        assert_eq!(
+            notes.iter().filter(|n| **n == full).count() as u64,
+            st.counters.dropped(DropCause::QueueFull)
+        );
+        assert!(notes.contains(&full), "{notes:?}");
     }
 }

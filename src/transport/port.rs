@@ -259,8 +259,12 @@ impl Port {
             }
             other => other,
         };
-        if self.imp_rx.is_some() {
-            self.impair_rx(pool, out);
+        // Capture sees the batch here unless an rx stage took it (it shows frames at
+        // rx-pre as they enter and rx-post as they leave).
+        if !(self.imp_rx.is_some() && self.impair_rx(pool, out))
+            && let Some(t) = self.tap.as_deref_mut()
+        {
+            t.rx(pool, out);
         }
         got
     }
@@ -382,9 +386,6 @@ impl Port {
         self.slots.truncate(w);
         if drained {
             self.catch_up = None;
-        }
-        if let Some(t) = self.tap.as_deref_mut() {
-            t.rx(pool, out);
         }
         Ok(got)
     }

@@ -23,11 +23,11 @@ impl Port {
     /// ([`Port::enqueue_now`]).
     #[inline]
     pub fn enqueue(&mut self, pool: &mut Pool, f: Frame) {
-        if let Some(t) = self.tap.as_deref_mut() {
-            t.tx(pool.frame(&f));
-        }
         if self.imp_tx.is_some() && self.impair_tx(pool, &f) {
             return;
+        }
+        if let Some(t) = self.tap.as_deref_mut() {
+            t.tx(pool.frame(&f));
         }
         self.enqueue_now(pool, f);
     }
