@@ -9,16 +9,17 @@
 //!
 //! Packet ids: a frame gets one id from the port when it enters a point pair (rx or tx)
 //! and keeps it at both points, so the pre and post copies of a frame carry the same
-//! id. An impairment stage passes its own ids through [`PortTap::at`].
+//! id. Through an impairment stage the id is the stage's own.
 //!
-//! Where the port calls it: [`PortTap::rx`] once per received batch (end of the
-//! receive path) and [`PortTap::tx`] once per frame handed to `Port::enqueue`, each
-//! covering both points. With an impairment stage on a direction, that direction's
-//! call becomes two: `at(pre, frame, id, Note::None)` where the frame enters the stage
-//! (`id` from [`PortTap::next_id`], or the stage's own), and `at(post, ...)` with the
-//! same id where the stage lets it go. A frame the stage drops appears at the pre point
-//! with `Note::Dropped(..)` (and never at post), a duplicate at the post point with
-//! `Note::Duplicate`, a corrupted frame at the post point with `Note::Corrupt(bit)`.
+//! Where the port calls it: [`PortTap::rx`] once per received batch and
+//! [`PortTap::tx`] once per frame handed to `Port::enqueue`, each covering both points,
+//! while that direction has no active impairment stage. With one, the frame is offered
+//! to the stage through [`PortTap::enter`] (the pre point, with the stage's id and a
+//! note of its verdict: `Note::Dropped(..)` for a frame that never reaches post,
+//! `Note::Corrupt(bit)`, `Note::Duplicate`) and shown at the post point by
+//! [`PortTap::leave`] when the stage lets it go (a corrupted frame's copy noted with
+//! its bit, a duplicated frame's second copy as the duplicate). Marks for the post
+//! copies live in a fixed table allocated with the tap: nothing per frame.
 
 use std::cell::RefCell;
 use std::rc::Rc;
