@@ -8,11 +8,21 @@
 //! policies. [`teardown`] removes exactly what the journal lists — also after a crash or
 //! `kill -9` — and nothing vecbox did not make. [`graph`] draws a topology.
 
+pub mod actions;
 pub mod alloc;
+pub mod apply;
+pub mod control;
 pub mod deploy;
 pub mod diag;
+pub mod diff;
+pub mod execute;
 pub mod graph;
+pub mod guestctl;
 pub mod journal;
+pub mod objects;
+pub mod observe;
+pub mod ops;
+pub mod order;
 pub mod plan;
 pub mod state;
 pub mod supervise;
@@ -39,9 +49,17 @@ pub enum LabError {
         source: std::io::Error,
     },
     #[error(
-        "lab `{lab}` is already up (supervisor pid {pid}); run `vecbox down --lab {lab}` first or rename the lab"
+        "lab `{lab}` is already up (supervisor pid {pid}); `vecbox apply FILE` changes it in place (`vecbox down --lab {lab}` removes it)"
     )]
     AlreadyUp { lab: String, pid: i32 },
+    #[error("lab `{lab}` is not up: {why}")]
+    NotUp { lab: String, why: String },
+    #[error("the lab's supervisor: {0}")]
+    Supervisor(String),
+    #[error("stale plan: {0}")]
+    Stale(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{what}: {source}")]
     Object {
         what: String,

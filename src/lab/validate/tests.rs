@@ -304,7 +304,7 @@ links:
 fn seccomp_option_reaches_the_guest_and_is_checked() {
     let t = BASIC.replace("kind: bridge", "kind: bridge\n    options: {seccomp: log}");
     let p = check(&t).unwrap();
-    let args = crate::lab::spawn::guest_args(&p, p.node("sw").unwrap());
+    let args = crate::lab::spawn::guest_args(&p.run_dir(), p.node("sw").unwrap());
     assert!(args.iter().any(|a| a == "seccomp=log"), "{args:?}");
     let t = BASIC.replace(
         "kind: bridge",
