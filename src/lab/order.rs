@@ -605,6 +605,25 @@ pub fn build(obs: &Observed, desired: &Plan, want: &Objects, diff: &Diff) -> Vec
             _ => {}
         }
     }
+    // Functions that forget what they learned when their ports change.
+    let relearn: Vec<String> = b
+        .ports_changed
+        .iter()
+        .filter(|n| forgets_stations(b.want.nodes.get(*n).map(|x| &x.node)))
+        .cloned()
+        .collect();
+    for n in relearn {
+        b.push(
+            line(
+                Symbol::Affected,
+                format!("node {n}"),
+                "firewall in bridge mode: learns its stations again (ports change)",
+                "none",
+            ),
+            vec![],
+            vec![],
+        );
+    }
     // 7. Definitions for the supervisor.
     let defs: Vec<Step> = b
         .ports_changed
@@ -884,6 +903,9 @@ fn change_in_place(b: &mut Builder) {
                 steps.push(Step::Reload { node: name.clone() });
             }
             what.push(match kind {
+                NodeKind::Firewall if forgets_stations(Some(&b.want.nodes[name].node)) => {
+                    "rules re-read (connections kept, stations learned again)".into()
+                }
                 NodeKind::Firewall => "rules re-read (connections kept)".into(),
                 NodeKind::Router => "configuration re-read (neighbours kept)".into(),
                 _ => "file re-read".into(),
@@ -1030,6 +1052,14 @@ fn change_in_place(b: &mut Builder) {
             }
         }
     }
+}
+
+/// A firewall in bridge mode forgets its stations when its ports change or its rules
+/// are re-read.
+fn forgets_stations(n: Option<&super::plan::PNode>) -> bool {
+    n.is_some_and(|n| {
+        n.kind == NodeKind::Firewall && n.options.iter().any(|(k, v)| k == "mode" && v == "bridge")
+    })
 }
 
 /// `!` lines for the nodes on the other end of `name`'s links.
