@@ -16,7 +16,7 @@ use super::{LabError, diff, order};
 pub fn make_plan(obs: &Observed, desired: Plan) -> Result<ApplyPlan, LabError> {
     let want = Objects::of(&desired);
     let d = diff::diff(obs, &want)?;
-    let actions = order::build(obs, &desired, &want, &d);
+    let actions = order::build(obs, &want, &d);
     let mut drift: Vec<String> = obs
         .interrupted
         .iter()

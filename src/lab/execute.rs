@@ -163,6 +163,15 @@ pub fn execute(
     Ok(done)
 }
 
+/// A link's impairment changed. This is where it goes through the same path as
+/// `vecbox impair` once the lab side of impairments exists; until then it says so and
+/// changes nothing.
+pub fn impair(link: &str) -> Result<(), LabError> {
+    Err(LabError::Unsupported(format!(
+        "link {link}: changing an impairment in place is not supported yet (it comes with `vecbox impair`); nothing was changed for it"
+    )))
+}
+
 /// Change `o` as record `r` says.
 pub fn apply_record(o: &mut Objects, r: &Record) {
     match r {
@@ -364,9 +373,7 @@ impl Run<'_> {
                 }
                 Ok(())
             }
-            Step::Impair { link } => Err(LabError::Unsupported(format!(
-                "link {link}: changing an impairment in place is not supported yet (it comes with `vecbox impair`); nothing was changed for it"
-            ))),
+            Step::Impair { link } => impair(link),
         }
     }
 
