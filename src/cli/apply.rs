@@ -63,6 +63,27 @@ fn fail(e: &LabError) -> i32 {
 }
 
 pub fn run(a: &ApplyArgs) -> i32 {
+    // One apply at a time per lab: the lock is taken before the lab is observed, so the
+    // plan is made from a lab nobody else is changing.
+    let _lock = if a.dry_run {
+        None
+    } else {
+        let lab = match (&a.plan, &a.file) {
+            (Some(p), _) => std::fs::read_to_string(p)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["lab"].as_str().map(str::to_string)),
+            (None, Some(f)) => crate::lab::load(f).ok().map(|p| p.lab),
+            _ => None,
+        };
+        match lab.map(|l| crate::lab::plan::run_dir(&l)).filter(|d| d.exists()) {
+            Some(dir) => match apply::lock(&dir) {
+                Ok(l) => Some(l),
+                Err(e) => return fail(&e),
+            },
+            None => None,
+        }
+    };
     let prepared = match (&a.plan, &a.file) {
         (Some(p), _) => apply::prepare_saved(p),
         (None, Some(f)) => apply::prepare(f),

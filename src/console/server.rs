@@ -25,15 +25,19 @@ pub struct Incoming {
     pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
-/// The std form of a sender's address (`None` for an unnamed socket, which cannot be
-/// answered).
-fn std_addr(a: &nix::sys::socket::UnixAddr) -> Option<SocketAddr> {
+/// The std form of a sender's address; an unnamed sender gets an unnamed address
+/// (its request is served, the reply goes nowhere, as with UML).
+fn std_addr(a: Option<&nix::sys::socket::UnixAddr>) -> Option<SocketAddr> {
     use std::os::linux::net::SocketAddrExt;
-    if let Some(p) = a.path() {
-        return SocketAddr::from_pathname(p).ok();
+    if let Some(a) = a {
+        if let Some(p) = a.path() {
+            return SocketAddr::from_pathname(p).ok();
+        }
+        if let Some(n) = a.as_abstract() {
+            return SocketAddr::from_abstract_name(n).ok();
+        }
     }
-    a.as_abstract()
-        .and_then(|n| SocketAddr::from_abstract_name(n).ok())
+    UnixDatagram::unbound().and_then(|s| s.local_addr()).ok()
 }
 
 /// The listening control socket.
@@ -81,9 +85,8 @@ impl Server {
                     }
                 };
             self.requests += 1;
-            let Some(from) = from.as_ref().and_then(std_addr) else {
+            let Some(from) = std_addr(from.as_ref()) else {
                 self.errors += 1;
-                tracing::debug!("console request from an unnamed socket: nowhere to answer");
                 continue;
             };
             let req = match proto::decode_request(&self.buf[..n]) {

@@ -88,6 +88,24 @@ pub fn prepare_saved(path: &Path) -> Result<(Observed, ApplyPlan), LabError> {
     Ok((obs, plan))
 }
 
+/// Hold the lab's apply lock: one apply at a time changes a lab (released when the
+/// process ends, however it ends).
+pub fn lock(dir: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, LabError> {
+    let path = dir.join("apply.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LabError::object(format!("opening {}", path.display()), e))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        LabError::Busy {
+            what: format!("lab {}", dir.display()),
+            hint: "another `vecbox apply` is changing it; wait for it to end".into(),
+        }
+    })
+}
+
 /// Run `plan` on the observed lab through its supervisor.
 pub fn run(
     plan: &ApplyPlan,
