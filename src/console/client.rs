@@ -140,6 +140,22 @@ impl Client {
         let req = proto::encode_request(text.trim_end());
         crate::sys::fdpass::send_with_fds(self.sock.as_fd(), &req, fds, &self.target)
             .map_err(io_err(format!("sending to {}", self.target.display())))?;
+        self.reply()
+    }
+
+    /// As [`Client::request`], handing descriptor `fd` over with the request
+    /// (SCM_RIGHTS): a vecbox guest takes it as the descriptor of a
+    /// `config vecN:transport=fd,...` port (UML ignores it).
+    pub fn request_with_fd(
+        &mut self,
+        text: &str,
+        fd: impl std::os::fd::AsFd,
+    ) -> Result<Response, ClientError> {
+        self.request_with_fds(text, &[fd.as_fd()])
+    }
+
+    /// Collect the reply packets of the request just sent.
+    fn reply(&mut self) -> Result<Response, ClientError> {
         self.sock
             .set_read_timeout(Some(self.timeout))
             .map_err(io_err("setting a timeout"))?;
