@@ -1,14 +1,14 @@
-//! Firewall classification and the whole per-packet path, on rule sets that make the
-//! classifier work (src/nf/firewall/scenario.rs, the same sets `vecbox bench` uses):
-//! (a) `same-port`: every rule on the traffic's protocol and port, distinct source
-//! prefixes; (b) `mixed`: a ClassBench-like access list from a fixed seed; `ct-states`:
-//! rules that differ from the traffic only in their `ct` states. In every set the rule
-//! that matches the traffic is the last one, at 10, 100, 1000 and 10 000 rules.
+//! Firewall classification and the whole per-packet path, on the rule sets `vecbox
+//! bench` uses (`vecbox::bench::rulesets::rule_file`, the one generator of them):
+//! `own-port`: every rule on the traffic's protocol and port, distinct source
+//! prefixes; `mixed`: a ClassBench-like access list from a fixed seed; `flow-only`: the
+//! traffic's rule alone (the base cost). In every set the rule that matches the
+//! traffic is the last one; `own-port` and `mixed` at 10, 100, 1000 and 10 000 rules.
 //!
 //! Groups:
 //! - `classify/SHAPE/RULES`: the classifier alone, cold (no verdict cache), one lookup
 //!   per iteration over 1024 different flows;
-//! - `scan/SHAPE/RULES`: the linear first-match scan it replaces (up to 1000 rules);
+//! - `scan/SHAPE/RULES`: the linear first-match scan, the baseline of the same run;
 //! - `packet/SHAPE/RULES/FLOWS`: the whole per-packet path (parse, connection tracking,
 //!   remembered verdict or classifier, counters) of 64-byte UDP frames from 1, 10 000
 //!   and 100 000 concurrent flows (c), all tracked before measuring;
@@ -18,26 +18,63 @@
 //! Run: cargo bench --bench firewall [-- FILTER]
 //! Instruction counts (independent of machine load), per lookup or per packet:
 //!   cargo bench --bench firewall --no-run   # then run the binary it names with
-//!   valgrind --tool=callgrind --toggle-collect='*measured*' BENCH_BINARY --instructions classify same-port 1000 100000
-//! (`--instructions packet SHAPE RULES COUNT FLOWS` for the whole path of established
-//! flows, `--instructions new_flow SHAPE RULES COUNT` for new flows; divide Ir by COUNT).
+//!   valgrind --tool=callgrind --toggle-collect='*measured*' BENCH_BINARY --instructions classify own-port 1000 100000
+//! (`--instructions scan SHAPE RULES COUNT` for the linear scan, `--instructions packet
+//! SHAPE RULES COUNT FLOWS` for the whole path of established flows, `--instructions
+//! new_flow SHAPE RULES COUNT` for new flows; divide Ir by COUNT).
 //! Figures are only meaningful as ratios measured in the same run.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use vecbox::bench::rulesets::{flow_packet, rule_file};
+use vecbox::bench::scenario::Rules;
+use vecbox::bench::traffic::{DPORT, DST_IP, flow_source};
 use vecbox::buf::{Frame, Pool};
 use vecbox::metrics::DropReason;
 use vecbox::nf::firewall::classify::Classifier;
 use vecbox::nf::firewall::rules::{self, Packet};
-use vecbox::nf::firewall::scenario::{self, Flows, Shape};
 use vecbox::nf::firewall::{CONNTRACK_MAX, Firewall};
 use vecbox::nf::{Function, Output};
 use vecbox::wire::vnet;
 
-const SEED: u64 = 16;
 const BATCH: usize = 32;
+
+/// A rule-set scenario: the generator's set and its name in benchmark ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape(Rules);
+
+impl Shape {
+    const ALL: [Shape; 3] = [Shape(Rules::One), Shape(Rules::Port), Shape(Rules::Mixed)];
+
+    fn name(self) -> &'static str {
+        match self.0 {
+            Rules::One => "flow-only",
+            Rules::Port => "own-port",
+            Rules::Mixed => "mixed",
+        }
+    }
+
+    /// Rule counts to measure: the flow-only set has one rule whatever is asked.
+    fn counts(self, sizes: &[usize]) -> Vec<usize> {
+        if self.0 == Rules::One {
+            vec![1]
+        } else {
+            sizes.to_vec()
+        }
+    }
+}
+
+impl std::str::FromStr for Shape {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Shape, String> {
+        Shape::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| format!("unknown rule set `{s}`; use own-port, mixed or flow-only"))
+    }
+}
 
 struct Sizes {
     rules: &'static [usize],
@@ -62,28 +99,33 @@ const SMOKE: Sizes = Sizes {
     table: 100,
 };
 
+/// Flows of the many-flow traffic the classification benchmark draws packets from.
+const FLOWS: u32 = 100_000;
+
 fn names() -> Vec<String> {
     vec!["vec0".into(), "vec1".into()]
 }
 
 fn rule_set(shape: Shape, n: usize) -> rules::RuleSet {
-    let text = scenario::rules(shape, n, SEED, &Flows::default());
-    rules::parse("bench", &text, &names()).expect("scenario rules parse")
+    let text = rule_file(shape.0, n);
+    rules::parse("bench", &text, &names()).expect("generated rules parse")
 }
 
-/// Packets of `count` different flows spread over the 100 000 of scenario (c).
+/// Packets of `count` different flows spread over the 100 000 of the many-flow traffic.
 fn packets(count: usize) -> Vec<Packet> {
-    let f = Flows::default();
-    (0..count).map(|i| f.packet(i * 97 % 100_000)).collect()
+    (0..count)
+        .map(|i| flow_packet(FLOWS, (i * 97) as u32 % FLOWS))
+        .collect()
 }
 
 /// A classifier for `shape` with `n` rules, checked to pick the last rule for every
 /// flow, exactly as the scan does.
 fn classifier(shape: Shape, n: usize, pk: &[Packet]) -> Classifier {
     let cls = Classifier::new(rule_set(shape, n).rules);
+    let last = cls.rules().len() - 1;
     for p in pk {
-        assert_eq!(cls.lookup(p), Some(n - 1), "{} {n}: {p:?}", shape.name());
-        assert_eq!(cls.scan(p), Some(n - 1));
+        assert_eq!(cls.lookup(p), Some(last), "{} {n}: {p:?}", shape.name());
+        assert_eq!(cls.scan(p), Some(last));
     }
     cls
 }
@@ -93,6 +135,15 @@ fn measured_lookups(cls: &Classifier, pk: &[Packet], count: usize) -> usize {
     let mut sum = 0;
     for i in 0..count {
         sum += black_box(cls.lookup(black_box(&pk[i % pk.len()]))).unwrap_or(0);
+    }
+    sum
+}
+
+#[inline(never)]
+fn measured_scans(cls: &Classifier, pk: &[Packet], count: usize) -> usize {
+    let mut sum = 0;
+    for i in 0..count {
+        sum += black_box(cls.scan(black_box(&pk[i % pk.len()]))).unwrap_or(0);
     }
     sum
 }
@@ -137,19 +188,19 @@ impl Output for Sink {
     }
 }
 
-/// 64-byte UDP frames of the benchmark flows, written in place.
+/// 64-byte UDP frames of the benchmark flows (`flow_source`), written in place.
 struct Frames {
     template: Vec<u8>,
-    flows: Flows,
+    /// Flows the traffic spreads over.
+    flows: u32,
 }
 
 impl Frames {
-    fn new() -> Frames {
-        let flows = Flows::default();
+    fn new(flows: u32) -> Frames {
         let mut template = Vec::new();
         etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4(flows.flow(0).0.octets(), flows.dst.octets(), 64)
-            .udp(1024, flows.dport)
+            .ipv4([10, 0, 0, 1], DST_IP, 64)
+            .udp(1024, DPORT)
             .write(&mut template, &[0u8; 18])
             .unwrap();
         template[40..42].copy_from_slice(&[0, 0]); // no UDP checksum
@@ -161,8 +212,8 @@ impl Frames {
         let buf = sink.pool.alloc().expect("pool");
         let b = &mut sink.pool.buf_mut(buf)[..self.template.len()];
         b.copy_from_slice(&self.template);
-        let (src, sport) = self.flows.flow(i);
-        b[26..30].copy_from_slice(&src.octets());
+        let (src, sport) = flow_source(self.flows, (i % self.flows as usize) as u32);
+        b[26..30].copy_from_slice(&src);
         b[34..36].copy_from_slice(&sport.to_be_bytes());
         b[24..26].copy_from_slice(&[0, 0]);
         let mut sum = 0u32;
@@ -182,31 +233,34 @@ impl Frames {
     }
 }
 
-/// A firewall with `n` rules of `shape` that has seen each of `flows` flows once.
-fn firewall(shape: Shape, n: usize, flows: usize) -> (Firewall, Sink, Frames) {
-    let mut fw = Firewall::with_rules(rule_set(shape, n), 2, false, CONNTRACK_MAX, 300);
+/// A firewall with `n` rules of `shape` that has seen each of `seen` flows (of traffic
+/// over `flows` flows) once.
+fn firewall(shape: Shape, n: usize, seen: usize, flows: u32) -> (Firewall, Sink, Frames) {
+    let set = rule_set(shape, n);
+    let last = set.rules.len() - 1;
+    let mut fw = Firewall::with_rules(set, 2, false, CONNTRACK_MAX, 300);
     let mut sink = Sink {
         pool: Pool::new(4 * BATCH, 128),
         forwarded: 0,
         dropped: 0,
     };
-    let frames = Frames::new();
+    let frames = Frames::new(flows);
     let mut i = 0;
-    while i < flows {
-        let k = BATCH.min(flows - i);
-        send(&mut fw, &mut sink, &frames, i, k, flows);
+    while i < seen {
+        let k = BATCH.min(seen - i);
+        send(&mut fw, &mut sink, &frames, i, k);
         i += k;
     }
-    assert_eq!(fw.connections(), flows, "every flow tracked");
+    assert_eq!(fw.connections(), seen, "every flow tracked");
     let hits = fw.rule_counters();
-    assert_eq!(hits[n - 1].1, flows as u64, "every flow on the last rule");
+    assert_eq!(hits[last].1, seen as u64, "every flow on the last rule");
     assert_eq!(sink.dropped, 0);
     (fw, sink, frames)
 }
 
-/// Send frames of flows `first..first + k` (modulo `flows`) through the firewall.
+/// Send frames of flows `first..first + k` (modulo the traffic's flows).
 #[inline(never)]
-fn send(fw: &mut Firewall, sink: &mut Sink, frames: &Frames, first: usize, k: usize, flows: usize) {
+fn send(fw: &mut Firewall, sink: &mut Sink, frames: &Frames, first: usize, k: usize) {
     let mut batch = [Frame {
         buf: vecbox::buf::BufId(0),
         off: 0,
@@ -214,12 +268,12 @@ fn send(fw: &mut Firewall, sink: &mut Sink, frames: &Frames, first: usize, k: us
         vnet: vnet::Repr::default(),
     }; BATCH];
     for (j, f) in batch[..k].iter_mut().enumerate() {
-        *f = frames.write(sink, (first + j) % flows);
+        *f = frames.write(sink, first + j);
     }
     fw.process(0, &batch[..k], sink);
 }
 
-/// Send `count` frames of flows `first..` (modulo `flows`).
+/// Send `count` frames of flows `first..`.
 #[inline(never)]
 fn measured_packets(
     fw: &mut Firewall,
@@ -227,59 +281,49 @@ fn measured_packets(
     frames: &Frames,
     first: usize,
     count: usize,
-    flows: usize,
 ) {
     let mut i = 0;
     while i < count {
-        send(fw, sink, frames, (first + i) % flows, BATCH, flows);
+        send(fw, sink, frames, first + i, BATCH);
         i += BATCH;
     }
 }
 
 fn bench_classify(c: &mut Criterion, s: &Sizes) {
     let pk = packets(s.packets);
-    let mut g = c.benchmark_group("classify");
-    for shape in Shape::ALL {
-        for &n in s.rules {
-            let cls = classifier(shape, n, &pk);
-            let mut i = 0;
-            g.bench_function(BenchmarkId::new(shape.name(), n), |b| {
-                b.iter(|| {
-                    i = (i + 1) % pk.len();
-                    black_box(cls.lookup(black_box(&pk[i])))
-                })
-            });
+    // The classifier and the linear scan over the same rules, one after the other in
+    // the same run: compare `classify/X/N` with `scan/X/N`.
+    for (group, scan) in [("classify", false), ("scan", true)] {
+        let mut g = c.benchmark_group(group);
+        for shape in Shape::ALL {
+            for n in shape.counts(s.rules) {
+                let cls = classifier(shape, n, &pk);
+                let mut i = 0;
+                g.bench_function(BenchmarkId::new(shape.name(), n), |b| {
+                    b.iter(|| {
+                        i = (i + 1) % pk.len();
+                        let p = black_box(&pk[i]);
+                        black_box(if scan { cls.scan(p) } else { cls.lookup(p) })
+                    })
+                });
+            }
         }
+        g.finish();
     }
-    g.finish();
-    let mut g = c.benchmark_group("scan");
-    for shape in Shape::ALL {
-        for &n in s.rules.iter().filter(|n| **n <= 1000) {
-            let cls = classifier(shape, n, &pk);
-            let mut i = 0;
-            g.bench_function(BenchmarkId::new(shape.name(), n), |b| {
-                b.iter(|| {
-                    i = (i + 1) % pk.len();
-                    black_box(cls.scan(black_box(&pk[i])))
-                })
-            });
-        }
-    }
-    g.finish();
 }
 
 fn bench_packet(c: &mut Criterion, s: &Sizes) {
     let mut g = c.benchmark_group("packet");
     g.throughput(Throughput::Elements(BATCH as u64));
     for shape in Shape::ALL {
-        for &n in s.rules {
+        for n in shape.counts(s.rules) {
             for &flows in s.flows {
-                let (mut fw, mut sink, frames) = firewall(shape, n, flows);
+                let (mut fw, mut sink, frames) = firewall(shape, n, flows, flows as u32);
                 let mut i = 0;
                 let id = BenchmarkId::new(format!("{}/{n}", shape.name()), flows);
                 g.bench_function(id, |b| {
                     b.iter(|| {
-                        send(&mut fw, &mut sink, &frames, i, BATCH, flows);
+                        send(&mut fw, &mut sink, &frames, i, BATCH);
                         i = (i + BATCH) % flows;
                     })
                 });
@@ -294,12 +338,12 @@ fn bench_packet(c: &mut Criterion, s: &Sizes) {
     g.throughput(Throughput::Elements(BATCH as u64));
     let flows = 4 * CONNTRACK_MAX;
     for shape in Shape::ALL {
-        for &n in s.rules {
-            let (mut fw, mut sink, frames) = firewall(shape, n, s.table);
+        for n in shape.counts(s.rules) {
+            let (mut fw, mut sink, frames) = firewall(shape, n, s.table, flows as u32);
             let mut i = s.table;
             g.bench_function(BenchmarkId::new(shape.name(), n), |b| {
                 b.iter(|| {
-                    send(&mut fw, &mut sink, &frames, i, BATCH, flows);
+                    send(&mut fw, &mut sink, &frames, i, BATCH);
                     i = (i + BATCH) % flows;
                 })
             });
@@ -308,31 +352,37 @@ fn bench_packet(c: &mut Criterion, s: &Sizes) {
     g.finish();
 }
 
-/// `--instructions classify SHAPE RULES COUNT` or `--instructions packet SHAPE RULES
-/// COUNT FLOWS`: run only that, for callgrind (see the top of the file).
+/// `--instructions classify|scan SHAPE RULES COUNT`, `--instructions packet SHAPE RULES
+/// COUNT FLOWS` or `--instructions new_flow SHAPE RULES COUNT`: run only that, for
+/// callgrind (see the top of the file).
 fn instructions(args: &[String]) {
-    let usage = "--instructions classify|packet|new_flow SHAPE RULES COUNT [FLOWS]";
+    let usage =
+        "--instructions classify|scan|packet|new_flow own-port|mixed|flow-only RULES COUNT [FLOWS]";
     let what = args.first().map(String::as_str).expect(usage);
     let shape: Shape = args.get(1).expect(usage).parse().unwrap();
     let n: usize = args.get(2).and_then(|v| v.parse().ok()).expect(usage);
     let count: usize = args.get(3).and_then(|v| v.parse().ok()).expect(usage);
     match what {
-        "classify" => {
+        "classify" | "scan" => {
             let pk = packets(FULL.packets);
             let cls = classifier(shape, n, &pk);
             println!("{:?}", cls.stats());
-            println!("{}", measured_lookups(&cls, &pk, count));
+            if what == "scan" {
+                println!("{}", measured_scans(&cls, &pk, count));
+            } else {
+                println!("{}", measured_lookups(&cls, &pk, count));
+            }
         }
         "packet" => {
             let flows: usize = args.get(4).and_then(|v| v.parse().ok()).expect(usage);
-            let (mut fw, mut sink, frames) = firewall(shape, n, flows);
-            measured_packets(&mut fw, &mut sink, &frames, 0, count, flows);
+            let (mut fw, mut sink, frames) = firewall(shape, n, flows, flows as u32);
+            measured_packets(&mut fw, &mut sink, &frames, 0, count);
             println!("forwarded {} dropped {}", sink.forwarded, sink.dropped);
         }
         "new_flow" => {
-            let (mut fw, mut sink, frames) = firewall(shape, n, CONNTRACK_MAX);
-            let flows = 4 * CONNTRACK_MAX;
-            measured_packets(&mut fw, &mut sink, &frames, CONNTRACK_MAX, count, flows);
+            let flows = 4 * CONNTRACK_MAX as u32;
+            let (mut fw, mut sink, frames) = firewall(shape, n, CONNTRACK_MAX, flows);
+            measured_packets(&mut fw, &mut sink, &frames, CONNTRACK_MAX, count);
             let s = fw.summary();
             let ev = s.iter().find(|(k, _)| *k == "conntrack_evictions").unwrap();
             println!(

@@ -7,7 +7,8 @@
 mod common;
 
 use common::{Guest, Lab, port_drops};
-use vecbox::nf::firewall::scenario::{self, Flows, Shape};
+use vecbox::bench::rulesets::rule_file;
+use vecbox::bench::scenario::Rules;
 
 const A_IP: &str = "10.82.0.1";
 const B_IP: &str = "10.82.0.2";
@@ -270,18 +271,20 @@ fn a_thousand_rules_on_one_port_count_each_flow_on_its_rule() {
         "permanent",
     ]);
 
-    let flows = Flows {
-        src_net: "10.83.0.0".parse().unwrap(),
-        src_len: 25,
-        sports: (1024, 65535),
-        dst: server.parse().unwrap(),
-        dport: 4001,
-    };
-    // `policy drop` (line 1), 998 filler rules (2..999), then the drop (1000) and the
-    // traffic's rule (1001).
-    let text = scenario::rules(Shape::SamePort, 999, 16, &flows);
-    let (head, last) = text.trim_end().rsplit_once('\n').unwrap();
-    let rules = format!("{head}\ndrop in vec0 proto udp src 10.83.0.64/26 dport 4001\n{last}\n");
+    // `policy drop` (line 1), 998 rules on UDP 4001 with distinct source prefixes
+    // (2..999, the benchmarks' own-port set without its flow rule), then the drop (1000)
+    // and the traffic's rule (1001).
+    let text = rule_file(Rules::Port, 999);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with('#') && lines[1] == "policy drop",
+        "{text}"
+    );
+    let rules = format!(
+        "{}\ndrop in vec0 proto udp src 10.83.0.64/26 dport 4001\n\
+         accept in vec0 proto udp src 10.83.0.0/25 dst {server} dport 4001\n",
+        lines[1..lines.len() - 1].join("\n")
+    );
     assert_eq!(rules.lines().count(), 1001);
     let path = common::lab_file(&lab, "fw1000.rules");
     std::fs::write(&path, &rules).unwrap();

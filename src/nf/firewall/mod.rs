@@ -19,7 +19,6 @@ mod index;
 mod ops;
 pub mod reject;
 pub mod rules;
-pub mod scenario;
 mod tree;
 mod verdict;
 

@@ -2,9 +2,10 @@
 
 use proptest::prelude::*;
 
+use crate::bench::rulesets::{flow_packet, flow_rule, rule_file};
+use crate::bench::scenario::Rules;
 use crate::nf::firewall::classify::Classifier;
 use crate::nf::firewall::rules::{self, Action, Packet, Prefix, Rule};
-use crate::nf::firewall::scenario::{self, Flows, Shape};
 
 fn prefix(v6: bool, addr: u128, len: u8) -> Prefix {
     let bits = if v6 { 128 } else { 32 };
@@ -173,23 +174,59 @@ fn names() -> Vec<String> {
     vec!["vec0".into(), "vec1".into()]
 }
 
-#[test]
-fn scenario_sets_end_with_the_traffic_rule_and_agree_with_the_scan() {
-    let flows = Flows::default();
-    for shape in Shape::ALL {
-        for n in [1, 10, 100, 1000] {
-            let text = scenario::rules(shape, n, 7, &flows);
-            assert_eq!(
-                text,
-                scenario::rules(shape, n, 7, &flows),
-                "same seed, same rules"
+/// `n` rules on the benchmark flows' protocol and port that differ from them in their
+/// `ct` states: every other one covers the flows in every field but the state, the
+/// rest have distinct source prefixes with states that include `new`. The last rule
+/// accepts the flows.
+fn ct_states(n: usize) -> String {
+    let mut s = String::from("policy drop\n");
+    let states = [
+        "established",
+        "related",
+        "invalid",
+        "established,related",
+        "related,invalid",
+    ];
+    let new = ["new", "new,established", "new,related", "new,invalid"];
+    for i in 0..n.saturating_sub(1) {
+        let action = ["accept", "drop", "reject"][i % 3];
+        if i % 2 == 0 {
+            let src = if i % 4 == 0 { "" } else { " src 10.96.0.0/12" };
+            s += &format!(
+                "{action} in vec0 proto udp{src} dport 4001 ct {}\n",
+                states[i / 2 % states.len()]
             );
+        } else {
+            let a = std::net::Ipv4Addr::from(0xb000_0000u32 + ((i as u32) << 8));
+            s += &format!(
+                "{action} in vec0 proto udp src {a}/24 dport 4001 ct {}\n",
+                new[i / 2 % new.len()]
+            );
+        }
+    }
+    s + &flow_rule() + "\n"
+}
+
+/// The rule sets of the benchmarks (one generator: `bench::rulesets`) and the
+/// `ct`-state set, `n` rules each.
+fn sets(n: usize) -> [(&'static str, String); 3] {
+    [
+        ("own-port", rule_file(Rules::Port, n)),
+        ("mixed", rule_file(Rules::Mixed, n)),
+        ("ct-states", ct_states(n)),
+    ]
+}
+
+#[test]
+fn benchmark_sets_end_with_the_traffic_rule_and_agree_with_the_scan() {
+    for n in [2, 10, 100, 1000] {
+        for (name, text) in sets(n) {
             let set = rules::parse("scenario", &text, &names()).unwrap();
-            assert_eq!(set.rules.len(), n, "{}", shape.name());
+            assert_eq!(set.rules.len(), n, "{name}");
             let c = Classifier::new(set.rules);
             for i in (0..100_000).step_by(997) {
-                let p = flows.packet(i);
-                assert_eq!(c.lookup(&p), Some(n - 1), "{} {n}: flow {i}", shape.name());
+                let p = flow_packet(100_000, i);
+                assert_eq!(c.lookup(&p), Some(n - 1), "{name} {n}: flow {i}");
                 assert_eq!(c.scan(&p), Some(n - 1));
                 // The same packet in other states, protocols and ports.
                 for q in [
@@ -203,42 +240,25 @@ fn scenario_sets_end_with_the_traffic_rule_and_agree_with_the_scan() {
                     Packet { in_port: 1, ..p },
                     Packet { ports: None, ..p },
                 ] {
-                    assert_eq!(c.lookup(&q), c.scan(&q), "{} {n}: {q:?}", shape.name());
+                    assert_eq!(c.lookup(&q), c.scan(&q), "{name} {n}: {q:?}");
                 }
             }
         }
     }
-    assert_ne!(
-        scenario::rules(Shape::Mixed, 100, 1, &flows),
-        scenario::rules(Shape::Mixed, 100, 2, &flows),
-        "the seed matters"
-    );
 }
 
 #[test]
-fn shapes_stay_shallow_and_leaves_small() {
+fn benchmark_sets_stay_shallow_and_leaves_small() {
     // The shape that defeated the old per-port index: 1000 rules on one port.
-    let flows = Flows::default();
-    for shape in Shape::ALL {
-        let text = scenario::rules(shape, 1000, 16, &flows);
+    for (name, text) in sets(1000) {
         let c = Classifier::new(rules::parse("x", &text, &names()).unwrap().rules);
         let s = c.stats();
-        assert!(s.trees[0].len() <= 4, "{}: {s:?}", shape.name());
+        assert!(s.trees[0].len() <= 4, "{name}: {s:?}");
         for t in &s.trees[0] {
-            assert!(
-                t.largest_leaf <= 8 && t.depth <= 8,
-                "{}: {t:?}",
-                shape.name()
-            );
+            assert!(t.largest_leaf <= 8 && t.depth <= 8, "{name}: {t:?}");
         }
-        assert!(s.bytes < 4 << 20, "{}: {} bytes", shape.name(), s.bytes);
+        assert!(s.bytes < 4 << 20, "{name}: {} bytes", s.bytes);
     }
-    assert_eq!(
-        "ct-states".parse::<Shape>().unwrap(),
-        Shape::CtStates,
-        "names round-trip"
-    );
-    assert!("mix".parse::<Shape>().unwrap_err().contains("same-port"));
 }
 
 #[test]
@@ -252,8 +272,7 @@ accept proto udp dport 4001
 accept in vec0 proto udp dport 4001 src 10.80.1.0/24
 ";
     let c = Classifier::new(rules::parse("x", text, &names()).unwrap().rules);
-    let f = Flows::default();
-    let p = f.packet(3);
+    let p = flow_packet(1, 0);
     assert_eq!(c.lookup(&p), Some(0));
     let q = Packet {
         src: u128::from(u32::from_be_bytes([10, 9, 9, 9])),
