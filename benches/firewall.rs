@@ -11,7 +11,8 @@
 //! - `scan/SHAPE/RULES`: the linear first-match scan, the baseline of the same run;
 //! - `packet/SHAPE/RULES/FLOWS`: the whole per-packet path (parse, connection tracking,
 //!   remembered verdict or classifier, counters) of 64-byte UDP frames from 1, 10 000
-//!   and 100 000 concurrent flows (c), all tracked before measuring;
+//!   and 100 000 concurrent flows, all tracked before measuring;
+//! - `build/SHAPE/RULES`: compiling the rules into trees (off the packet path);
 //! - `new_flow/SHAPE/RULES`: the same path when every packet starts a new flow (the
 //!   table full and evicting): the classifier runs for every packet.
 //!
@@ -22,6 +23,7 @@
 //! (`--instructions scan SHAPE RULES COUNT` for the linear scan, `--instructions packet
 //! SHAPE RULES COUNT FLOWS` for the whole path of established flows, `--instructions
 //! new_flow SHAPE RULES COUNT` for new flows; divide Ir by COUNT).
+//! Memory and tree shapes: BENCH_BINARY --stats.
 //! Figures are only meaningful as ratios measured in the same run.
 
 use std::hint::black_box;
@@ -312,6 +314,43 @@ fn bench_classify(c: &mut Criterion, s: &Sizes) {
     }
 }
 
+/// Building the trees (at start and after the rules are re-read, off the packet path).
+fn bench_build(c: &mut Criterion, s: &Sizes) {
+    let mut g = c.benchmark_group("build");
+    g.sample_size(10);
+    for shape in Shape::ALL {
+        for n in shape.counts(s.rules) {
+            let set = rule_set(shape, n).rules;
+            g.bench_function(BenchmarkId::new(shape.name(), n), |b| {
+                b.iter(|| black_box(Classifier::new(black_box(set.clone()))))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// `--stats`: the shape and memory of the classifier for every set and size, and of
+/// the connection table (deterministic: no timing).
+fn stats() {
+    for shape in Shape::ALL {
+        for n in shape.counts(FULL.rules) {
+            let s = Classifier::new(rule_set(shape, n).rules).stats();
+            let t = &s.trees[0];
+            println!(
+                "{} {n}: {} bytes, {} IPv4 trees, depth <= {}, largest leaf {}, leaf entries {}",
+                shape.name(),
+                s.bytes,
+                t.len(),
+                t.iter().map(|t| t.depth).max().unwrap_or(0),
+                t.iter().map(|t| t.largest_leaf).max().unwrap_or(0),
+                t.iter().map(|t| t.entries).sum::<usize>(),
+            );
+        }
+    }
+    let ct = vecbox::nf::firewall::conntrack::Conntrack::new(CONNTRACK_MAX);
+    println!("conntrack {CONNTRACK_MAX}: {} bytes", ct.bytes());
+}
+
 fn bench_packet(c: &mut Criterion, s: &Sizes) {
     let mut g = c.benchmark_group("packet");
     g.throughput(Throughput::Elements(BATCH as u64));
@@ -399,6 +438,9 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--instructions") {
         return instructions(&args[i + 1..]);
     }
+    if args.iter().any(|a| a == "--stats") {
+        return stats();
+    }
     // `cargo test --all-targets` runs this without `--bench`: check the small sizes.
     let sizes = if args.iter().any(|a| a == "--bench") {
         &FULL
@@ -411,6 +453,7 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
     bench_classify(&mut c, sizes);
+    bench_build(&mut c, sizes);
     bench_packet(&mut c, sizes);
     c.final_summary();
 }
