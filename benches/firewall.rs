@@ -39,7 +39,7 @@ use vecbox::nf::firewall::classify::Classifier;
 use vecbox::nf::firewall::rules::{self, Packet};
 use vecbox::nf::firewall::{CONNTRACK_MAX, Firewall};
 use vecbox::nf::{Function, Output};
-use vecbox::wire::vnet;
+use vecbox::wire::{checksum, vnet};
 
 const BATCH: usize = 32;
 
@@ -217,15 +217,7 @@ impl Frames {
         let (src, sport) = flow_source(self.flows, (i % self.flows as usize) as u32);
         b[26..30].copy_from_slice(&src);
         b[34..36].copy_from_slice(&sport.to_be_bytes());
-        b[24..26].copy_from_slice(&[0, 0]);
-        let mut sum = 0u32;
-        for w in b[14..34].chunks(2) {
-            sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
-        }
-        while sum > 0xffff {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        b[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        checksum::set_ipv4_header_checksum(&mut b[14..34]).expect("IPv4 header");
         Frame {
             buf,
             off: 0,

@@ -349,7 +349,7 @@ fn console_files_and_metrics_show_rules_and_connections() {
 #[test]
 fn interfaces_changed_at_run_time_reread_the_rules() {
     use crate::nf::testing::specs;
-    let path = std::env::temp_dir().join(format!("vecbox-fw-reconf-{}.rules", std::process::id()));
+    let path = std::env::temp_dir().join(format!("vbt{}fwreconf.rules", std::process::id()));
     let text = "policy drop\naccept ct established,related\naccept in vec0 proto tcp dport 80\naccept in vec2 proto udp\n";
     std::fs::write(&path, text).unwrap();
     let opts = |mode: &str| {
@@ -464,7 +464,7 @@ fn wait_for_trees(f: &mut Firewall, r: &mut Recorder) {
 #[test]
 fn established_flows_reuse_their_verdict_until_the_rules_change() {
     use crate::nf::testing::specs;
-    let path = std::env::temp_dir().join(format!("vecbox-fw-cache-{}.rules", std::process::id()));
+    let path = std::env::temp_dir().join(format!("vbt{}fwcache.rules", std::process::id()));
     std::fs::write(&path, "policy drop\naccept in vec0 proto udp dport 53\n").unwrap();
     let opts = vec![("rules".to_string(), path.display().to_string())];
     let mut f = Firewall::new(&specs(&[0, 1]), &opts).unwrap();
@@ -504,7 +504,7 @@ fn established_flows_reuse_their_verdict_until_the_rules_change() {
 #[test]
 fn conntrack_max_is_checked() {
     use crate::nf::testing::specs;
-    let path = std::env::temp_dir().join(format!("vecbox-fw-max-{}.rules", std::process::id()));
+    let path = std::env::temp_dir().join(format!("vbt{}fwmax.rules", std::process::id()));
     std::fs::write(&path, "policy accept\n").unwrap();
     let opts = |v: &str| {
         vec![
