@@ -114,9 +114,17 @@ fn exercise(second: &str, opts: &str) -> serde_json::Value {
     );
 
     let r = g.stop();
-    // recvmmsg is the default receive path; ring=1 opts into the TPACKET_V3 ring.
-    let ring = opts.contains("ring=1");
-    assert_eq!(r["ports"][0]["rx_ring"], ring, "{r}");
+    // The frame ring (TPACKET_V2) is the default receive path of the raw port 0;
+    // ring=2 asks for the block ring, ring=0 and vec=0 for recvmmsg/recvmsg.
+    let layout = if opts.contains("ring=0") || opts.contains("vec=0") {
+        serde_json::Value::Null
+    } else if opts.contains("ring=2") {
+        "blocks".into()
+    } else {
+        "frames".into()
+    };
+    assert_eq!(r["ports"][0]["rx_ring"], !layout.is_null(), "{r}");
+    assert_eq!(r["ports"][0]["rx_ring_layout"], layout, "{r}");
     assert_eq!(port_stat(&r, 0, "fallbacks"), 0, "{r}");
     assert!(port_stat(&r, 0, "rx_packets") >= 2000, "{r}");
     assert!(port_stat(&r, 1, "tx_packets") >= 2000, "{r}");
@@ -161,25 +169,55 @@ fn xconnect_raw_gro0_segments_in_software() {
     );
 }
 
+/// Default options: the frame ring, and 64 KiB frames whole both ways (the veths have
+/// TSO on). GSO frames do not fit a ring slot: they come through the socket, whole.
 #[test]
-fn xconnect_raw_ring_gro1_passes_64k_frames_whole() {
-    let r = exercise("raw", ",gro=1,ring=1");
+fn xconnect_raw_default_passes_64k_frames_whole() {
+    let r = exercise("raw", "");
+    assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
+    assert!(gso_passed_whole(&r), "{r}");
+    for p in 0..2 {
+        assert_eq!(r["ports"][p]["tx_gso"], true, "{r}");
+        assert_eq!(r["ports"][p]["rx_ring_layout"], "frames", "{r}");
+        assert_eq!(port_drops(&r, p, "ring_full"), 0, "{r}");
+    }
+}
+
+#[test]
+fn xconnect_raw_recvmmsg_gro1_passes_64k_frames_whole() {
+    let r = exercise("raw", ",gro=1,ring=0");
     assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
     assert!(gso_passed_whole(&r), "{r}");
 }
 
 #[test]
-fn xconnect_raw_ring_gro0() {
-    let r = exercise("raw", ",gro=0,ring=1");
+fn xconnect_raw_block_ring_gro1_passes_64k_frames_whole() {
+    let r = exercise("raw", ",gro=1,ring=2");
+    assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
+    assert!(gso_passed_whole(&r), "{r}");
+}
+
+#[test]
+fn xconnect_raw_block_ring_gro0() {
+    let r = exercise("raw", ",gro=0,ring=2");
     assert!(gso_segmented(&r), "{r}");
 }
 
 /// A burst through ring ports is counted frame for frame: every frame delivered or
 /// counted as a ring drop, none of the guest's own transmissions read back.
 #[test]
-fn ring_counts_a_burst_and_not_its_own_frames() {
+fn frame_ring_counts_a_burst_and_not_its_own_frames() {
+    ring_counts_a_burst_and_not_its_own_frames(",depth=32");
+}
+
+#[test]
+fn block_ring_counts_a_burst_and_not_its_own_frames() {
+    ring_counts_a_burst_and_not_its_own_frames(",ring=2,depth=32");
+}
+
+fn ring_counts_a_burst_and_not_its_own_frames(opts: &str) {
     let l = line("raw");
-    let g = l.start("xconnect", "raw", ",ring=1,depth=32");
+    let g = l.start("xconnect", "raw", opts);
     let b_mac = l.lab.mac(&l.b, l.b_if);
     let before = l.lab.counter(&l.b, l.b_if, "rx_packets");
     l.lab.trafgen(&l.a, "a0", &b_mac, A_IP, B_IP, 5000);
@@ -206,6 +244,21 @@ fn ring_counts_a_burst_and_not_its_own_frames() {
         r["ports"][0]["stats"]["rx_batch"]["max"].as_u64().unwrap() <= 32,
         "{r}"
     );
+}
+
+/// Default options on a tap: TSO asked for, 64 KiB frames whole both ways.
+#[test]
+fn xconnect_tap_default_passes_64k_frames_whole() {
+    let r = exercise("tap", "");
+    assert!(gso_passed_whole(&r), "{r}");
+    assert!(port_stat(&r, 1, "rx_gso_frames") > 0, "{r}");
+}
+
+#[test]
+fn xconnect_hybrid_default_passes_64k_frames_whole() {
+    let r = exercise("hybrid", "");
+    assert!(gso_passed_whole(&r), "{r}");
+    assert_eq!(r["ports"][1]["rx_ring_layout"], "frames", "{r}");
 }
 
 #[test]
