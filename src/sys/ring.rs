@@ -81,8 +81,9 @@ struct TpacketStatsV3 {
 /// Ring layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
-    /// TPACKET_V2: slots of `frame_size` bytes (a multiple of 16 that divides the block
-    /// size), one status word each; frames too large for a slot come through the socket.
+    /// TPACKET_V2: slots of `frame_size` bytes (a multiple of 16, at most a block; each
+    /// block holds as many whole slots as fit), one status word each; frames too large
+    /// for a slot come through the socket.
     Frames { frame_size: usize },
     /// TPACKET_V3: variable-sized frames in blocks handed over whole, a partly filled
     /// block after `retire_ms` milliseconds.
@@ -127,6 +128,9 @@ pub struct RxRing {
     len: usize,
     unit_size: usize,
     units: usize,
+    /// Units per block (1 for V3) and the block size, to find a unit.
+    per_block: usize,
+    block_size: usize,
     layout: Layout,
 }
 
@@ -172,17 +176,16 @@ impl RxRing {
             .checked_mul(geo.blocks)
             .ok_or_else(|| invalid("ring too large"))?;
         let fd = fd.as_fd();
-        let (unit_size, units) = match geo.layout {
+        let (unit_size, units, per_block) = match geo.layout {
             Layout::Frames { frame_size } => {
-                if frame_size < 64
-                    || !frame_size.is_multiple_of(16)
-                    || !geo.block_size.is_multiple_of(frame_size)
+                if frame_size < 64 || !frame_size.is_multiple_of(16) || frame_size > geo.block_size
                 {
                     return Err(invalid(
-                        "ring frame size must be a multiple of 16 that divides the block size",
+                        "ring frame size must be a multiple of 16, at most the block size",
                     ));
                 }
-                let frames = len / frame_size;
+                let per_block = geo.block_size / frame_size;
+                let frames = per_block * geo.blocks;
                 let req = TpacketReq {
                     block_size,
                     block_nr: blocks,
@@ -196,7 +199,7 @@ impl RxRing {
                 let thresh: libc::c_int = 1;
                 set_opt(fd, PACKET_COPY_THRESH, &thresh)?;
                 set_opt(fd, PACKET_RX_RING, &req)?;
-                (frame_size, frames)
+                (frame_size, frames, per_block)
             }
             Layout::Blocks { retire_ms } => {
                 // Frames are variable-sized in V3; frame_size/frame_nr only have to be
@@ -212,7 +215,7 @@ impl RxRing {
                 };
                 set_opt(fd, PACKET_VERSION, &TPACKET_V3)?;
                 set_opt(fd, PACKET_RX_RING, &req)?;
-                (geo.block_size, geo.blocks)
+                (geo.block_size, geo.blocks, 1)
             }
         };
         // SAFETY: mapping a fresh region (address chosen by the kernel) of exactly the
@@ -236,6 +239,8 @@ impl RxRing {
             len,
             unit_size,
             units,
+            per_block,
+            block_size: geo.block_size,
             layout: geo.layout,
         })
     }
@@ -255,17 +260,22 @@ impl RxRing {
         self.unit_size
     }
 
+    /// Offset of unit `i` in the mapping (`i < units`): whole slots per block.
+    fn unit_offset(&self, i: usize) -> usize {
+        (i / self.per_block) * self.block_size + (i % self.per_block) * self.unit_size
+    }
+
     fn status_word(&self, i: usize) -> &AtomicU32 {
         assert!(i < self.units, "ring unit index out of range");
         let off = match self.layout {
             Layout::Frames { .. } => 0,
             Layout::Blocks { .. } => BLOCK_STATUS_OFF,
         };
-        // SAFETY: `i < units`, so the word lies inside the mapping; units start at
-        // multiples of 16 from a page-aligned base, so the u32 at offset 0 or 8 is
-        // aligned. The kernel and this process access the word concurrently, which is
+        // SAFETY: `i < units`, so the unit (and the word) lies inside the mapping; units
+        // start at multiples of 16 from a page-aligned base, so the u32 at offset 0 or 8
+        // is aligned. The kernel and this process access the word concurrently, which is
         // why it is only used as an atomic.
-        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(i * self.unit_size + off).cast()) }
+        unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(self.unit_offset(i) + off).cast()) }
     }
 
     /// Unit `i`'s status and bytes, if the kernel has handed it to user space.
@@ -284,7 +294,7 @@ impl RxRing {
         // it only through `user_unit_mut` or `release`, which need `&mut self` and so
         // cannot run while the returned shared borrow lives.
         let bytes = unsafe {
-            std::slice::from_raw_parts(self.base.as_ptr().add(i * self.unit_size), self.unit_size)
+            std::slice::from_raw_parts(self.base.as_ptr().add(self.unit_offset(i)), self.unit_size)
         };
         Some((status, bytes))
     }
@@ -299,7 +309,7 @@ impl RxRing {
         // mapping, and the kernel does not touch a unit it has handed over.
         let bytes = unsafe {
             std::slice::from_raw_parts_mut(
-                self.base.as_ptr().add(i * self.unit_size),
+                self.base.as_ptr().add(self.unit_offset(i)),
                 self.unit_size,
             )
         };
@@ -354,9 +364,9 @@ mod tests {
         let (a, _b) = std::os::unix::net::UnixDatagram::pair().unwrap();
         for (block_size, layout) in [
             (1000, Layout::Blocks { retire_ms: 1 }),
-            // Frame slots must be multiples of 16 dividing the block.
+            // Frame slots must be multiples of 16, at most a block.
             (4096, Layout::Frames { frame_size: 1000 }),
-            (4096, Layout::Frames { frame_size: 3072 }),
+            (4096, Layout::Frames { frame_size: 8192 }),
         ] {
             let geo = Geometry {
                 block_size,

@@ -25,15 +25,21 @@ use super::{Opened, RxMode};
 use crate::transport::probe::{self, Feature};
 use crate::transport::spec::{RingMode, Spec};
 
-/// Bytes of ring per port; the number of slots or blocks follows from their size.
+/// Bytes of a block ring (`ring=2`) per port; the number of blocks follows from their size.
 pub const RING_BYTES: usize = 4 << 20;
+/// Bytes of a frame ring (`ring=1`) per port: 5120 slots at MTU 1500, about the
+/// 64-byte frames a `recvmmsg` socket buffer of 4 MiB holds (each of them is charged
+/// ~880 bytes there), so a guest that is not scheduled for a while loses no more than
+/// with `ring=0`.
+pub const FRAME_RING_BYTES: usize = 8 << 20;
 /// Smallest block: enough 64-byte frames per block that wakeups stay rare under load.
 const MIN_BLOCK: usize = 64 << 10;
 /// Room for the block header and one frame's `tpacket3_hdr`, `sockaddr_ll` and padding.
 const FRAME_OVERHEAD: usize = 256;
 /// Room before the frame in a V2 slot: `tpacket2_hdr`, `sockaddr_ll`, alignment and the
-/// vnet header (the kernel puts the MAC header at offset 76 with a vnet header).
-const SLOT_OVERHEAD: usize = 128;
+/// vnet header (the kernel puts the MAC header at offset 76 with a vnet header, 66
+/// without).
+const SLOT_OVERHEAD: usize = 76;
 /// A partly filled block is handed over after this many milliseconds (latency bound at
 /// low rates, `ring=2`).
 pub const RETIRE_MS: u32 = 1;
@@ -44,10 +50,11 @@ const FRAME_HEADER_LEN: usize = 28;
 const SLOT_HEADER_LEN: usize = 32;
 
 /// Ring geometry for `mode`. `rx_slot` is the port's receive slot (prefix + largest
-/// frame, 64 KiB with GSO), `plain_slot` the same without GSO (prefix + MTU-sized frame).
-/// Frame rings have slots for MTU-sized frames (larger frames take the socket);
-/// block rings have blocks that hold the largest frame whole. [`RING_BYTES`] in all.
-pub fn geometry(mode: RingMode, rx_slot: usize, plain_slot: usize) -> Geometry {
+/// frame, 64 KiB with GSO), `max_frame` the largest non-GSO Ethernet frame (MTU + header
+/// + one VLAN tag). Frame rings have slots for such frames, rounded up to 64 bytes
+/// (larger ones take the socket), [`FRAME_RING_BYTES`] in all; block rings have blocks
+/// that hold the largest frame whole, [`RING_BYTES`] in all.
+pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {
     match mode {
         RingMode::Blocks | RingMode::Off => {
             let block_size = (rx_slot + FRAME_OVERHEAD)
@@ -62,11 +69,12 @@ pub fn geometry(mode: RingMode, rx_slot: usize, plain_slot: usize) -> Geometry {
             }
         }
         RingMode::Frames => {
-            let frame_size = (plain_slot + SLOT_OVERHEAD).next_power_of_two().max(512);
-            let block_size = frame_size.max(MIN_BLOCK);
+            let frame_size = (max_frame + SLOT_OVERHEAD).next_multiple_of(64).max(256);
+            // Slots do not span blocks; a block's tail shorter than a slot is unused.
+            let block_size = frame_size.next_multiple_of(4096).max(MIN_BLOCK);
             Geometry {
                 block_size,
-                blocks: (RING_BYTES / block_size).max(4),
+                blocks: (FRAME_RING_BYTES / block_size).max(4),
                 layout: Layout::Frames { frame_size },
             }
         }
@@ -81,9 +89,7 @@ pub fn enable(spec: &Spec, o: &mut Opened) {
     if mode == RingMode::Off || o.rx_mode != RxMode::Mmsg {
         return;
     }
-    let prefix = o.framing.rx_header_len();
-    let plain = crate::transport::rx_slot(spec, prefix, false);
-    let geo = geometry(mode, o.caps.rx_slot, plain);
+    let geo = geometry(mode, o.caps.rx_slot, o.caps.max_tx_frame);
     let mut map = None;
     let ok = probe::try_enable(
         Feature::PacketRxRing,

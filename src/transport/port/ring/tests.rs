@@ -79,22 +79,23 @@ fn geometry_holds_the_largest_frame() {
 
 #[test]
 fn frame_ring_slots_hold_an_mtu_frame_after_the_kernel_headers() {
-    // MTU 1500 with a vnet header: 1577-byte receive slot; the kernel puts the MAC
-    // header 76 bytes into the slot.
-    let g = geometry(RingMode::Frames, crate::transport::GSO_FRAME_MAX + 11, 1577);
+    // MTU 1500: frames up to 1518 bytes; the kernel puts the MAC header 76 bytes into
+    // the slot (vnet header included).
+    let g = geometry(RingMode::Frames, crate::transport::GSO_FRAME_MAX + 11, 1518);
     let Layout::Frames { frame_size } = g.layout else {
         panic!("{g:?}")
     };
-    assert_eq!(frame_size, 2048);
-    assert!(frame_size >= 76 + 1577);
-    assert_eq!(g.block_size % frame_size, 0);
+    assert_eq!(frame_size, 1600);
+    assert!(frame_size >= 76 + 1518);
     assert_eq!(g.block_size % 4096, 0);
-    assert_eq!(g.bytes(), RING_BYTES);
-    assert_eq!(g.bytes() / frame_size, 2048, "slots per port");
+    assert_eq!(g.bytes(), FRAME_RING_BYTES);
+    let slots = (g.block_size / frame_size) * g.blocks;
+    assert_eq!(slots, 5120, "slots per port");
     // Jumbo MTU: larger slots, fewer of them.
-    let g = geometry(RingMode::Frames, 70_000, 9077);
-    assert_eq!(g.layout, Layout::Frames { frame_size: 16384 });
-    assert_eq!(g.bytes(), RING_BYTES);
+    let g = geometry(RingMode::Frames, 70_000, 9018);
+    assert_eq!(g.layout, Layout::Frames { frame_size: 9152 });
+    assert!(g.block_size >= 9152 && g.block_size % 4096 == 0);
+    assert!(g.bytes() <= FRAME_RING_BYTES);
 }
 
 /// A V2 slot as the kernel writes one: `tpacket2_hdr`, the vnet header, the frame at
