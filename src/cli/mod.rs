@@ -48,6 +48,10 @@ Transports (keys as in UML; see docs/transports.md):
   bess     AF_UNIX seqpacket, one frame/message  dst=PATH [src=PATH] to connect (retried until
                                                  the peer is there), or listen=PATH (vecbox only)
   common   mac= mtu=576..65534 depth=1..4096 (64) headroom= gro=0|1 vec=0|1 bpffile= bpfflash=
+  impair   tx_KEY=VALUE (frames leaving onto the link), rx_KEY=VALUE (arriving from it), on
+           any transport: delay= jitter= distribution= correlation= loss= duplicate= corrupt=
+           reorder= gap= rate= overhead= cell= queue= seed= down= (docs/impairments.md), e.g.
+           vec0:transport=raw,ifname=p0,tx_delay=20ms,tx_jitter=2ms,tx_loss=1%,rx_rate=10mbit
   gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
   in software. vec=0 moves one frame per system call. raw and hybrid receive with
   recvmmsg as UML; ring=1 uses a memory-mapped TPACKET_V3 ring instead (higher packet
@@ -55,8 +59,8 @@ Transports (keys as in UML; see docs/transports.md):
 
 Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
 Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`
-(version, help, config, remove, stop, go, proc, log, stack, reboot, halt; see
-docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md). A bad spec exits with
+(version, help, config, remove, stop, go, proc, log, stack, reboot, halt, and
+vecbox's impair and link to change impairments live; see docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md). A bad spec exits with
 status 2 and names the key. As non-root, give the binary the capabilities:
   setcap cap_net_raw,cap_net_admin+ep vecbox
 It drops them once its interfaces are open, keeping only these two in its permitted

@@ -20,10 +20,14 @@ pub enum Command {
     Stack,
     /// vecbox: load a classic-BPF file onto an interface (needs `bpfflash=1` on it).
     Bpf,
+    /// vecbox: show or change an interface's impairments (delay, loss, rate, ...).
+    Impair,
+    /// vecbox: take an interface's link administratively down or up.
+    Link,
 }
 
 /// Commands in match order.
-pub const TABLE: [(&str, Command); 14] = [
+pub const TABLE: [(&str, Command); 16] = [
     ("version", Command::Version),
     ("halt", Command::Halt),
     ("reboot", Command::Reboot),
@@ -38,6 +42,8 @@ pub const TABLE: [(&str, Command); 14] = [
     ("proc", Command::Proc),
     ("stack", Command::Stack),
     ("bpf", Command::Bpf),
+    ("impair", Command::Impair),
+    ("link", Command::Link),
 ];
 
 /// Find the command for request `text` by prefix; returns it and the text after its
@@ -68,6 +74,10 @@ Commands:
     proc <file> - net/dev, stats, fdb, routes, neigh, rules, conntrack (as the function has them)
     stack - dump of the guest's state (ports, queues, loop)
     bpf vecN <file> - load a classic-BPF filter (UML bpffile, tcpdump -dd/-ddd or bpf_asm text) onto vecN; needs bpfflash=1 on vecN
+    impair [vecN] - show impairments and their counters
+    impair vecN [tx|rx|both] KEY=VALUE... - change them (delay= jitter= loss= rate= ...; docs/impairments.md)
+    impair vecN [tx|rx|both] clear - remove them
+    link [vecN] - show link state; link vecN down|up - take the link down or up
 ";
 
 #[cfg(test)]

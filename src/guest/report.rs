@@ -36,6 +36,9 @@ pub struct PortReport {
     pub stats: PortStats,
     /// Dropped frames by reason.
     pub drops: DropCounts,
+    /// Each impairment direction configured on the port (docs/impairments.md); empty
+    /// without impairments.
+    pub impair: Vec<super::impair::ImpairReport>,
 }
 
 /// The exit report of a vecbox guest (`vecbox guest ... stats=FILE`).
@@ -109,6 +112,7 @@ impl Report {
                     rx_ring_layout: p.ring_kind(),
                     stats: p.stats,
                     drops: DropCounts(p.stats.drops),
+                    impair: super::impair::reports(p),
                 })
                 .collect(),
             function_state: FunctionState(g.nf.summary()),
@@ -189,6 +193,9 @@ impl fmt::Display for Report {
                 write!(f, "; drops {}", d.join(" "))?;
             }
             writeln!(f)?;
+            for im in &p.impair {
+                writeln!(f, "{} impair {im}", p.name)?;
+            }
         }
         if !self.function_state.0.is_empty() {
             let s: Vec<String> = self

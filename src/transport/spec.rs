@@ -50,6 +50,9 @@
 //!   connecting to `dst`; exactly one of `dst` and `listen` is required.
 //! - `ifname` must be a valid Linux interface name (1..=15 bytes, no `/`, `:`, whitespace).
 //! - vde is parsed for completeness only; vecbox cannot run `vde_plug`.
+//! - `tx_KEY=`/`rx_KEY=` (vecbox) impair the frames leaving onto the link and arriving
+//!   from it, with the keys of docs/impairments.md (`tx_delay=20ms,rx_loss=1%`); UML's
+//!   own `tx_`/`rx_` keys (`tx_key`, `rx_session`, ...) keep their meaning.
 //! - The device number needs the `vec` prefix; digits only (no `+`, no trailing newline).
 //!
 //! # Limitations
@@ -122,6 +125,10 @@ pub struct Common {
     /// `ring=` (raw and hybrid only): how the receive socket delivers frames; `None`
     /// takes [`DEFAULT_RING`].
     pub ring: Option<RingMode>,
+    /// `tx_*`/`rx_*` impairment keys (vecbox; docs/impairments.md): what frames
+    /// leaving onto the link (`tx_delay=20ms`) and arriving from it (`rx_loss=1%`) go
+    /// through.
+    pub impair: crate::impair::PortParams,
 }
 
 /// How raw and hybrid ports receive (`ring=`).
@@ -182,6 +189,7 @@ impl Default for Common {
             bpffile: None,
             bpfflash: false,
             ring: None,
+            impair: crate::impair::PortParams::default(),
         }
     }
 }
@@ -423,7 +431,13 @@ impl fmt::Display for Spec {
         }
         opt_path(f, "bpffile", &c.bpffile)?;
         flag(f, "bpfflash", c.bpfflash)?;
-        opt(f, "ring", c.ring.map(|m| m as u8))
+        opt(f, "ring", c.ring.map(|m| m as u8))?;
+        for dir in crate::impair::Direction::BOTH {
+            for (k, v) in c.impair.get(dir).pairs() {
+                write!(f, ",{}_{k}={v}", dir.name())?;
+            }
+        }
+        Ok(())
     }
 }
 
