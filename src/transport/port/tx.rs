@@ -305,11 +305,12 @@ impl Port {
 
 /// Errors that mean "the link is down", not "this frame is bad": tap writes before the
 /// interface is up fail with EIO, AF_PACKET sends on a down interface with ENETDOWN or
-/// ENXIO.
+/// ENXIO, a connected UDP tunnel whose peer answered with port unreachable with
+/// ECONNREFUSED.
 fn link_down(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EIO | libc::ENETDOWN | libc::ENXIO)
+        Some(libc::EIO | libc::ENETDOWN | libc::ENXIO | libc::ECONNREFUSED)
     )
 }
 
