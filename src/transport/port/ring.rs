@@ -50,8 +50,8 @@ const FRAME_HEADER_LEN: usize = 28;
 const SLOT_HEADER_LEN: usize = 32;
 
 /// Ring geometry for `mode`. `rx_slot` is the port's receive slot (prefix + largest
-/// frame, 64 KiB with GSO), `max_frame` the largest non-GSO Ethernet frame (MTU + header
-/// + one VLAN tag). Frame rings have slots for such frames, rounded up to 64 bytes
+/// frame, 64 KiB with GSO), `max_frame` the largest non-GSO Ethernet frame (MTU, header
+/// and one VLAN tag). Frame rings have slots for such frames, rounded up to 64 bytes
 /// (larger ones take the socket), [`FRAME_RING_BYTES`] in all; block rings have blocks
 /// that hold the largest frame whole, [`RING_BYTES`] in all.
 pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {

@@ -94,7 +94,7 @@ fn frame_ring_slots_hold_an_mtu_frame_after_the_kernel_headers() {
     // Jumbo MTU: larger slots, fewer of them.
     let g = geometry(RingMode::Frames, 70_000, 9018);
     assert_eq!(g.layout, Layout::Frames { frame_size: 9152 });
-    assert!(g.block_size >= 9152 && g.block_size % 4096 == 0);
+    assert!(g.block_size >= 9152 && g.block_size.is_multiple_of(4096));
     assert!(g.bytes() <= FRAME_RING_BYTES);
 }
 
