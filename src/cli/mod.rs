@@ -56,10 +56,13 @@ Transports (keys as in UML; see docs/transports.md):
            any transport: delay= jitter= distribution= correlation= loss= duplicate= corrupt=
            reorder= gap= rate= overhead= cell= queue= seed= down= (docs/impairments.md), e.g.
            vec0:transport=raw,ifname=p0,tx_delay=20ms,tx_jitter=2ms,tx_loss=1%,rx_rate=10mbit
-  gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
-  in software. vec=0 moves one frame per system call. raw and hybrid receive with
-  recvmmsg as UML; ring=1 uses a memory-mapped TPACKET_V3 ring instead (higher packet
-  rate, up to 1 ms more latency at low rates; docs/transports.md).
+  gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 (UML's default)
+  vecbox splits them in software; not given, they leave whole wherever the port can
+  carry them (raw: the interface has TSO on; tap, hybrid: the tap takes TSO).
+  vec=0 moves one frame per system call. raw and hybrid receive through a
+  memory-mapped TPACKET_V2 frame ring (ring=1, the default, no added latency);
+  ring=2 is a TPACKET_V3 block ring (fewer wake-ups, up to 1 ms more latency at low
+  rates), ring=0 recvmmsg as UML (docs/transports.md).
 
 Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
 Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`

@@ -118,9 +118,9 @@ pub const ALLOWLIST: &[Allowed] = allow! {
         "buffers, PACKET_VNET_HDR, PACKET_RX_RING, UDP_SEGMENT/GRO, SO_ATTACH_FILTER (bpf), HTTP timeouts",
     SYS_getsockopt => "PACKET_STATISTICS of receive rings (ring_full drops), each tick and at exit",
     SYS_ioctl(1 in [
-        libc::SIOCGIFINDEX, libc::FIONBIO,
+        libc::SIOCGIFINDEX, libc::FIONBIO, libc::SIOCETHTOOL,
         TUNSETIFF, TUNGETFEATURES, TUNSETOFFLOAD, TUNSETVNETHDRSZ,
-    ]) => "interface index lookups, non-blocking mode, tap setup on reopen or hot-add",
+    ]) => "interface index lookups, non-blocking mode, an interface's TSO setting (raw gro default), tap setup on reopen or hot-add",
     // Files (seen).
     SYS_openat => "/dev/net/tun on reopen, BPF programs (console bpf), stats= file",
     SYS_newfstatat => "file metadata (run-directory removal)",
