@@ -25,24 +25,31 @@ pub struct Incoming {
     pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
-/// The std form of a sender's address; an unnamed sender gets an unnamed address
-/// (its request is served, the reply goes nowhere, as with UML).
-fn std_addr(a: Option<&nix::sys::socket::UnixAddr>) -> Option<SocketAddr> {
+/// The std form of a sender's address; an unnamed sender gets `unnamed` (its request is
+/// served, the reply goes nowhere, as with UML).
+fn std_addr(a: Option<&nix::sys::socket::UnixAddr>, unnamed: &SocketAddr) -> SocketAddr {
     use std::os::linux::net::SocketAddrExt;
     if let Some(a) = a {
-        if let Some(p) = a.path() {
-            return SocketAddr::from_pathname(p).ok();
+        if let Some(p) = a.path()
+            && let Ok(s) = SocketAddr::from_pathname(p)
+        {
+            return s;
         }
-        if let Some(n) = a.as_abstract() {
-            return SocketAddr::from_abstract_name(n).ok();
+        if let Some(n) = a.as_abstract()
+            && let Ok(s) = SocketAddr::from_abstract_name(n)
+        {
+            return s;
         }
     }
-    UnixDatagram::unbound().and_then(|s| s.local_addr()).ok()
+    unnamed.clone()
 }
 
 /// The listening control socket.
 pub struct Server {
     sock: UnixDatagram,
+    /// An unnamed address, made at bind time (making one later would open a socket,
+    /// which the guest's seccomp filter refuses).
+    unnamed: SocketAddr,
     buf: Box<[u8; 2048]>,
     out: Box<[u8; proto::REPLY_MAX]>,
     /// Requests received (well-formed or not).
@@ -56,8 +63,10 @@ impl Server {
     pub fn bind(path: &Path) -> io::Result<Server> {
         let sock = UnixDatagram::bind(path)?;
         sock.set_nonblocking(true)?;
+        let unnamed = UnixDatagram::unbound()?.local_addr()?;
         Ok(Server {
             sock,
+            unnamed,
             buf: Box::new([0; 2048]),
             out: Box::new([0; proto::REPLY_MAX]),
             requests: 0,
@@ -85,10 +94,7 @@ impl Server {
                     }
                 };
             self.requests += 1;
-            let Some(from) = std_addr(from.as_ref()) else {
-                self.errors += 1;
-                continue;
-            };
+            let from = std_addr(from.as_ref(), &self.unnamed);
             let req = match proto::decode_request(&self.buf[..n]) {
                 Ok(r) => r,
                 Err(e) => {
