@@ -11,6 +11,7 @@
 pub mod deploy;
 pub mod diag;
 pub mod graph;
+pub mod impair;
 pub mod journal;
 pub mod plan;
 pub mod state;

@@ -33,6 +33,9 @@ pub struct Plan {
     pub links: Vec<PLink>,
     /// Underlay veth pairs carrying the gre/l2tpv3 links between two nodes.
     pub underlays: Vec<Underlay>,
+    /// Impairments of the file's links and where each direction is realised.
+    #[serde(default)]
+    pub impairs: Vec<super::impair::LinkImpair>,
 }
 
 /// One node.

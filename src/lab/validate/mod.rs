@@ -63,12 +63,14 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path) -> Result<Plan, Diags> 
         nodes,
         links: Vec::new(),
         underlays: Vec::new(),
+        impairs: Vec::new(),
     };
     let before = d.list.len();
     links::links(&mut d, topo, &mut p);
     // Counting ports and unused interfaces after a rejected link would only repeat it.
     let links_ok = d.list.len() == before;
     links::finish_nodes(&mut d, topo, &mut p, links_ok);
+    super::impair::realise::plan(&mut d, topo, &mut p);
     if d.is_empty() { Ok(p) } else { Err(d) }
 }
 
