@@ -62,6 +62,20 @@ fn now_of(lab: &str, end: &str) -> String {
     panic!("no link end {end} in {v}");
 }
 
+/// Wait until `node`'s eth0 shows NO-CARRIER (`no_carrier`) or not; `false` if it
+/// did not within a few seconds.
+fn carrier_becomes(lab: &TestLab, node: &str, no_carrier: bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        let out = lab.exec(node, &["ip", "-o", "link", "show", "eth0"]);
+        if String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") == no_carrier {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
 #[test]
 fn lab_impairments_from_the_file_and_live() {
     let lab = TestLab::new(LAB);
@@ -149,6 +163,14 @@ fn lab_impairments_from_the_file_and_live() {
         "d reaches c with the link down"
     );
     vecbox_ok(&["link", &lab.name, "d:eth0", "up"]);
+    assert!(
+        carrier_becomes(&lab, "c", false),
+        "c:eth0 has no carrier after link up"
+    );
+    assert!(
+        carrier_becomes(&lab, "d", false),
+        "d:eth0 has no carrier after link up"
+    );
     assert!(lab.ping("c", "10.0.1.2"), "c cannot reach d after link up");
     assert_eq!(now_of(&lab.name, "d:eth0"), "delay=10ms");
 

@@ -34,8 +34,9 @@ Examples:
 pub const LINK_HELP: &str = "\
 Takes the whole link of NODE:IF down (nothing passes either way; frames already in
 flight are still delivered) or up again: `down=true` / `down=false` on both directions'
-impairment stages, other settings kept. The link's host ends keep their carrier (the
-veth peer is a vecbox guest that stays up); ping and TCP see the link fail.
+impairment stages, other settings kept. A host end whose veth peer is a vecbox guest's
+port also sees carrier down (NO-CARRIER) until `up`; UML and tap ends keep their
+carrier, but nothing passes either way.
 
 Example:
   vecbox link lab1 h1:eth0 down

@@ -13,6 +13,8 @@ use super::LinkImpair;
 use crate::console::Client;
 use crate::impair::{Change, ImpairError, Params};
 use crate::lab::plan::Plan;
+use crate::lab::topology::{LinkType, NodeKind};
+use crate::netlink::{NetNs, NetlinkError};
 
 /// What can go wrong changing or reading a running lab's impairments.
 #[derive(Debug, thiserror::Error)]
@@ -213,9 +215,60 @@ pub fn change(l: &LinkImpair, dirs: &[usize], action: &Action) -> Result<Vec<Str
     Ok(out)
 }
 
-/// Take the whole link of end `end` down (both directions) or up.
+/// Take the whole link of end `end` down (both directions) or up. A host end whose
+/// veth peer is a vecbox guest's port also loses (regains) its carrier: the peer is
+/// set down (up) in the guest's namespace; the guest counts what it cannot send as
+/// `link_down` and keeps running. A failure there is a warning in the reply.
 pub fn link(plan: &Plan, end: &str, down: bool) -> Result<Vec<String>, LiveError> {
     let (l, _) = find(plan, end)?;
     let word = format!("down={down}");
-    change(l, &[0, 1], &Action::Set(vec![word]))
+    let mut warn = Vec::new();
+    if !down {
+        warn = carrier(plan, l, true);
+    }
+    let mut out = change(l, &[0, 1], &Action::Set(vec![word]))?;
+    if down {
+        warn = carrier(plan, l, false);
+    }
+    out.extend(warn);
+    Ok(out)
+}
+
+/// Set the guest-side veth peers of `l`'s host ends up or down; warnings for failures.
+fn carrier(plan: &Plan, l: &LinkImpair, up: bool) -> Vec<String> {
+    let mut warn = Vec::new();
+    for end in &l.ends {
+        let Some(pl) = plan.links.iter().find(|x| x.names.contains(end)) else {
+            continue;
+        };
+        let side = usize::from(pl.names[1] == *end);
+        let (hn, _) = pl.ends[side];
+        let (n, f) = pl.ends[1 - side];
+        let (host, peer) = (&plan.nodes[hn], &plan.nodes[n]);
+        if pl.kind != LinkType::Veth || host.kind != NodeKind::Host || !peer.kind.is_guest() {
+            continue;
+        }
+        let Some(k) = peer.ifaces[f].kernel.clone() else {
+            continue;
+        };
+        let what = format!("{k} in {}", peer.netns);
+        let r = NetNs::existing(&peer.netns).rtnl(move |h| async move {
+            let b = rtnetlink::LinkUnspec::new_with_name(&k);
+            let msg = if up { b.up() } else { b.down() }.build();
+            h.link()
+                .set(msg)
+                .execute()
+                .await
+                .map_err(|source| NetlinkError::Rtnl {
+                    op: "setting the carrier of",
+                    what: k,
+                    source,
+                })
+        });
+        match r {
+            Ok(()) => {}
+            Err(e) => warn.push(format!("warning: {end} keeps its carrier ({what}: {e})")),
+        }
+    }
+    warn
 }
