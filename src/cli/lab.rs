@@ -32,7 +32,7 @@ removed first.
 
 Stays in the foreground showing per-link rates; Ctrl-C tears the lab down. With
 --detach a background supervisor keeps the lab (and restarts guests) until
-`vecbox down`.";
+`vecbox down`. A lab that is already up is refused: change it with `vecbox apply FILE`.";
 
 pub const DOWN_HELP: &str = "\
 Stops the lab's supervisor, every guest and UML kernel, kills whatever still runs in

@@ -38,12 +38,15 @@ pub fn up(a: &UpArgs) -> i32 {
     }
     let _ = mask.thread_block();
     let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok();
-    let sup = match build(&plan, a.quiet || a.supervisor) {
+    let collector = metrics
+        .is_some()
+        .then(|| std::sync::Arc::new(crate::metrics::collect::GuestCollector::new()));
+    let sup = match build(&plan, a.quiet || a.supervisor, collector.clone()) {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    print_summary(&sup.dep.plan);
-    start_metrics(&sup.dep.plan, metrics);
+    print_summary(&sup.plan);
+    start_metrics(metrics, collector);
     let mut sup = sup;
     let mut stop = || {
         sigfd
@@ -56,7 +59,7 @@ pub fn up(a: &UpArgs) -> i32 {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(sup.dep.dir.join("supervisor.log"));
+            .open(sup.dir.join("supervisor.log"));
         if let Ok(f) = log {
             let _ = crate::sys::process::redirect_stdio(&f);
         }
@@ -84,9 +87,13 @@ pub fn up(a: &UpArgs) -> i32 {
     0
 }
 
-/// Clean leftovers of a crashed run, deploy, and return the supervisor; on failure
-/// everything made so far is removed.
-fn build(plan: &Plan, quiet: bool) -> Result<Supervisor, LabError> {
+/// Clean leftovers of a crashed run, deploy, and return the supervisor (listening for
+/// `vecbox apply`); on failure everything made so far is removed.
+fn build(
+    plan: &Plan,
+    quiet: bool,
+    metrics: Option<std::sync::Arc<crate::metrics::collect::GuestCollector>>,
+) -> Result<Supervisor, LabError> {
     let dir = plan.run_dir();
     if dir.exists() {
         if let Some((pid, _)) = teardown::live_supervisor(&plan.lab) {
@@ -104,7 +111,9 @@ fn build(plan: &Plan, quiet: bool) -> Result<Supervisor, LabError> {
             eprintln!("vecbox: warning: {s}");
         }
     }
-    let mut dep = deploy::begin(plan)?;
+    let (dir, journal) = deploy::begin(plan)?;
+    let mut sup = Supervisor::new(plan.clone(), dir, journal);
+    sup.metrics = metrics;
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(1);
         b.set_style(
@@ -120,19 +129,18 @@ fn build(plan: &Plan, quiet: bool) -> Result<Supervisor, LabError> {
             b.set_message(what.to_string());
         }
     };
-    let r = dep.build(&mut progress);
+    let r = deploy::build(plan, &mut sup, &mut progress).and_then(|()| {
+        sup.listen()
+            .map_err(|e| LabError::object("opening the lab's control socket", e))
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     match r {
-        Ok(()) => Ok(Supervisor::new(dep)),
+        Ok(()) => Ok(sup),
         Err(e) => {
-            let children = std::mem::take(&mut dep.children);
-            drop(dep);
-            for (_, mut c) in children {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
+            sup.kill_all();
+            drop(sup);
             teardown::teardown(&plan.lab);
             Err(e)
         }
@@ -152,29 +160,16 @@ fn bind_metrics(plan: &Plan) -> Result<Option<std::net::TcpListener>, String> {
 }
 
 /// Serve every guest of the lab at `/metrics` from the guests' shared counter regions
-/// (labels `lab`, `node`; see docs/metrics.md), on a thread of the supervisor.
-fn start_metrics(plan: &Plan, listener: Option<std::net::TcpListener>) {
-    let Some(listener) = listener else {
+/// (labels `lab`, `node`; see docs/metrics.md), on a thread of the supervisor. The
+/// supervisor adds each guest it starts to `collector` (and removes those `vecbox
+/// apply` removes).
+fn start_metrics(
+    listener: Option<std::net::TcpListener>,
+    collector: Option<std::sync::Arc<crate::metrics::collect::GuestCollector>>,
+) {
+    let (Some(listener), Some(c)) = (listener, collector) else {
         return;
     };
-    let c = std::sync::Arc::new(crate::metrics::collect::GuestCollector::new());
-    for n in &plan.nodes {
-        if n.kind.is_process() && n.kind != crate::lab::topology::NodeKind::Uml {
-            let base = crate::console::rundir::uml_dir()
-                .unwrap_or_else(|_| crate::console::rundir::TMP_UML_DIR.into());
-            let names = n
-                .ifaces
-                .iter()
-                .filter_map(|i| i.unit.map(|u| (format!("vec{u}"), i.name.clone())))
-                .collect();
-            c.add_named(
-                &plan.lab,
-                &n.name,
-                base.join(&n.umid).join("metrics"),
-                names,
-            );
-        }
-    }
     if let Err(e) = crate::metrics::http::spawn(listener, c) {
         eprintln!("vecbox: error: {e}");
     }

@@ -1,5 +1,6 @@
 //! The `vecbox` command line.
 
+mod apply;
 mod bench;
 mod bpf;
 mod demo;
@@ -124,6 +125,9 @@ enum Command {
     /// Build a lab from a topology file and supervise it.
     #[command(after_long_help = lab::UP_HELP)]
     Up(lab::UpArgs),
+    /// Change a running lab to match a topology file, touching nothing else.
+    #[command(after_long_help = apply::HELP)]
+    Apply(apply::ApplyArgs),
     /// Nodes, restarts, links and live rates of running labs.
     Status(lab::StatusArgs),
     /// Remove a lab completely (also after a crash or kill -9).
@@ -227,6 +231,7 @@ pub fn main() -> i32 {
         Command::Uml { kernel, args } => run_uml(&kernel, &args),
         Command::Check(a) => lab::check(&a),
         Command::Up(a) => lab_up::up(&a),
+        Command::Apply(a) => apply::run(&a),
         Command::Status(a) => lab_up::status(&a),
         Command::Down(a) => lab::down(&a),
         Command::Graph(a) => lab::graph(&a),

@@ -130,6 +130,36 @@ impl Client {
         self.sock
             .send_to(&req, &self.target)
             .map_err(io_err(format!("sending to {}", self.target.display())))?;
+        self.reply()
+    }
+
+    /// As [`Client::request`], handing descriptor `fd` over with the request
+    /// (SCM_RIGHTS): a vecbox guest takes it as the descriptor of a
+    /// `config vecN:transport=fd,...` port (UML ignores it).
+    pub fn request_with_fd(
+        &mut self,
+        text: &str,
+        fd: impl std::os::fd::AsFd,
+    ) -> Result<Response, ClientError> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+        use std::os::fd::AsRawFd;
+        let req = proto::encode_request(text.trim_end());
+        let addr = UnixAddr::new(&self.target)
+            .map_err(|e| io_err("socket address")(io::Error::from(e)))?;
+        let fds = [fd.as_fd().as_raw_fd()];
+        sendmsg(
+            self.sock.as_raw_fd(),
+            &[io::IoSlice::new(&req)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            Some(&addr),
+        )
+        .map_err(|e| io_err(format!("sending to {}", self.target.display()))(e.into()))?;
+        self.reply()
+    }
+
+    /// Collect the reply packets of the request just sent.
+    fn reply(&mut self) -> Result<Response, ClientError> {
         self.sock
             .set_read_timeout(Some(self.timeout))
             .map_err(io_err("setting a timeout"))?;

@@ -20,6 +20,10 @@ pub enum Command {
     Stack,
     /// vecbox: load a classic-BPF file onto an interface (needs `bpfflash=1` on it).
     Bpf,
+    /// vecbox: the function re-reads its configuration file, keeping its state.
+    Reload,
+    /// vecbox: the function is built again with new options.
+    Options,
     /// vecbox: show or change an interface's impairments (delay, loss, rate, ...).
     Impair,
     /// vecbox: take an interface's link administratively down or up.
@@ -27,7 +31,7 @@ pub enum Command {
 }
 
 /// Commands in match order.
-pub const TABLE: [(&str, Command); 16] = [
+pub const TABLE: [(&str, Command); 18] = [
     ("version", Command::Version),
     ("halt", Command::Halt),
     ("reboot", Command::Reboot),
@@ -42,6 +46,8 @@ pub const TABLE: [(&str, Command); 16] = [
     ("proc", Command::Proc),
     ("stack", Command::Stack),
     ("bpf", Command::Bpf),
+    ("reload", Command::Reload),
+    ("options", Command::Options),
     ("impair", Command::Impair),
     ("link", Command::Link),
 ];
@@ -63,7 +69,7 @@ Commands:
     halt - Stop the guest (counters are written, run directory removed) 
     reboot - Restart the datapath: close and reopen every interface 
     config vecN:<spec> - Add interface vecN (same syntax as command line;
-\tifup=, bpffile= and transport=fd are refused here) 
+\tifup= and bpffile= are refused here; transport=fd only with a descriptor sent along) 
     config vecN - Print the current spec of interface vecN 
     remove vecN - Remove interface vecN 
     sysrq <letter> - b: reboot, o: halt, m: buffers, t/p/w: state, h: help 
@@ -74,6 +80,8 @@ Commands:
     proc <file> - net/dev, stats, fdb, routes, neigh, rules, conntrack (as the function has them)
     stack - dump of the guest's state (ports, queues, loop)
     bpf vecN <file> - load a classic-BPF filter (UML bpffile, tcpdump -dd/-ddd or bpf_asm text) onto vecN; needs bpfflash=1 on vecN
+    reload - the router/firewall re-reads its file, keeping neighbours and connections
+    options <key=value ...> - rebuild the function with these options (its learned state starts empty)
     impair [vecN] - show impairments and their counters
     impair vecN [tx|rx|both] KEY=VALUE... - change them (delay= jitter= loss= rate= ...; docs/impairments.md)
     impair vecN [tx|rx|both] clear - remove them

@@ -20,6 +20,24 @@ pub struct Incoming {
     pub from: SocketAddr,
     /// Command text (invalid UTF-8 replaced).
     pub text: String,
+    /// Descriptors sent with the request (SCM_RIGHTS): a tap handed to
+    /// `config vecN:transport=fd`. Closed when dropped.
+    pub fds: Vec<std::os::fd::OwnedFd>,
+}
+
+/// The std form of a sender's address; an unnamed sender gets an unnamed address
+/// (its request is served, the reply goes nowhere, as with UML).
+fn std_addr(a: Option<&nix::sys::socket::UnixAddr>) -> Option<SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    if let Some(a) = a {
+        if let Some(p) = a.path() {
+            return SocketAddr::from_pathname(p).ok();
+        }
+        if let Some(n) = a.as_abstract() {
+            return SocketAddr::from_abstract_name(n).ok();
+        }
+    }
+    UnixDatagram::unbound().and_then(|s| s.local_addr()).ok()
 }
 
 /// The listening control socket.
@@ -56,16 +74,21 @@ impl Server {
     /// no request is waiting (or [`BATCH`] datagrams were read).
     pub fn receive(&mut self) -> Option<Incoming> {
         for _ in 0..BATCH {
-            let (n, from) = match self.sock.recv_from(&mut self.buf[..]) {
-                Ok(x) => x,
-                Err(e) => {
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        tracing::debug!(error = %e, "console receive failed");
+            let (n, from, fds) =
+                match crate::sys::sock::recv_with_fds(self.sock.as_fd(), &mut self.buf[..]) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            tracing::debug!(error = %e, "console receive failed");
+                        }
+                        return None;
                     }
-                    return None;
-                }
-            };
+                };
             self.requests += 1;
+            let Some(from) = std_addr(from.as_ref()) else {
+                self.errors += 1;
+                continue;
+            };
             let req = match proto::decode_request(&self.buf[..n]) {
                 Ok(r) => r,
                 Err(e) => {
@@ -85,7 +108,7 @@ impl Server {
                 self.errors += 1;
                 self.send(&from, 1, proto::BAD_VERSION.as_bytes(), false);
             }
-            return Some(Incoming { from, text });
+            return Some(Incoming { from, text, fds });
         }
         None
     }

@@ -56,7 +56,7 @@ impl Guest {
             let Some(req) = self.console.receive() else {
                 break;
             };
-            self.execute(&req.from, &req.text, &mut action);
+            self.execute(&req.from, &req.text, req.fds, &mut action);
             if action.halt {
                 break;
             }
@@ -64,7 +64,13 @@ impl Guest {
         action
     }
 
-    fn execute(&mut self, from: &SocketAddr, text: &str, action: &mut Action) {
+    fn execute(
+        &mut self,
+        from: &SocketAddr,
+        text: &str,
+        fds: Vec<std::os::fd::OwnedFd>,
+        action: &mut Action,
+    ) {
         let Some((cmd, rest)) = commands::lookup(text) else {
             self.console.reply(from, 1, proto::UNKNOWN);
             return;
@@ -96,7 +102,7 @@ impl Guest {
                 }
                 return;
             }
-            Command::Config => self.config(rest, action),
+            Command::Config => self.config(rest, fds, action),
             Command::Remove => self.remove(rest, action),
             Command::Sysrq => return self.sysrq(from, rest, action),
             Command::Stop => {
@@ -127,6 +133,8 @@ impl Guest {
             Command::Proc => return self.proc(from, rest.trim_start_matches(' ')),
             Command::Stack => return self.stream(from, &self.stack_dump()),
             Command::Bpf => self.bpf(rest),
+            Command::Reload => self.reload(),
+            Command::Options => self.options(rest, action),
             Command::Impair | Command::Link => {
                 let r = if cmd == Command::Impair {
                     self.impair_command(rest)
@@ -200,8 +208,10 @@ impl Guest {
         }
     }
 
-    /// `config vecN:SPEC` adds an interface, `config vecN` prints its spec.
-    fn config(&mut self, rest: &str, action: &mut Action) -> Reply {
+    /// `config vecN:SPEC` adds an interface, `config vecN` prints its spec. A
+    /// `transport=fd` port takes the descriptor sent with the request (a lab supervisor
+    /// handing over a tap), whatever number `fd=` says.
+    fn config(&mut self, rest: &str, fds: Vec<std::os::fd::OwnedFd>, action: &mut Action) -> Reply {
         let rest = rest.trim_start_matches(' ');
         let Some(dev) = rest.strip_prefix("vec") else {
             return err("Bad configuration option");
@@ -224,14 +234,48 @@ impl Guest {
         if self.port_index(unit).is_some() {
             return err("Device already configured");
         }
-        let spec: Spec = match rest.parse() {
+        let mut spec: Spec = match rest.parse() {
             Ok(s) => s,
             Err(e) => return err(e.to_string()),
         };
-        if let Some(why) = refused_from_console(&spec) {
+        // The descriptor stays open (and is closed when `fds` drops) until the transport
+        // has taken its own duplicate.
+        if let (Kind::Fd { fd }, [passed]) = (&mut spec.kind, fds.as_slice()) {
+            *fd = std::os::fd::AsRawFd::as_raw_fd(passed);
+        } else if let Some(why) = refused_from_console(&spec) {
             return err(why);
         }
         match self.add_port(&spec) {
+            Ok(()) => {
+                action.rebuild = true;
+                ok("")
+            }
+            Err(e) => err(e),
+        }
+    }
+
+    /// `reload`: the function re-reads its file (router configuration, firewall rules)
+    /// with the ports it has, keeping its state where the change allows (the router its
+    /// neighbours, the firewall its connections).
+    fn reload(&mut self) -> Reply {
+        match self.reload_function() {
+            Ok(()) => ok("reloaded"),
+            Err(e) => err(e),
+        }
+    }
+
+    /// `options KEY=VALUE ...`: the function is built again with these options (all of
+    /// them, as on the command line) and the ports it has; its learned state starts
+    /// empty. Refused (and nothing changes) when the function rejects them.
+    fn options(&mut self, rest: &str, action: &mut Action) -> Reply {
+        let mut opts = Vec::new();
+        for w in rest.split_whitespace() {
+            let Some((k, v)) = w.split_once('=') else {
+                return err(format!("options: {w:?} is not KEY=VALUE"));
+            };
+            opts.push((k.to_string(), v.to_string()));
+        }
+        match self.rebuild_function(opts) {
             Ok(()) => {
                 action.rebuild = true;
                 ok("")

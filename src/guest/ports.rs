@@ -147,6 +147,33 @@ impl Guest {
         Err(failed.join("; "))
     }
 
+    /// The function re-reads its file with the ports it has (console `reload`).
+    pub(super) fn reload_function(&mut self) -> Result<(), String> {
+        let specs = self.specs();
+        self.tell_function(&specs)?;
+        self.fit_pool();
+        tracing::info!("function re-read its file from the console");
+        Ok(())
+    }
+
+    /// Build the function again with `options` and the ports it has (console
+    /// `options`); the old one releases what it holds first.
+    pub(super) fn rebuild_function(
+        &mut self,
+        options: Vec<(String, String)>,
+    ) -> Result<(), String> {
+        let specs = self.specs();
+        let next = crate::nf::build_for(&self.args.function, &specs, &options)
+            .map_err(|e| e.to_string())?;
+        // Frames the old function holds go back to the pool through the ports.
+        let _ = self.tell_function(&specs);
+        self.nf = next;
+        self.args.nf_options = options;
+        self.fit_pool();
+        tracing::info!(function = %self.args.function, "function rebuilt with new options from the console");
+        Ok(())
+    }
+
     /// Make the pool large enough for the current ports.
     fn fit_pool(&mut self) {
         let (count, stride) = pool_size(&self.ports);

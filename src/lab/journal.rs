@@ -26,6 +26,52 @@ pub enum Entry {
     Proc { node: String, pid: i32, start: u64 },
     /// A directory outside the run directory to remove (`~/.uml/UMID`).
     Dir { path: PathBuf },
+    /// Namespace `name` was removed by an apply (a later `netns` line may make it again).
+    NetnsGone { name: String },
+    /// Generation `gen` of the lab began: `up` (1) or an `apply`, by process `pid`.
+    Apply {
+        generation: u64,
+        pid: i32,
+        start: u64,
+    },
+    /// About to make step `n` of generation `gen`.
+    Step {
+        generation: u64,
+        n: usize,
+        what: String,
+    },
+    /// Generation `gen` is complete: the lab is what its plan says.
+    Done { generation: u64 },
+}
+
+/// The lab's generation (the last one begun), and whether it completed.
+pub fn generation(entries: &[Entry]) -> (u64, bool) {
+    let mut current = 0;
+    let mut done = true;
+    for e in entries {
+        match e {
+            Entry::Apply { generation: g, .. } => {
+                current = *g;
+                done = false;
+            }
+            Entry::Done { generation: g } if *g == current => done = true,
+            _ => {}
+        }
+    }
+    (current, done)
+}
+
+/// Namespaces the journal says the lab made and has not removed since (in order).
+pub fn live_namespaces(entries: &[Entry]) -> Vec<String> {
+    let mut v: Vec<String> = Vec::new();
+    for e in entries {
+        match e {
+            Entry::NetnsMade { name } if !v.contains(name) => v.push(name.clone()),
+            Entry::NetnsGone { name } => v.retain(|n| n != name),
+            _ => {}
+        }
+    }
+    v
 }
 
 /// The journal of one lab.
@@ -121,6 +167,30 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], e);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn generations_and_namespaces() {
+        let e = vec![
+            Entry::Apply {
+                generation: 1,
+                pid: 1,
+                start: 1,
+            },
+            Entry::NetnsMade { name: "l.a".into() },
+            Entry::NetnsMade { name: "l.b".into() },
+            Entry::Done { generation: 1 },
+            Entry::Apply {
+                generation: 2,
+                pid: 2,
+                start: 2,
+            },
+            Entry::NetnsGone { name: "l.a".into() },
+        ];
+        assert_eq!(generation(&e), (2, false));
+        assert_eq!(generation(&e[..4]), (1, true));
+        assert_eq!(generation(&[]), (0, true));
+        assert_eq!(live_namespaces(&e), ["l.b"]);
     }
 
     #[test]

@@ -8,11 +8,22 @@
 //! policies. [`teardown`] removes exactly what the journal lists — also after a crash or
 //! `kill -9` — and nothing vecbox did not make. [`graph`] draws a topology.
 
+pub mod actions;
+pub mod alloc;
+pub mod apply;
+pub mod control;
 pub mod deploy;
 pub mod diag;
+pub mod diff;
+pub mod execute;
 pub mod graph;
+pub mod guestctl;
 pub mod impair;
 pub mod journal;
+pub mod objects;
+pub mod observe;
+pub mod ops;
+pub mod order;
 pub mod plan;
 pub mod state;
 pub mod supervise;
@@ -39,9 +50,17 @@ pub enum LabError {
         source: std::io::Error,
     },
     #[error(
-        "lab `{lab}` is already up (supervisor pid {pid}); run `vecbox down --lab {lab}` first or rename the lab"
+        "lab `{lab}` is already up (supervisor pid {pid}); `vecbox apply FILE` changes it in place (`vecbox down --lab {lab}` removes it)"
     )]
     AlreadyUp { lab: String, pid: i32 },
+    #[error("lab `{lab}` is not up: {why}")]
+    NotUp { lab: String, why: String },
+    #[error("the lab's supervisor: {0}")]
+    Supervisor(String),
+    #[error("stale plan: {0}")]
+    Stale(String),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("{what}: {source}")]
     Object {
         what: String,
@@ -112,20 +131,36 @@ fn render(d: &[Diagnostic]) -> String {
     s
 }
 
-/// Read and validate the topology file `file`.
+/// Read and validate the topology file `file` for a new lab.
 pub fn load(file: &Path) -> Result<Plan, LabError> {
+    load_with(file, &alloc::Lock::default())
+}
+
+/// Read and validate `file`, keeping the allocations of `prior` (a running lab's lock)
+/// for every object that is still in the file.
+pub fn load_with(file: &Path, prior: &alloc::Lock) -> Result<Plan, LabError> {
     let text = std::fs::read_to_string(file).map_err(|source| LabError::Read {
         path: file.to_path_buf(),
         source,
     })?;
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    check_text(&file.display().to_string(), &text, &abs)
+    check_text_with(&file.display().to_string(), &text, &abs, prior)
 }
 
 /// Validate topology `text` named `name` whose absolute path is `abs`.
 pub fn check_text(name: &str, text: &str, abs: &Path) -> Result<Plan, LabError> {
+    check_text_with(name, text, abs, &alloc::Lock::default())
+}
+
+/// [`check_text`] keeping `prior`'s allocations.
+pub fn check_text_with(
+    name: &str,
+    text: &str,
+    abs: &Path,
+    prior: &alloc::Lock,
+) -> Result<Plan, LabError> {
     let topo = diag::parse(name, text).map_err(|d| LabError::Invalid(vec![d]))?;
-    validate::validate(&topo, name, abs).map_err(|d| LabError::Invalid(d.list))
+    validate::validate(&topo, name, abs, prior).map_err(|d| LabError::Invalid(d.list))
 }
 
 /// Names of the labs that have a run directory.

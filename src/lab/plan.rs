@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::alloc::Lock;
 use super::topology::{LinkType, NodeKind, Restart};
 
 /// Root of every lab's run directory.
@@ -33,6 +34,10 @@ pub struct Plan {
     pub links: Vec<PLink>,
     /// Underlay veth pairs carrying the gre/l2tpv3 links between two nodes.
     pub underlays: Vec<Underlay>,
+    /// The values vecbox chose (kernel names, units, MACs, ...), by identity: kept by
+    /// the next `apply` for every object that is still there.
+    #[serde(default)]
+    pub lock: Lock,
     /// Impairments of the file's links and where each direction is realised.
     #[serde(default)]
     pub impairs: Vec<super::impair::LinkImpair>,
@@ -124,7 +129,8 @@ pub struct PRoute {
 /// One link.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PLink {
-    /// Position in the file's `links` list (used in messages and kernel names).
+    /// Position in the file's `links` list (used in messages only: identity and kernel
+    /// names come from the endpoints).
     pub pos: usize,
     pub kind: LinkType,
     /// The two ends: (node index, interface index in that node).
@@ -138,11 +144,18 @@ pub struct PLink {
     pub socket: Option<PathBuf>,
     /// bess: which end listens.
     pub listener: Option<usize>,
+    /// l2tpv3: carried over UDP.
+    #[serde(default)]
+    pub udp: bool,
+    /// l2tpv3 over UDP: the ports of ends A and B (given, or allocated).
+    #[serde(default)]
+    pub udp_ports: Option<(u16, u16)>,
 }
 
 /// A veth pair with one /30 between two nodes, carrying their tunnels.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Underlay {
+    /// The two nodes, the one whose name sorts first first.
     pub nodes: [usize; 2],
     pub kernel: [String; 2],
     pub addr: [Ipv4Addr; 2],
@@ -202,22 +215,6 @@ pub fn lab_tag(lab: &str) -> String {
         .collect()
 }
 
-/// Kernel name of a guest/UML veth end: `vb` TAG LINK (`a`|`b`), at most 12 bytes.
-pub fn end_kernel_name(tag: &str, link: usize, side: usize) -> String {
-    format!("vb{tag}{link}{}", if side == 0 { 'a' } else { 'b' })
-}
-
-/// Kernel name of an underlay end: `vb` TAG `u` PAIR (`a`|`b`), at most 13 bytes.
-pub fn underlay_kernel_name(tag: &str, pair: usize, side: usize) -> String {
-    format!("vb{tag}u{pair}{}", if side == 0 { 'a' } else { 'b' })
-}
-
-/// Addresses of underlay `pair`: a /30 in 169.254.0.0/16.
-pub fn underlay_addrs(pair: usize) -> [Ipv4Addr; 2] {
-    let base = 0xa9fe_0000u32 + (pair as u32) * 4;
-    [Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2)]
-}
-
 /// The marker vecbox writes as the alias of every interface it creates and of the
 /// loopback device of every namespace it creates.
 pub fn marker(lab: &str) -> String {
@@ -229,11 +226,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kernel_names_fit() {
-        let tag = lab_tag("x");
-        assert_eq!(tag.len(), 4);
-        assert!(end_kernel_name(&tag, 99_999, 1).len() <= 15);
-        assert!(underlay_kernel_name(&tag, 16_383, 1).len() <= 15);
+    fn tags_differ() {
+        assert_eq!(lab_tag("x").len(), 4);
         assert_ne!(lab_tag("lab1"), lab_tag("lab2"));
     }
 
@@ -243,11 +237,5 @@ mod tests {
         assert!(!valid_name("1client", MAX_NODE));
         assert!(!valid_name("a.b", MAX_NODE));
         assert!(!valid_name(&"a".repeat(31), MAX_LAB));
-    }
-
-    #[test]
-    fn underlays_do_not_overlap() {
-        assert_eq!(underlay_addrs(0)[0], Ipv4Addr::new(169, 254, 0, 1));
-        assert_eq!(underlay_addrs(64)[1], Ipv4Addr::new(169, 254, 1, 2));
     }
 }

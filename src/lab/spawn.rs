@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::LabError;
-use super::plan::{PNode, Plan};
+use super::plan::PNode;
 use super::topology::NodeKind;
 
 /// Log file of a node (guest stderr, UML console).
@@ -21,9 +21,8 @@ pub fn umid_dir(umid: &str) -> PathBuf {
     PathBuf::from(home).join(".uml").join(umid)
 }
 
-/// The arguments of `vecbox guest` for a guest node.
-pub fn guest_args(plan: &Plan, node: &PNode) -> Vec<String> {
-    let dir = plan.run_dir();
+/// The arguments of `vecbox guest` for a guest node of the lab in run directory `dir`.
+pub fn guest_args(dir: &Path, node: &PNode) -> Vec<String> {
     let mut a = vec![
         "guest".to_string(),
         node.kind.as_str().to_string(),
@@ -36,11 +35,19 @@ pub fn guest_args(plan: &Plan, node: &PNode) -> Vec<String> {
     if let Some(cpu) = node.cpu {
         a.push(format!("cpu={cpu}"));
     }
+    a.extend(function_options(dir, node));
+    a.extend(node.ifaces.iter().filter_map(|f| f.spec.clone()));
+    a
+}
+
+/// The function's `key=value` options of a guest node: its file (`config=`/`rules=`)
+/// and the node's `options` (also what the console's `options` command takes).
+pub fn function_options(dir: &Path, node: &PNode) -> Vec<String> {
+    let mut a = Vec::new();
     if let Some(f) = &node.config {
-        a.push(format!("{}={}", f.key, guest_file(&dir, node).display()));
+        a.push(format!("{}={}", f.key, guest_file(dir, node).display()));
     }
     a.extend(node.options.iter().map(|(k, v)| format!("{k}={v}")));
-    a.extend(node.ifaces.iter().filter_map(|f| f.spec.clone()));
     a
 }
 
@@ -58,8 +65,8 @@ pub fn cow_path(dir: &Path, node: &str) -> PathBuf {
     dir.join(format!("{node}.cow"))
 }
 
-/// The kernel arguments of a UML node.
-pub fn uml_args(plan: &Plan, node: &PNode) -> Vec<String> {
+/// The kernel arguments of a UML node of the lab in run directory `dir`.
+pub fn uml_args(dir: &Path, node: &PNode) -> Vec<String> {
     let Some(u) = &node.uml else {
         return Vec::new();
     };
@@ -75,7 +82,7 @@ pub fn uml_args(plan: &Plan, node: &PNode) -> Vec<String> {
     } else if let Some(image) = &u.image {
         a.push(format!(
             "ubd0={},{}",
-            cow_path(&plan.run_dir(), &node.name).display(),
+            cow_path(dir, &node.name).display(),
             image.display()
         ));
         a.push("root=/dev/ubda".to_string());
@@ -89,15 +96,15 @@ pub fn uml_args(plan: &Plan, node: &PNode) -> Vec<String> {
     a
 }
 
-/// Start the process of `node` inside its namespace. `taps` are the host-side tap
-/// descriptors of its tap links, keyed by the descriptor number the node expects.
-pub fn start(plan: &Plan, node: &PNode, taps: &[(i32, &File)]) -> Result<Child, LabError> {
-    let dir = plan.run_dir();
+/// Start the process of `node` of the lab in run directory `dir` inside its namespace.
+/// `taps` are the host-side tap descriptors of its tap links, keyed by the descriptor
+/// number the node expects.
+pub fn start(dir: &Path, node: &PNode, taps: &[(i32, &File)]) -> Result<Child, LabError> {
     let what = || format!("starting node `{}` ({})", node.name, node.kind);
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(log_path(&dir, &node.name))
+        .open(log_path(dir, &node.name))
         .map_err(|e| LabError::object(what(), e))?;
     let log2 = log.try_clone().map_err(|e| LabError::object(what(), e))?;
     let mut cmd = if node.kind == NodeKind::Uml {
@@ -107,18 +114,18 @@ pub fn start(plan: &Plan, node: &PNode, taps: &[(i32, &File)]) -> Result<Child, 
             .map(|u| u.kernel.clone())
             .unwrap_or_default();
         let mut c = Command::new(kernel);
-        c.args(uml_args(plan, node));
+        c.args(uml_args(dir, node));
         c
     } else {
         let exe = std::env::current_exe().map_err(|e| LabError::object(what(), e))?;
         let mut c = Command::new(exe);
-        c.args(guest_args(plan, node));
+        c.args(guest_args(dir, node));
         c
     };
     cmd.stdin(Stdio::null())
         .stdout(log)
         .stderr(log2)
-        .current_dir(&dir);
+        .current_dir(dir);
     let ns = File::open(crate::netlink::NETNS_DIR.to_string() + "/" + &node.netns)
         .map_err(|e| LabError::object(format!("opening namespace {}", node.netns), e))?;
     crate::sys::process::enter_netns(&mut cmd, OwnedFd::from(ns));

@@ -97,8 +97,24 @@ fn pids_in_netns(ns_path: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// Kill whatever runs inside namespace `name`, then delete it (and every interface in
+/// it).
+pub fn remove_namespace(name: &str) -> Result<(), netlink::NetlinkError> {
+    let path = Path::new(netlink::NETNS_DIR).join(name);
+    let pids = pids_in_netns(&path);
+    for &p in &pids {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    let gone: Vec<(i32, u64)> = pids
+        .iter()
+        .filter_map(|&p| Some((p, journal::start_time(p)?)))
+        .collect();
+    wait_gone(&gone, Duration::from_secs(2));
+    NetNs::existing(name).delete()
+}
+
 /// `true` if namespace `name` carries lab `lab`'s marker.
-fn marked(name: &str, lab: &str) -> bool {
+pub fn marked(name: &str, lab: &str) -> bool {
     let want = plan::marker(lab);
     NetNs::existing(name)
         .rtnl(|h| async move { netlink::alias(&h, "lo").await })
@@ -136,40 +152,35 @@ pub fn teardown(lab: &str) -> Report {
         wait_gone(&procs, Duration::from_secs(2));
     }
     // 2. Namespaces: everything still inside is the lab's; then unmount and unlink.
-    let made: Vec<&String> = entries
-        .iter()
-        .filter_map(|e| match e {
-            Entry::NetnsMade { name } => Some(name),
-            _ => None,
-        })
-        .collect();
-    let mut seen = Vec::new();
+    // The last line about a name wins: made, only intended, or removed by an apply.
+    let mut last: Vec<(String, bool)> = Vec::new();
     for e in &entries {
-        let Entry::Netns { name } = e else { continue };
-        if seen.contains(name) {
-            continue;
+        let (name, made) = match e {
+            Entry::Netns { name } => (name, false),
+            Entry::NetnsMade { name } => (name, true),
+            Entry::NetnsGone { name } => {
+                last.retain(|(n, _)| n != name);
+                continue;
+            }
+            _ => continue,
+        };
+        match last.iter_mut().find(|(n, _)| n == name) {
+            Some(x) => x.1 = made,
+            None => last.push((name.clone(), made)),
         }
-        seen.push(name.clone());
+    }
+    for (name, made) in &last {
         let path = Path::new(netlink::NETNS_DIR).join(name);
         if !path.exists() {
             continue;
         }
-        if !made.contains(&name) && !marked(name, lab) {
+        if !made && !marked(name, lab) {
             report.skipped.push(format!(
                 "namespace {name}: not confirmed as made by lab `{lab}` and not marked; left alone"
             ));
             continue;
         }
-        let pids = pids_in_netns(&path);
-        for &p in &pids {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-        }
-        let gone: Vec<(i32, u64)> = pids
-            .iter()
-            .filter_map(|&p| Some((p, journal::start_time(p)?)))
-            .collect();
-        wait_gone(&gone, Duration::from_secs(2));
-        match NetNs::existing(name).delete() {
+        match remove_namespace(name) {
             Ok(()) => report.namespaces.push(name.clone()),
             Err(e) => report.skipped.push(format!("namespace {name}: {e}")),
         }

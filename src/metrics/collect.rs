@@ -75,6 +75,13 @@ impl GuestCollector {
         });
     }
 
+    /// Stop collecting guest `node` of `lab` (a lab node removed by `vecbox apply`, or
+    /// added again with new interface names).
+    pub fn remove(&self, lab: &str, node: &str) {
+        let mut s = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|x| !(x.lab == lab && x.node == node));
+    }
+
     /// Every family, merged over all guests, sorted by name.
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut fams: BTreeMap<String, MetricFamily> = BTreeMap::new();

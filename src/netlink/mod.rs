@@ -16,7 +16,9 @@ use futures::TryStreamExt;
 use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
+mod edit;
 mod links;
+pub use edit::{Iface, del_address, del_route, is_errno, list_ifaces};
 pub use links::{
     LinkCounters, add_route, add_veth_across, alias, dump_links, move_to, set_alias, set_mac,
     set_master, set_mtu,

@@ -113,6 +113,20 @@ impl Fdb {
         }
     }
 
+    /// Move every entry to the port `map` gives for its port, forgetting those it gives
+    /// none (ports renumbered because interfaces were added or removed).
+    pub fn remap(&mut self, map: impl Fn(usize) -> Option<usize>) {
+        for e in self.sets.iter_mut().flatten() {
+            if e.seen == 0 {
+                continue;
+            }
+            match map(usize::from(e.port)) {
+                Some(p) => e.port = p as u16,
+                None => *e = Entry::default(),
+            }
+        }
+    }
+
     /// Forget every entry.
     pub fn clear(&mut self) {
         for e in self.sets.iter_mut().flatten() {
@@ -149,6 +163,8 @@ impl Fdb {
 /// The learning bridge function.
 pub struct Bridge {
     ports: usize,
+    /// The unit (`vecN`) of each port, to follow stations when ports change.
+    units: Vec<u32>,
     pub fdb: Fdb,
     started: Instant,
 }
@@ -201,9 +217,19 @@ impl Bridge {
         }
         Ok(Bridge {
             ports,
+            units: (0..ports as u32).collect(),
             fdb: Fdb::new(size as usize, aging),
             started: Instant::now(),
         })
+    }
+}
+
+impl Bridge {
+    /// A bridge over the ports `specs` (their units identify them when ports change).
+    pub fn for_ports(specs: &[Spec], options: &[(String, String)]) -> Result<Self, NfError> {
+        let mut b = Bridge::new(specs.len(), options)?;
+        b.units = specs.iter().map(|s| s.unit).collect();
+        Ok(b)
     }
 }
 
@@ -297,10 +323,14 @@ impl Function for Bridge {
         Some(s)
     }
 
-    /// Any number of ports; the table is flushed because port numbers shift.
+    /// Any number of ports; stations stay learned on the ports that stay (their port
+    /// numbers follow their units), those of removed ports are forgotten.
     fn set_ports(&mut self, ports: &[Spec], _out: &mut dyn Output) -> Result<(), NfError> {
+        let new: Vec<u32> = ports.iter().map(|s| s.unit).collect();
+        let old = std::mem::replace(&mut self.units, new.clone());
+        self.fdb
+            .remap(|p| old.get(p).and_then(|u| new.iter().position(|n| n == u)));
         self.ports = ports.len();
-        self.fdb.clear();
         Ok(())
     }
 }
@@ -400,11 +430,16 @@ mod tests {
         snap.end();
         assert_eq!(snap.series[0].name, "vecbox_bridge_fdb_entries");
         assert_eq!(f64::from_bits(snap.values[0]), 1.0);
+        // A port added before it: the station follows its port (unit 1), now third.
         br.set_ports(
-            &crate::nf::testing::specs(&[0, 1, 2]),
+            &crate::nf::testing::specs(&[0, 5, 1]),
             &mut Recorder::new(2),
         )
         .unwrap();
+        assert_eq!(br.fdb.lookup(&[0x02, 0, 0, 0, 0, 0xa]), Some(2));
+        // Its port removed: forgotten.
+        br.set_ports(&crate::nf::testing::specs(&[0, 5]), &mut Recorder::new(3))
+            .unwrap();
         assert!(br.fdb.is_empty());
     }
 

@@ -159,6 +159,7 @@ pub fn build_for(
 ) -> Result<Box<dyn Function>, NfError> {
     match name {
         "router" => Ok(Box::new(router::Router::new(specs, options)?)),
+        "bridge" => Ok(Box::new(bridge::Bridge::for_ports(specs, options)?)),
         "firewall" => Ok(Box::new(firewall::Firewall::new(specs, options)?)),
         _ => build(name, specs.len(), options),
     }

@@ -61,6 +61,37 @@ pub fn adopt_inherited(fd: i32) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// Receive one datagram on `sock` (without blocking) into `buf`, with the descriptors
+/// it carries (SCM_RIGHTS, received close-on-exec): (length, sender, descriptors).
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<nix::sys::socket::UnixAddr>, Vec<OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 16]);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<UnixAddr>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(io::Error::from)?;
+    let mut fds = Vec::new();
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmRights(v) = c {
+                for fd in v {
+                    // SAFETY: the kernel installed `fd` in this process for this message;
+                    // nothing else refers to it.
+                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, msg.address, fds))
+}
+
 /// `true` if `fd` is a socket (fstat S_IFSOCK).
 pub fn is_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let st = nix::sys::stat::fstat(fd).map_err(io::Error::from)?;

@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 
 use serde_saphyr::{Location, Spanned};
 
+use super::super::alloc::unit_of;
 use super::super::diag::Diags;
-use super::super::plan::{self, PIface, PLink, Plan, Underlay};
+use super::super::plan::{PIface, PLink, Plan, Underlay};
 use super::super::topology::{Link, LinkType, NodeKind, Topology};
 use super::{parse_cidr, suggest_node};
-
-/// Default L2TPv3 UDP port.
-const L2TP_PORT: u32 = 1701;
 
 /// Bytes a tunnel adds around an inner frame of `mtu` bytes of payload: outer IPv4,
 /// encapsulation header, inner Ethernet header.
@@ -118,14 +116,6 @@ fn endpoint(d: &mut Diags, topo: &Topology, p: &Plan, e: &Spanned<String>) -> Op
     })
 }
 
-/// `vecN` → N.
-fn unit_of(s: &str) -> Option<u32> {
-    let n = s.strip_prefix("vec")?;
-    (!n.is_empty() && n.len() <= 4 && n.chars().all(|c| c.is_ascii_digit()))
-        .then(|| n.parse().ok())
-        .flatten()
-}
-
 /// Options that only some link types take: (key, set, types).
 fn typed_options(l: &Link) -> Vec<(&'static str, bool, &'static [LinkType])> {
     const GRE: &[LinkType] = &[LinkType::Gre];
@@ -149,7 +139,7 @@ fn typed_options(l: &Link) -> Vec<(&'static str, bool, &'static [LinkType])> {
 /// Check and record every link.
 pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
     let mut used: BTreeMap<(usize, String), usize> = BTreeMap::new();
-    let mut pairs: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    let mut pairs: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (li, sl) in topo.links.iter().enumerate() {
         let l = &sl.value;
         let kind = l
@@ -234,15 +224,22 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
             );
         }
         let underlay = matches!(kind, LinkType::Gre | LinkType::L2tpv3).then(|| {
-            let key = (a.node.min(b.node), a.node.max(b.node));
+            // Ordered by node name, so the underlay does not depend on the file's order.
+            let (na, nb) = (&p.nodes[a.node].name, &p.nodes[b.node].name);
+            let key = if na <= nb {
+                (a.node, b.node)
+            } else {
+                (b.node, a.node)
+            };
+            let names = (p.nodes[key.0].name.clone(), p.nodes[key.1].name.clone());
             let next = pairs.len();
-            let u = *pairs.entry(key).or_insert(next);
+            let u = *pairs.entry(names).or_insert(next);
             if u == p.underlays.len() {
-                let tag = p.tag.clone();
+                // Names and addresses are allocated once every link is known.
                 p.underlays.push(Underlay {
                     nodes: [key.0, key.1],
-                    kernel: [plan::underlay_kernel_name(&tag, u, 0), plan::underlay_kernel_name(&tag, u, 1)],
-                    addr: plan::underlay_addrs(u),
+                    kernel: [String::new(), String::new()],
+                    addr: [std::net::Ipv4Addr::UNSPECIFIED; 2],
                     mtu: 0,
                 });
             }
@@ -269,7 +266,6 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
             un.mtu = un.mtu.max(want.min(65535));
             u
         });
-        let socket = (kind == LinkType::Bess).then(|| p.run_dir().join(format!("l{li}.sock")));
         let listener = (kind == LinkType::Bess).then(|| {
             if p.nodes[a.node].kind.is_guest() {
                 0
@@ -282,9 +278,9 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
         let plan_index = p.links.len();
         for (side, e) in [a, b].into_iter().enumerate() {
             let node = &mut p.nodes[e.node];
+            // Guest/UML veth ends get generated names (super::super::alloc).
             let kernel = match (kind, node.kind) {
                 (LinkType::Veth | LinkType::Tap, NodeKind::Host) => Some(e.iface.clone()),
-                (LinkType::Veth, _) => Some(plan::end_kernel_name(&p.tag, li, side)),
                 _ => None,
             };
             idx[side] = node.ifaces.len();
@@ -293,7 +289,7 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
                 kernel,
                 link: plan_index,
                 side,
-                unit: unit_of(&e.iface).filter(|_| node.kind.is_process()),
+                unit: None,
                 spec: None,
                 addresses: Vec::new(),
                 mac: None,
@@ -307,11 +303,23 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
             names,
             mtu: mtu.min(65534) as u16,
             underlay,
-            socket,
+            socket: None,
             listener,
+            udp: kind == LinkType::L2tpv3 && l.udp == Some(true),
+            udp_ports: given_ports(l),
         });
     }
-    clashes(d, topo, p);
+}
+
+/// `ports: [A, B]` as written (validated when the ends' specs are built).
+fn given_ports(l: &Link) -> Option<(u16, u16)> {
+    match &l.ports {
+        Some(p) if p.value.len() == 2 => Some((
+            u16::try_from(p.value[0]).unwrap_or(0),
+            u16::try_from(p.value[1]).unwrap_or(0),
+        )),
+        _ => None,
+    }
 }
 
 fn kinds_fit(
@@ -356,8 +364,8 @@ fn kinds_fit(
 }
 
 /// Two gre (or l2tpv3) links over the same underlay that a receiving socket cannot tell
-/// apart: same key / session (and ports for UDP).
-fn clashes(d: &mut Diags, topo: &Topology, p: &Plan) {
+/// apart: same key / session (and ports for UDP). Run after allocation.
+pub fn clashes(d: &mut Diags, topo: &Topology, p: &Plan) {
     let ident = |li: usize| -> Option<(LinkType, bool, String)> {
         let pl = &p.links[li];
         let l = &topo.links.get(link_pos(p, li))?.value;
@@ -376,7 +384,7 @@ fn clashes(d: &mut Diags, topo: &Topology, p: &Plan) {
         };
         // What the underlay's first node receives, then what the second receives.
         let (rx0, rx1) = if a_first { (ba, ab) } else { (ab, ba) };
-        let ports = l.udp.unwrap_or(false).then(|| udp_ports(l, li));
+        let ports = pl.udp.then_some(pl.udp_ports).flatten();
         Some((pl.kind, ports.is_some(), format!("{rx0}/{rx1}/{ports:?}")))
     };
     for i in 0..p.links.len() {
@@ -417,15 +425,8 @@ fn link_pos(p: &Plan, i: usize) -> usize {
     p.links[i].pos
 }
 
-pub(super) fn udp_ports(l: &Link, li: usize) -> (u32, u32) {
-    match &l.ports {
-        Some(p) if p.value.len() == 2 => (p.value[0], p.value[1]),
-        _ => (L2TP_PORT + li as u32, L2TP_PORT + li as u32),
-    }
-}
-
-/// After all links: interface settings, units, specs, guest files, port counts.
-pub fn finish_nodes(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool) {
+/// After all links: interface settings (addresses, MACs) and route devices.
+pub fn settings(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool) {
     for (ni, (name, n)) in topo.nodes.iter().enumerate() {
         let kind = p.nodes[ni].kind;
         for (ifn, cfg) in n.interfaces.iter() {
@@ -492,7 +493,28 @@ pub fn finish_nodes(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool
             }
         }
         if kind.is_process() {
-            assign_units(d, p, ni, name);
+            let mut units: Vec<u32> = p.nodes[ni]
+                .ifaces
+                .iter()
+                .filter_map(|f| unit_of(&f.name))
+                .collect();
+            units.sort_unstable();
+            if units.windows(2).any(|w| w[0] == w[1]) {
+                d.on(
+                    name,
+                    format!("`{}` names the same vecN twice", name.value),
+                    None,
+                );
+            }
+        }
+    }
+}
+
+/// After allocation: ports in unit order, port counts, specs, guest files.
+pub fn finish_nodes(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool) {
+    for (ni, (name, n)) in topo.nodes.iter().enumerate() {
+        if p.nodes[ni].kind.is_process() {
+            sort_ports(p, ni);
             if links_ok {
                 ports_count(d, p, ni, name);
             }
@@ -502,25 +524,9 @@ pub fn finish_nodes(d: &mut Diags, topo: &Topology, p: &mut Plan, links_ok: bool
     }
 }
 
-fn assign_units(d: &mut Diags, p: &mut Plan, ni: usize, name: &Spanned<String>) {
+/// Put a guest's or UML node's interfaces in port (unit) order.
+fn sort_ports(p: &mut Plan, ni: usize) {
     let node = &mut p.nodes[ni];
-    let mut taken: Vec<u32> = node.ifaces.iter().filter_map(|f| f.unit).collect();
-    taken.sort_unstable();
-    if taken.windows(2).any(|w| w[0] == w[1]) {
-        d.on(
-            name,
-            format!("`{}` names the same vecN twice", name.value),
-            None,
-        );
-    }
-    let mut next = 0;
-    for f in node.ifaces.iter_mut().filter(|f| f.unit.is_none()) {
-        while taken.contains(&next) {
-            next += 1;
-        }
-        f.unit = Some(next);
-        taken.push(next);
-    }
     node.ifaces.sort_by_key(|f| f.unit);
     // Re-point the links at the sorted interfaces.
     for (fi, f) in node.ifaces.iter().enumerate() {

@@ -11,13 +11,16 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
+use super::alloc::{self, Lock};
 use super::diag::{Diags, closest};
 use super::plan::{self, GuestFile, MAX_LAB, MAX_NODE, PNode, PRoute, PUml, Plan};
 use super::topology::{Node, NodeKind, Restart, Topology};
 
 /// Validate `topo` read from `file` (as the user named it; `abs` is its absolute path,
-/// relative paths in the file are relative to its directory).
-pub fn validate(topo: &Topology, file: &str, abs: &Path) -> Result<Plan, Diags> {
+/// relative paths in the file are relative to its directory). Generated names and
+/// numbers are allocated from identity ([`alloc`]), keeping `prior`'s (the running lab's)
+/// for every object that is still there.
+pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result<Plan, Diags> {
     let mut d = Diags::new(file);
     let base = abs.parent().unwrap_or(Path::new("/")).to_path_buf();
     let lab = topo.name.value.clone();
@@ -63,12 +66,16 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path) -> Result<Plan, Diags> 
         nodes,
         links: Vec::new(),
         underlays: Vec::new(),
+        lock: Lock::default(),
         impairs: Vec::new(),
     };
     let before = d.list.len();
     links::links(&mut d, topo, &mut p);
     // Counting ports and unused interfaces after a rejected link would only repeat it.
     let links_ok = d.list.len() == before;
+    links::settings(&mut d, topo, &mut p, links_ok);
+    alloc::assign(&mut p, prior);
+    links::clashes(&mut d, topo, &p);
     links::finish_nodes(&mut d, topo, &mut p, links_ok);
     super::impair::realise::plan(&mut d, topo, &mut p);
     if d.is_empty() { Ok(p) } else { Err(d) }

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use super::super::diag::Diags;
 use super::super::plan::Plan;
 use super::super::topology::{LinkType, Topology};
-use super::links::udp_ports;
 use crate::transport::Spec;
 
 pub(super) fn specs(
@@ -86,7 +85,13 @@ pub(super) fn specs(
                     flag(&mut kv, "pin_counter", l.pin_counter);
                     if l.udp == Some(true) {
                         kv.push("udp=1".into());
-                        let (pa, pb) = udp_ports(l, pos);
+                        // As written (the spec parser checks the range), else allocated.
+                        let (pa, pb) = match &l.ports {
+                            Some(p) if p.value.len() == 2 => (p.value[0], p.value[1]),
+                            _ => link
+                                .udp_ports
+                                .map_or((0, 0), |(a, b)| (u32::from(a), u32::from(b))),
+                        };
                         let (src, dst) = if f.side == 0 { (pa, pb) } else { (pb, pa) };
                         kv.push(format!("srcport={src}"));
                         kv.push(format!("dstport={dst}"));

@@ -97,9 +97,17 @@ links:
     let y = p.node("y").unwrap().ifaces[1].spec.clone().unwrap();
     assert!(x.contains("rx_key=6") && x.contains("tx_key=5"), "{x}");
     assert!(y.contains("rx_key=5") && y.contains("tx_key=6"), "{y}");
+    // x sorts before y: it has the underlay's first address.
+    let u = &p.underlays[0];
+    assert_eq!(p.nodes[u.nodes[0]].name, "x");
     assert!(
-        x.contains("src=169.254.0.1") && y.contains("src=169.254.0.2"),
+        x.contains(&format!("src={},dst={}", u.addr[0], u.addr[1]))
+            && y.contains(&format!("src={},dst={}", u.addr[1], u.addr[0])),
         "{x} {y}"
+    );
+    assert!(
+        u.kernel[0].ends_with('a') && u.kernel[1].ends_with('b'),
+        "{u:?}"
     );
 }
 
@@ -187,9 +195,10 @@ links:
     let p = check(t).unwrap();
     let x = p.node("x").unwrap();
     assert_eq!(x.ifaces[0].tap_fd, Some(3));
+    let mac = x.ifaces[0].mac.clone().unwrap();
     assert_eq!(
         x.ifaces[0].spec.as_deref(),
-        Some("vec0:transport=fd,fd=3,vec=0")
+        Some(format!("vec0:transport=fd,fd=3,mac={mac},vec=0").as_str())
     );
 }
 
@@ -295,7 +304,7 @@ links:
 fn seccomp_option_reaches_the_guest_and_is_checked() {
     let t = BASIC.replace("kind: bridge", "kind: bridge\n    options: {seccomp: log}");
     let p = check(&t).unwrap();
-    let args = crate::lab::spawn::guest_args(&p, p.node("sw").unwrap());
+    let args = crate::lab::spawn::guest_args(&p.run_dir(), p.node("sw").unwrap());
     assert!(args.iter().any(|a| a == "seccomp=log"), "{args:?}");
     let t = BASIC.replace(
         "kind: bridge",
@@ -306,4 +315,202 @@ fn seccomp_option_reaches_the_guest_and_is_checked() {
         d[0].message.contains("seccomp") && d[0].to_string().contains("kill"),
         "{d:?}"
     );
+}
+
+/// Every link type, guests and hosts: what reordering must not change.
+const ALL_TYPES: &str = "\
+name: ident
+nodes:
+  h1: {kind: host}
+  h2: {kind: host}
+  sw: {kind: bridge}
+  x: {kind: xconnect}
+  y: {kind: bridge}
+  z: {kind: bridge}
+links:
+  - {endpoints: [h1:eth0, sw:left]}
+  - {endpoints: [h2:tap0, x:host], type: tap}
+  - {endpoints: [x:up, sw:right]}
+  - {endpoints: [sw:t1, y:t1], type: gre, key: 7}
+  - {endpoints: [sw:t2, y:t2], type: l2tpv3, session: 9, udp: true}
+  - {endpoints: [y:b, z:b], type: bess}
+  - {endpoints: [z:l2, sw:l2], type: l2tpv3, session: 3, udp: true}
+";
+
+/// Reverse the order of the `links:` and `nodes:` lists of [`ALL_TYPES`].
+fn reversed(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let n = lines.iter().position(|l| *l == "nodes:").unwrap();
+    let l = lines.iter().position(|l| *l == "links:").unwrap();
+    let mut out: Vec<&str> = lines[..=n].to_vec();
+    out.extend(lines[n + 1..l].iter().rev());
+    out.push("links:");
+    out.extend(lines[l + 1..].iter().rev());
+    out.join("\n") + "\n"
+}
+
+/// Everything generated, by identity.
+fn by_identity(p: &crate::lab::Plan) -> Vec<String> {
+    let mut v = Vec::new();
+    for n in &p.nodes {
+        for f in &n.ifaces {
+            v.push(format!(
+                "{}:{} {:?} {:?} {:?} {:?} {:?}",
+                n.name, f.name, f.kernel, f.unit, f.mac, f.tap_fd, f.spec
+            ));
+        }
+        v.push(format!("{} {:?}", n.name, n.config));
+    }
+    for l in &p.links {
+        let id = crate::lab::alloc::link_id(&l.names[0], &l.names[1]);
+        v.push(format!("{id} {:?} {:?}", l.socket, l.udp_ports));
+    }
+    for u in &p.underlays {
+        let names = [&p.nodes[u.nodes[0]].name, &p.nodes[u.nodes[1]].name];
+        v.push(format!("{names:?} {:?} {:?} {}", u.kernel, u.addr, u.mtu));
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn reordering_nodes_and_links_changes_no_allocation() {
+    let a = check(ALL_TYPES).unwrap();
+    let b = check(&reversed(ALL_TYPES)).unwrap();
+    assert_eq!(b.nodes[0].name, "z", "the file really was reordered");
+    assert_eq!(by_identity(&a), by_identity(&b));
+    assert_eq!(a.lock, b.lock);
+    // Names fit, and are unique where they share a namespace (the lab, here).
+    let mut names: Vec<&String> = a
+        .nodes
+        .iter()
+        .flat_map(|n| n.ifaces.iter().filter_map(|f| f.kernel.as_ref()))
+        .chain(a.underlays.iter().flat_map(|u| u.kernel.iter()))
+        .collect();
+    assert!(names.iter().all(|k| k.len() <= 15), "{names:?}");
+    let all = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), all, "{names:?}");
+    // Units: the names sorted (host < up); MACs everywhere; sockets in the run directory.
+    let x = a.node("x").unwrap();
+    assert_eq!(
+        x.ifaces
+            .iter()
+            .map(|f| (f.name.as_str(), f.unit))
+            .collect::<Vec<_>>(),
+        [("host", Some(0)), ("up", Some(1))]
+    );
+    assert!(
+        a.nodes
+            .iter()
+            .all(|n| n.ifaces.iter().all(|f| f.mac.is_some()))
+    );
+    let bess = a.links.iter().find(|l| l.socket.is_some()).unwrap();
+    let sock = bess.socket.as_ref().unwrap();
+    let sock = sock.to_str().unwrap();
+    assert!(sock.starts_with("/run/vecbox/ident/bess-"), "{sock}");
+}
+
+#[test]
+fn allocations_of_a_running_lab_are_kept() {
+    let before = check(ALL_TYPES).unwrap();
+    // A new interface `a` on `sw` sorts first: alone it would take vec0, but `left`
+    // already has it in the running lab.
+    let grown = ALL_TYPES.replace(
+        "  h2: {kind: host}\n",
+        "  h2: {kind: host}\n  h3: {kind: host}\n",
+    ) + "  - {endpoints: [h3:eth0, sw:a]}\n";
+    let fresh = check(&grown).unwrap();
+    let kept =
+        crate::lab::check_text_with("t.yaml", &grown, Path::new("/tmp/t.yaml"), &before.lock)
+            .unwrap();
+    let unit = |p: &crate::lab::Plan, f: &str| {
+        p.node("sw")
+            .unwrap()
+            .ifaces
+            .iter()
+            .find(|i| i.name == f)
+            .unwrap()
+            .unit
+    };
+    assert_eq!(unit(&fresh, "a"), Some(0));
+    assert_eq!(unit(&kept, "left"), unit(&before, "left"));
+    assert_ne!(unit(&kept, "a"), unit(&kept, "left"));
+    // Everything the old lab had keeps its value.
+    let old = by_identity(&before);
+    let new = by_identity(&kept);
+    for line in &old {
+        if line.starts_with("sw ") {
+            continue; // the bridge has no file; its line lists no ports
+        }
+        assert!(new.contains(line), "{line} changed:\n{new:#?}");
+    }
+}
+
+#[test]
+fn a_colliding_new_underlay_probes_and_the_old_one_keeps_its_slot() {
+    let two = "\
+name: probe
+nodes:
+  a: {kind: bridge}
+  b: {kind: bridge}
+links:
+  - {endpoints: [a:t0, b:t0], type: gre}
+  - {endpoints: [a:t1, b:t1], type: gre, key: 1}
+";
+    let three = format!(
+        "{two}  - {{endpoints: [a:t2, c:t0], type: gre}}\n  - {{endpoints: [b:t2, c:t1], type: gre}}\n"
+    )
+    .replace("  b: {kind: bridge}\n", "  b: {kind: bridge}\n  c: {kind: bridge}\n");
+    let fresh = check(&three).unwrap();
+    let slot_of = |p: &crate::lab::Plan, id: &str| p.lock.underlays[id].slot;
+    // Pretend the running lab's a|b underlay already holds the slot a|c hashes to.
+    let mut prior = check(two).unwrap().lock;
+    let wanted = slot_of(&fresh, "a|c");
+    prior.underlays.get_mut("a|b").unwrap().slot = wanted;
+    let kept =
+        crate::lab::check_text_with("t.yaml", &three, Path::new("/tmp/t.yaml"), &prior).unwrap();
+    assert_eq!(slot_of(&kept, "a|b"), wanted, "the running underlay stays");
+    assert_ne!(slot_of(&kept, "a|c"), wanted, "the new one probes past it");
+    let slots: std::collections::BTreeSet<u32> =
+        kept.lock.underlays.values().map(|u| u.slot).collect();
+    assert_eq!(slots.len(), 3);
+}
+
+#[test]
+fn values_of_removed_objects_are_not_reused_in_the_same_change() {
+    let before = check(ALL_TYPES).unwrap();
+    // `right` (x:up – sw:right) goes, `zz` comes: it must not take `right`'s unit,
+    // kernel name or MAC while `right` still exists.
+    let changed = ALL_TYPES.replace(
+        "{endpoints: [x:up, sw:right]}",
+        "{endpoints: [x:up, sw:zz]}",
+    );
+    let after =
+        crate::lab::check_text_with("t.yaml", &changed, Path::new("/tmp/t.yaml"), &before.lock)
+            .unwrap();
+    let f = |p: &crate::lab::Plan, name: &str| {
+        p.node("sw")
+            .unwrap()
+            .ifaces
+            .iter()
+            .find(|i| i.name == name)
+            .cloned()
+            .unwrap()
+    };
+    let (old, new) = (f(&before, "right"), f(&after, "zz"));
+    assert_ne!(old.unit, new.unit);
+    assert_ne!(old.kernel, new.kernel);
+    assert_ne!(old.mac, new.mac);
+    // A fresh lab from the same file may use them.
+    let fresh = check(&changed).unwrap();
+    let units: Vec<_> = fresh
+        .node("sw")
+        .unwrap()
+        .ifaces
+        .iter()
+        .map(|i| i.unit)
+        .collect();
+    assert!(units.contains(&old.unit), "{units:?}");
 }
