@@ -155,6 +155,9 @@ pub fn check(a: &CheckArgs) -> i32 {
                 p.nodes.len(),
                 p.links.len()
             );
+            for line in lab::impair::summary(&p.impairs) {
+                println!("  impair {line}");
+            }
             0
         }
         Err(LabError::Invalid(d)) => {

@@ -7,6 +7,7 @@ mod capture;
 mod capture_ends;
 mod demo;
 mod extcap;
+mod impair;
 mod lab;
 mod lab_up;
 mod manual;
@@ -142,6 +143,12 @@ enum Command {
     Graph(lab::GraphArgs),
     /// Run a command inside a lab node's network namespace.
     Exec(lab::ExecArgs),
+    /// Show or change the impairments (delay, loss, rate, ...) of a running lab's links.
+    #[command(after_long_help = impair::IMPAIR_HELP)]
+    Impair(impair::ImpairArgs),
+    /// Take a running lab's link down or up (both directions).
+    #[command(after_long_help = impair::LINK_HELP)]
+    Link(impair::LinkArgs),
     /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
     #[command(after_long_help = bpf::HELP)]
     Bpf(bpf::BpfArgs),
@@ -261,6 +268,8 @@ pub fn main() -> i32 {
         Command::Down(a) => lab::down(&a),
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),
+        Command::Impair(a) => impair::impair(&a),
+        Command::Link(a) => impair::link(&a),
         Command::Console { umid, command } => run_console(&umid, &command),
         Command::Capture(a) => capture::run(&a),
         Command::Extcap { args } => extcap::run(&args),

@@ -18,6 +18,7 @@ pub mod diff;
 pub mod execute;
 pub mod graph;
 pub mod guestctl;
+pub mod impair;
 pub mod journal;
 pub mod objects;
 pub mod observe;

@@ -38,6 +38,9 @@ pub struct Plan {
     /// the next `apply` for every object that is still there.
     #[serde(default)]
     pub lock: Lock,
+    /// Impairments of the file's links and where each direction is realised.
+    #[serde(default)]
+    pub impairs: Vec<super::impair::LinkImpair>,
 }
 
 /// One node.
