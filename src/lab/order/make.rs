@@ -167,21 +167,19 @@ impl Builder<'_> {
             }
         }
         match l.kind {
-            LinkType::Veth => {
-                let gone = |n: &str| !self.stays(n);
-                if !(gone(&l.ends[0].node) || gone(&l.ends[1].node)) {
-                    steps.push(Step::VethDelete {
-                        netns: [
-                            self.netns_of(&l.ends[0].node),
-                            self.netns_of(&l.ends[1].node),
-                        ],
-                        kernel: [
-                            l.ends[0].kernel.clone().unwrap_or_default(),
-                            l.ends[1].kernel.clone().unwrap_or_default(),
-                        ],
-                    });
-                }
-            }
+            // Deleted explicitly even when an end's node goes too: a namespace is
+            // destroyed asynchronously (and not at all while a process still holds
+            // it), so the surviving end would linger in its peer's namespace.
+            LinkType::Veth => steps.push(Step::VethDelete {
+                netns: [
+                    self.netns_of(&l.ends[0].node),
+                    self.netns_of(&l.ends[1].node),
+                ],
+                kernel: [
+                    l.ends[0].kernel.clone().unwrap_or_default(),
+                    l.ends[1].kernel.clone().unwrap_or_default(),
+                ],
+            }),
             LinkType::Tap => steps.push(Step::TapDelete {
                 link: id.to_string(),
             }),
