@@ -235,22 +235,26 @@ pub(super) fn made(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
         if *f != LinkFate::Create || swaps.contains_key(id) {
             continue;
         }
-        let l = want.links[id].clone();
-        let steps = b.make_link_steps(&l);
-        b.push(
-            line(
-                Symbol::Create,
-                format!("link {}", l.title()),
-                l.kind.to_string(),
-                "none",
-            ),
-            steps,
-            vec![Record::Link {
-                id: id.clone(),
-                obj: Some(l),
-            }],
-        );
+        push_create_link(b, id, want.links[id].clone());
     }
+}
+
+/// The action that makes link `id` as `l`: its steps and its record.
+fn push_create_link(b: &mut Builder, id: &str, l: LinkObj) {
+    let steps = b.make_link_steps(&l);
+    b.push(
+        line(
+            Symbol::Create,
+            format!("link {}", l.title()),
+            l.kind.to_string(),
+            "none",
+        ),
+        steps,
+        vec![Record::Link {
+            id: id.to_string(),
+            obj: Some(l),
+        }],
+    );
 }
 
 pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
@@ -279,21 +283,7 @@ pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
                 }],
             );
         }
-        let l = want.links[id].clone();
-        let steps = b.make_link_steps(&l);
-        b.push(
-            line(
-                Symbol::Create,
-                format!("link {}", l.title()),
-                l.kind.to_string(),
-                "none",
-            ),
-            steps,
-            vec![Record::Link {
-                id: id.clone(),
-                obj: Some(l),
-            }],
-        );
+        push_create_link(b, id, want.links[id].clone());
     }
     for (id, f) in &diff.links {
         if let LinkFate::Replace(why) = f
