@@ -18,7 +18,7 @@ use super::fields::{
 use super::tree::{Entry, LEAF, Node, Test, Tree, TreeStats};
 
 /// Rules per leaf at most (unless no cut separates them within the budget).
-pub const LEAF_MAX: usize = 4;
+pub const LEAF_MAX: usize = 2;
 /// Rules in a node's children, plus half a rule per child pointer, may reach this many
 /// times the node's rules.
 pub const SPACE_FACTOR: usize = 4;
