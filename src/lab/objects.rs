@@ -44,6 +44,16 @@ pub struct EndObj {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub tap_fd: Option<i32>,
+    /// The impairment of the frames that leave this end onto the link, as `key=value`
+    /// words (`none`: nothing), wherever vecbox realises it (this end's `tx` stage, the
+    /// peer's `rx` stage, or the inserted datapath's port, which is then this end).
+    /// Compared on its own, so changing it is not a change of the port spec.
+    #[serde(default = "no_impairment")]
+    pub impair: String,
+}
+
+fn no_impairment() -> String {
+    "none".into()
 }
 
 impl EndObj {
@@ -94,6 +104,23 @@ pub struct UnderlayObj {
     pub mtu: u32,
 }
 
+/// The impairment `plan` gives the frames that leave link end `end` (`NODE:IF` of a plan
+/// link) onto its link: direction A→B of a file link is recorded at A (or, with an
+/// inserted datapath `_x`, at `_x:vec1`, the port it leaves towards B), B→A at B (or
+/// `_x:vec0`).
+pub fn leaving(plan: &Plan, end: &str) -> String {
+    for l in &plan.impairs {
+        let ends = match &l.datapath {
+            Some(x) => [format!("{x}:vec1"), format!("{x}:vec0")],
+            None => l.ends.clone(),
+        };
+        if let Some(d) = ends.iter().position(|e| e == end) {
+            return l.set[d].clone();
+        }
+    }
+    no_impairment()
+}
+
 impl Objects {
     /// The objects of `plan`; every node is taken as `up`.
     pub fn of(plan: &Plan) -> Objects {
@@ -116,6 +143,7 @@ impl Objects {
                     addresses: f.addresses.clone(),
                     mac: f.mac.clone(),
                     tap_fd: f.tap_fd,
+                    impair: leaving(plan, &l.names[side]),
                 }
             };
             let underlay = l.underlay.map(|u| {

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::super::actions::{Record, Step, Symbol};
-use super::super::diff::{LinkFate, NodeFate, UnderlayFate};
+use super::super::diff::{LinkFate, NodeFate, UnderlayFate, impairment_changes};
 use super::super::topology::{LinkType, NodeKind};
 use super::{Builder, line};
 
@@ -240,8 +240,27 @@ pub(super) fn change_in_place(b: &mut Builder) {
             }
         }
         if e.impair {
-            steps.push(Step::Impair { link: id.clone() });
-            what.push("impairment".into());
+            let mut live = false;
+            for end in impairment_changes(&old, &new) {
+                let (Some(o), Some(n)) = (old.end(&end), new.end(&end)) else {
+                    continue;
+                };
+                let peer = new.ends.iter().find(|x| x.name() != end).unwrap_or(n);
+                what.push(format!(
+                    "impairment {end} → {}: {} → {}",
+                    peer.name(),
+                    o.impair,
+                    n.impair
+                ));
+                // The guest whose stage realises it: this end's (tx) or the peer's (rx).
+                // One that is started again gets the settings from its new spec.
+                let guest = |x: &str| b.want.nodes.get(x).is_some_and(|g| g.node.kind.is_guest());
+                let at = if guest(&n.node) { &n.node } else { &peer.node };
+                live |= b.hot(at);
+            }
+            if live {
+                steps.push(Step::Impair { link: id.clone() });
+            }
         }
         let disruption = if bounce.is_empty() {
             "none".to_string()

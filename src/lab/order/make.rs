@@ -257,6 +257,16 @@ fn push_create_link(b: &mut Builder, id: &str, l: LinkObj) {
     );
 }
 
+/// The impairment datapath vecbox inserts with link `l`, when one of its ends is on
+/// one that is new (a node `_…`, which no file can name).
+fn datapath_of(b: &Builder, l: &LinkObj) -> Option<String> {
+    l.ends
+        .iter()
+        .map(|e| &e.node)
+        .find(|n| n.starts_with('_') && !b.rec.nodes.contains_key(*n))
+        .cloned()
+}
+
 pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
     let (diff, want) = (b.diff, b.want);
     for (name, f) in &diff.nodes {
@@ -264,18 +274,26 @@ pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
             replace_node(b, name, why);
         }
     }
+    let mut broken: Vec<&String> = Vec::new();
     for (id, olds) in swaps {
         for old in olds {
+            // A link split in two (an inserted impairment datapath) is broken once.
+            if broken.contains(&old) {
+                continue;
+            }
+            broken.push(old);
             let l = b.rec.links[old].clone();
+            let why = match datapath_of(b, &want.links[id]) {
+                Some(x) => format!(
+                    "{} (its impairment needs vecbox's datapath {x}: the link is swapped onto it)",
+                    l.kind
+                ),
+                None => format!("{} (its interface moves to another link)", l.kind),
+            };
             let steps = b.break_link_steps(old, &l);
             let d = b.disruption_of_link(&l);
             b.push(
-                line(
-                    Symbol::Remove,
-                    format!("link {}", l.title()),
-                    format!("{} (its interface moves to another link)", l.kind),
-                    d,
-                ),
+                line(Symbol::Remove, format!("link {}", l.title()), why, d),
                 steps,
                 vec![Record::Link {
                     id: old.clone(),
