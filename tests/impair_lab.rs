@@ -65,15 +65,10 @@ fn now_of(lab: &str, end: &str) -> String {
 /// Wait until `node`'s eth0 shows NO-CARRIER (`no_carrier`) or not; `false` if it
 /// did not within a few seconds.
 fn carrier_becomes(lab: &TestLab, node: &str, no_carrier: bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::time::Instant::now() < deadline {
+    eventually(|| {
         let out = lab.exec(node, &["ip", "-o", "link", "show", "eth0"]);
-        if String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") == no_carrier {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
+        String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") == no_carrier
+    })
 }
 
 #[test]
