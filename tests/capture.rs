@@ -994,7 +994,12 @@ fn impair_counters(umid: &str, port: &str, dir: &str) -> [u64; 4] {
 
 /// Ping `count` times from the quickstart client to the server and wait for the end.
 fn ping_through(lab: &TestLab, count: u32) {
-    let p = pinger(lab, "client", "10.0.0.2", count);
+    ping_wait(lab, "client", "10.0.0.2", count);
+}
+
+/// Ping `ip` `count` times from `node` and wait for the end.
+fn ping_wait(lab: &TestLab, node: &str, ip: &str, count: u32) {
+    let p = pinger(lab, node, ip, count);
     let deadline = Instant::now() + Duration::from_secs(u64::from(count) + 20);
     let mut p = p;
     while p.try_wait().unwrap().is_none() {
@@ -1202,13 +1207,7 @@ links:
         "{:?}",
         cap.seen
     );
-    let p = pinger(&lab, "h1", "10.63.0.2", 20);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut p = p;
-    while p.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "ping did not end");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    ping_wait(&lab, "h1", "10.63.0.2", 20);
     std::thread::sleep(Duration::from_millis(300));
     cap.signal(nix::sys::signal::Signal::SIGINT);
     let (code, err) = cap.wait(30);
