@@ -19,6 +19,17 @@ pub fn up(a: &UpArgs) -> i32 {
     if let Some(m) = &a.metrics {
         plan.metrics = Some(m.clone());
     }
+    if let Some(h) = &a.host
+        && let Err(e) = lab::hosts::project(&mut plan, h)
+    {
+        return fail(&e);
+    }
+    if let Err(e) = lab::hosts::write_lock(&plan) {
+        eprintln!(
+            "vecbox: warning: writing {}: {e}",
+            lab::hosts::lock_path(&plan.file).display()
+        );
+    }
     if a.detach && !a.supervisor {
         return detach(a);
     }
@@ -190,6 +201,9 @@ fn detach(a: &UpArgs) -> i32 {
         .arg("--quiet");
     if let Some(m) = &a.metrics {
         cmd.args(["--metrics", m]);
+    }
+    if let Some(h) = &a.host {
+        cmd.args(["--host", h]);
     }
     let (reader, writer) = match std::io::pipe() {
         Ok(p) => p,

@@ -228,6 +228,13 @@ impl Supervisor {
                 }
                 Ok(Response::Ok)
             }
+            Request::Sock { link, spec } => {
+                if !self.taps.contains_key(&link) {
+                    let f = super::hosts::bind_socket(&link, &spec)?;
+                    self.taps.insert(link, f);
+                }
+                Ok(Response::Ok)
+            }
             Request::Untap { link } => {
                 self.taps.remove(&link);
                 Ok(Response::Ok)

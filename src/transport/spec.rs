@@ -120,6 +120,10 @@ pub struct Common {
     /// `ring=` (raw and hybrid only): receive through a TPACKET_V3 memory-mapped ring
     /// (`Some(true)`) or `recvmmsg` (`Some(false)`); `None` takes [`DEFAULT_RING`].
     pub ring: Option<bool>,
+    /// `fd=` (gre and l2tpv3 only): the tunnel's socket is this inherited descriptor,
+    /// already bound to `src` (and `srcport`) by the parent — how a lab hands a guest in
+    /// its own namespace a socket on the machine's underlay address.
+    pub sock_fd: Option<i32>,
 }
 
 /// Whether raw and hybrid ports receive through a memory-mapped ring when `ring=` is
@@ -146,6 +150,7 @@ impl Default for Common {
             bpffile: None,
             bpfflash: false,
             ring: None,
+            sock_fd: None,
         }
     }
 }
@@ -387,7 +392,8 @@ impl fmt::Display for Spec {
         }
         opt_path(f, "bpffile", &c.bpffile)?;
         flag(f, "bpfflash", c.bpfflash)?;
-        opt(f, "ring", c.ring.map(u8::from))
+        opt(f, "ring", c.ring.map(u8::from))?;
+        opt(f, "fd", c.sock_fd)
     }
 }
 

@@ -1823,7 +1823,7 @@ prop_compose! {
         bpffile in proptest::option::of(arb_path()),
         bpfflash: bool,
     ) -> Common {
-        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring: None }
+        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring: None, sock_fd: None }
     }
 }
 
