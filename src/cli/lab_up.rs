@@ -257,13 +257,17 @@ fn lab_of(a: &UpArgs) -> String {
 }
 
 fn print_summary(p: &Plan) {
+    let here = |n: &plan::PNode| p.local.as_ref().is_none_or(|h| &n.host == h);
     println!(
-        "lab `{}` is up: {} nodes, {} links",
+        "lab `{}` is up{}: {} nodes, {} links",
         p.lab,
-        p.nodes.len(),
+        p.local
+            .as_ref()
+            .map_or(String::new(), |h| format!(" on host {h}")),
+        p.nodes.iter().filter(|n| here(n)).count(),
         p.links.len()
     );
-    for n in &p.nodes {
+    for n in p.nodes.iter().filter(|n| here(n)) {
         let extra = if n.kind.is_process() {
             format!(
                 "console: vecbox console {}   log: {}",
@@ -281,6 +285,13 @@ fn print_summary(p: &Plan) {
         );
     }
     for l in &p.links {
+        if let Some(c) = &l.cross {
+            println!(
+                "  {} ({}) – {} ({}) ({} between hosts, mtu {})",
+                l.names[0], c.hosts[0], l.names[1], c.hosts[1], l.kind, l.mtu
+            );
+            continue;
+        }
         println!("  {} – {} ({})", l.names[0], l.names[1], l.kind);
     }
     let _ = std::io::stdout().flush();

@@ -359,6 +359,43 @@ pub fn cross_link(
     Some((kind, cross, mtu))
 }
 
+/// Give every link of an L2 domain that reaches a cross-host link (through xconnect and
+/// bridge guests) the domain's smallest MTU, so no port of it takes frames the tunnel
+/// cannot carry.
+pub fn domain_mtu(p: &mut Plan) {
+    use super::topology::NodeKind;
+    let n = p.links.len();
+    let mut seen = vec![false; n];
+    for start in 0..n {
+        if seen[start] || p.links[start].cross.is_none() {
+            continue;
+        }
+        let mut domain = vec![start];
+        seen[start] = true;
+        let mut i = 0;
+        while i < domain.len() {
+            let l = domain[i];
+            i += 1;
+            for &(ni, _) in &p.links[l].ends {
+                let node = &p.nodes[ni];
+                if !matches!(node.kind, NodeKind::Xconnect | NodeKind::Bridge) {
+                    continue;
+                }
+                for f in &node.ifaces {
+                    if !seen[f.link] {
+                        seen[f.link] = true;
+                        domain.push(f.link);
+                    }
+                }
+            }
+        }
+        let min = domain.iter().map(|&l| p.links[l].mtu).min().unwrap_or(1500);
+        for l in domain {
+            p.links[l].mtu = min;
+        }
+    }
+}
+
 /// Allocate sessions, cookies and ports of every cross-host link of `p`, keeping
 /// `prior`'s, and record them in `lock`.
 pub fn assign(p: &mut Plan, prior: &Lock, lock: &mut Lock) {

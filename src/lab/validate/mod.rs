@@ -77,6 +77,7 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
     links::links(&mut d, topo, &mut p);
     // Counting ports and unused interfaces after a rejected link would only repeat it.
     let links_ok = d.list.len() == before;
+    super::hosts::domain_mtu(&mut p);
     links::settings(&mut d, topo, &mut p, links_ok);
     alloc::assign(&mut p, prior);
     links::clashes(&mut d, topo, &p);
