@@ -49,7 +49,7 @@ fn round(snap: &mut Snapshot, region: &mut RegionWriter, ports: &[(String, PortS
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = std::env::temp_dir().join(format!("vecbox-bench-metrics-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("vbbmetrics{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut g = c.benchmark_group("metrics");
     for n in [2usize, 8] {

@@ -17,8 +17,11 @@
 //!   cargo bench --bench tunnels            # REPS=3, 2 s windows
 //!   VECBOX_BENCH_REPS=5 VECBOX_BENCH_SECS=3 cargo bench --bench tunnels
 //!
-//! Results are printed and written to target/bench/tunnels.json. Under `cargo test` it
-//! does nothing.
+//! Results are printed and written to target/bench/tunnels.json. Every tool's exit
+//! status is checked: a measurement that fails (trafgen or iperf3 failing, a link
+//! that does not come up, nothing reaching B) fails its row, a ratio is printed only
+//! when both sides measured more than nothing, and the bench exits with status 1
+//! naming the failed rows. Under `cargo test` it does nothing.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -56,6 +59,35 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn measure(mut once: impl FnMut() -> (f64, f64)) -> (f64, f64) {
     let (p, b): (Vec<f64>, Vec<f64>) = (0..reps()).map(|_| once()).unzip();
     (median(p), median(b))
+}
+
+/// Run one side of a row; a panic (a failed tool, a link that never came up, an
+/// assertion on a result) becomes the row's failure, with its message.
+fn attempt(what: &str, f: impl FnOnce() -> (f64, f64)) -> Result<(f64, f64), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok((pps, bps)) if pps > 0.0 && bps > 0.0 => Ok((pps, bps)),
+        Ok((pps, bps)) => Err(format!(
+            "{what}: measured nothing ({pps:.0} pps, {bps:.0} bit/s)"
+        )),
+        Err(e) => Err(format!(
+            "{what}: {}",
+            e.downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| e.downcast_ref::<&str>().copied())
+                .unwrap_or("failed")
+        )),
+    }
+}
+
+/// `a / b` when both were measured.
+fn ratio(a: &Result<(f64, f64), String>, b: &Result<(f64, f64), String>, gbit: bool) -> String {
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            let (x, y) = if gbit { (a.1, b.1) } else { (a.0, b.0) };
+            format!("{:.2}x", x / y)
+        }
+        _ => "-".into(),
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -103,7 +135,8 @@ fn line(lab: &mut Lab) -> [String; 4] {
     [a, x, y, b]
 }
 
-/// trafgen from A's a0 for SECS seconds; frames B's b0 received per second.
+/// trafgen from A's a0 for SECS seconds; frames B's b0 received per second. Panics
+/// when trafgen fails (anything but being stopped by `timeout`) or nothing arrives.
 fn pps(lab: &Lab, a: &str, b: &str, dst_mac: &str, src_ip: &str, dst_ip: &str) -> f64 {
     let conf = lab.dir.join("trafgen.cfg");
     let src_mac = lab.mac(a, "a0");
@@ -116,7 +149,7 @@ fn pps(lab: &Lab, a: &str, b: &str, dst_mac: &str, src_ip: &str, dst_ip: &str) -
     .unwrap();
     let before = lab.counter(b, "b0", "rx_packets");
     let t = Instant::now();
-    let _ = lab.exec(
+    let out = lab.exec(
         a,
         &[
             "timeout",
@@ -135,9 +168,19 @@ fn pps(lab: &Lab, a: &str, b: &str, dst_mac: &str, src_ip: &str, dst_ip: &str) -
         ],
     );
     let secs = t.elapsed().as_secs_f64();
+    // `timeout` ends trafgen after SECS seconds and exits 124: the expected outcome.
+    assert!(
+        out.status.code() == Some(124),
+        "trafgen did not run for {} s ({}): {}",
+        self::secs(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     std::thread::sleep(Duration::from_millis(300));
     let after = lab.counter(b, "b0", "rx_packets");
-    (after.saturating_sub(before)) as f64 / secs
+    let got = after.saturating_sub(before);
+    assert!(got > 0, "no frame from trafgen reached B");
+    got as f64 / secs
 }
 
 fn vecbox(t: Tunnel) -> (f64, f64) {
@@ -259,48 +302,69 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // A failing side prints its panic once, as the row's reason below.
+    std::panic::set_hook(Box::new(|_| {}));
     let mut rows = Vec::new();
     for t in TUNNELS {
-        let v = vecbox(t);
-        let u = uml(t);
-        eprintln!(
-            "{}: vecbox {:.0} pps {:.2} Gbit/s; UML {:.0} pps {:.2} Gbit/s",
-            t.name,
-            v.0,
-            v.1 / 1e9,
-            u.0,
-            u.1 / 1e9
-        );
+        let v = attempt(&format!("vecbox {}", t.name), || vecbox(t));
+        let u = attempt(&format!("UML {}", t.name), || uml(t));
+        let show = |r: &Result<(f64, f64), String>| match r {
+            Ok((p, b)) => format!("{p:.0} pps {:.2} Gbit/s", b / 1e9),
+            Err(e) => format!("FAILED ({e})"),
+        };
+        eprintln!("{}: vecbox {}; UML {}", t.name, show(&v), show(&u));
         rows.push((t.name, v, u));
     }
     println!(
         "| tunnel | vecbox kpps | UML kpps | pps ratio | vecbox Gbit/s | UML Gbit/s | Gbit/s ratio |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    let cell = |r: &Result<(f64, f64), String>, gbit: bool| match r {
+        Ok((p, _)) if !gbit => format!("{:.0}", p / 1e3),
+        Ok((_, b)) => format!("{:.2}", b / 1e9),
+        Err(_) => "failed".into(),
+    };
+    let mut json = Vec::new();
     for (name, v, u) in &rows {
         println!(
-            "| {name} | {:.0} | {:.0} | {:.2}x | {:.2} | {:.2} | {:.2}x |",
-            v.0 / 1e3,
-            u.0 / 1e3,
-            v.0 / u.0.max(1.0),
-            v.1 / 1e9,
-            u.1 / 1e9,
-            v.1 / u.1.max(1.0)
+            "| {name} | {} | {} | {} | {} | {} | {} |",
+            cell(v, false),
+            cell(u, false),
+            ratio(v, u, false),
+            cell(v, true),
+            cell(u, true),
+            ratio(v, u, true),
+        );
+        let side = |r: &Result<(f64, f64), String>| match r {
+            Ok((p, b)) => serde_json::json!({"pps": p, "bps": b}),
+            Err(e) => serde_json::json!({"error": e}),
+        };
+        json.push(serde_json::json!({"tunnel": name, "vecbox": side(v), "uml": side(u)}));
+    }
+    let get = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| &r.1);
+    if let (Some(udp), Some(ip)) = (get("l2tpv3-udp"), get("l2tpv3-ip")) {
+        println!();
+        println!(
+            "vecbox l2tpv3-udp (UDP GSO/GRO) / l2tpv3-ip Gbit/s: {}",
+            ratio(udp, ip, true)
         );
     }
-    let ip = rows
-        .iter()
-        .find(|r| r.0 == "l2tpv3-ip")
-        .map(|r| r.1.1)
-        .unwrap_or(1.0);
-    let udp = rows
-        .iter()
-        .find(|r| r.0 == "l2tpv3-udp")
-        .map(|r| r.1.1)
-        .unwrap_or(0.0);
-    println!();
-    println!(
-        "vecbox l2tpv3-udp (UDP GSO/GRO) / l2tpv3-ip Gbit/s: {:.2}x",
-        udp / ip.max(1.0)
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&out);
+    let _ = std::fs::write(
+        out.join("tunnels.json"),
+        serde_json::Value::Array(json).to_string(),
     );
+    let failed: Vec<String> = rows
+        .iter()
+        .flat_map(|(_, v, u)| [v, u])
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
+    if !failed.is_empty() {
+        eprintln!("tunnels: {} measurements failed:", failed.len());
+        for f in &failed {
+            eprintln!("  {f}");
+        }
+        std::process::exit(1);
+    }
 }

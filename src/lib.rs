@@ -22,6 +22,7 @@ pub mod cli;
 pub mod console;
 pub mod filter;
 pub mod guest;
+pub mod impair;
 pub mod lab;
 pub mod metrics;
 pub mod netlink;

@@ -320,6 +320,32 @@ fn bpf_cli_assembles_dumps_checks_and_tests() {
     assert!(out.contains("frame 3: 70 bytes: drop"), "{out}");
 }
 
+/// IPv6 counter `key` of the stack of `ns` on `dev` (/proc/net/dev_snmp6/DEV);
+/// panics when it cannot be read.
+fn snmp6(lab: &Lab, ns: &str, dev: &str, key: &str) -> u64 {
+    let out = lab.exec(ns, &["cat", &format!("/proc/net/dev_snmp6/{dev}")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "dev_snmp6 of {dev} in {ns}: {text}");
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(key)).then(|| f.next()).flatten()
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} for {dev} in {ns}:\n{text}"))
+}
+
+/// IPv6 packets the stack of `ns` received on `dev`.
+fn ip6_in(lab: &Lab, ns: &str, dev: &str) -> u64 {
+    snmp6(lab, ns, dev, "Ip6InReceives")
+}
+
+/// Neighbour solicitations the stack of `ns` sent on `dev` (what a ping to an
+/// unresolved IPv6 neighbour sends).
+fn ip6_solicits(lab: &Lab, ns: &str, dev: &str) -> u64 {
+    snmp6(lab, ns, dev, "Icmp6OutNeighborSolicits")
+}
+
 #[test]
 fn filters_on_raw_and_tap_ports_drop_ipv6() {
     let mut lab = Lab::new();
@@ -371,8 +397,29 @@ fn filters_on_raw_and_tap_ports_drop_ipv6() {
         "nodad",
     ]);
     assert!(lab.ping(&a, "10.74.0.2", 2), "IPv4 passes both filters");
+    // A's IPv6 (neighbour solicitations for fd00:74::2) reaches the guest's port and
+    // never comes out of the tap: the kernel ran port 0's filter.
+    let (a_tx, ga_rx, tb_v6) = (
+        lab.counter(&a, "a0", "tx_packets"),
+        lab.counter(&b, "ga", "rx_packets"),
+        ip6_in(&lab, &b, "tb"),
+    );
     assert!(!lab.ping(&a, "fd00:74::2", 2), "IPv6 is dropped");
+    let sent = lab.counter(&a, "a0", "tx_packets") - a_tx;
+    assert!(sent >= 1, "A sent its IPv6 frames");
+    assert!(
+        lab.counter(&b, "ga", "rx_packets") - ga_rx >= sent,
+        "A's {sent} frames arrived at the guest's port"
+    );
+    assert_eq!(ip6_in(&lab, &b, "tb"), tb_v6, "no IPv6 came out of the tap");
+    // B's IPv6 into the tap is dropped by vecbox (counted below) and never reaches A.
+    let (b_ns, a_v6) = (ip6_solicits(&lab, &b, "tb"), ip6_in(&lab, &a, "a0"));
     assert!(!lab.ping(&b, "fd00:74::1", 2), "IPv6 is dropped");
+    assert!(
+        ip6_solicits(&lab, &b, "tb") > b_ns,
+        "B sent its IPv6 frames"
+    );
+    assert_eq!(ip6_in(&lab, &a, "a0"), a_v6, "no IPv6 reached A");
     let r = g.stop();
     // Port 1 is a tap: vecbox ran the program itself and counted what it dropped.
     assert!(port_drops(&r, 1, "filtered") >= 2, "{r}");
@@ -438,10 +485,16 @@ fn hybrid_port_runs_the_filter_behind_its_direction_check() {
         "nodad",
     ]);
     assert!(lab.ping(&a, "10.75.0.2", 2), "IPv4 passes, nothing loops");
+    let (b_ns, a_v6) = (ip6_solicits(&lab, &b, "tb"), ip6_in(&lab, &a, "a0"));
     assert!(
         !lab.ping(&b, "fd00:75::1", 2),
         "IPv6 from B is dropped by the filter"
     );
+    assert!(
+        ip6_solicits(&lab, &b, "tb") > b_ns,
+        "B sent its IPv6 frames"
+    );
+    assert_eq!(ip6_in(&lab, &a, "a0"), a_v6, "no IPv6 reached A");
     let r = g.stop();
     // vecbox's own writes into the tap never come back: port 1 received only B's frames.
     assert!(
@@ -469,6 +522,8 @@ fn uml_guest_loads_a_vecbox_compiled_bpffile() {
     lab.veth(&u, "ua1", &h, "h1");
     lab.quiet(&u, "ua0");
     lab.quiet(&u, "ua1");
+    // h0 sends nothing of its own (no IPv6): what it sends are its ARP answers.
+    lab.quiet(&h, "h0");
     lab.addr(&h, "h0", "10.73.0.2/24");
     lab.addr(&h, "h1", "10.73.1.2/24");
     // Instantiate the template for h0's MAC.
@@ -505,15 +560,46 @@ fn uml_guest_loads_a_vecbox_compiled_bpffile() {
 ip link set vec0 up\nip link set vec1 up\n\
 ip addr add 10.73.0.1/24 dev vec0\nip addr add 10.73.1.1/24 dev vec1\n\
 if ping -c 2 -W 2 10.73.0.2 >/dev/null; then echo MAC-FILTERED-OK; else echo MAC-FILTERED-FAIL; fi\n\
-if ping -c 2 -W 2 10.73.1.2 >/dev/null; then echo V6-FILTERED-V4-OK; else echo V6-FILTERED-V4-FAIL; fi";
+echo VEC0-RX=$(cat /sys/class/net/vec0/statistics/rx_packets)\n\
+echo VEC0-TX=$(cat /sys/class/net/vec0/statistics/tx_packets)\n\
+if ping -c 2 -W 2 10.73.1.2 >/dev/null; then echo V6-FILTERED-V4-OK; else echo V6-FILTERED-V4-FAIL; fi\n\
+echo VEC1-RX=$(cat /sys/class/net/vec1/statistics/rx_packets)";
     let spec0 = format!(
         "vec0:transport=raw,ifname=ua0,bpffile={}",
         mac_bin.display()
     );
     let spec1 = format!("vec1:transport=raw,ifname=ua1,bpffile={}", v6_bin.display());
+    let (h0_rx, h0_tx) = (
+        lab.counter(&h, "h0", "rx_packets"),
+        lab.counter(&h, "h0", "tx_packets"),
+    );
     let mut uml = common::uml::Uml::boot(&lab, &u, &[&spec0, &spec1], script);
     let log = uml.log.join("\n");
     uml.stop();
+    let rx_of = |tag: &str| -> u64 {
+        log.lines()
+            .find_map(|l| l.trim().strip_prefix(tag))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {tag} in the UML log:\n{log}"))
+    };
+    // h0 got UML's ARP requests and answered them; the filter let none of its frames
+    // into UML's vec0 (whose raw socket receives only the echo of what UML itself
+    // sent: UML sets no PACKET_IGNORE_OUTGOING), while vec1 received h1's answers.
+    assert!(
+        lab.counter(&h, "h0", "rx_packets") > h0_rx,
+        "UML's ARP requests reached h0:\n{log}"
+    );
+    assert!(
+        lab.counter(&h, "h0", "tx_packets") > h0_tx,
+        "h0 answered UML's ARP requests:\n{log}"
+    );
+    assert!(rx_of("VEC0-TX=") >= 1, "UML sent ARP requests:\n{log}");
+    assert_eq!(
+        rx_of("VEC0-RX="),
+        rx_of("VEC0-TX="),
+        "frames from h0's MAC got in:\n{log}"
+    );
+    assert!(rx_of("VEC1-RX=") > 0, "h1's IPv4 answers got in:\n{log}");
     assert!(
         !log.contains("Failed to attach filter"),
         "UML refused a file:\n{log}"

@@ -389,7 +389,9 @@ fn malformed_requests_get_protocol_errors_while_the_guest_forwards() {
         let t = sc.spawn(|| {
             trafgen_paced(&lab, &a, "a0", &b_mac, FRAMES, 20_000);
         });
-        let mut rounds = 0;
+        // Rounds go on until the traffic is over (at least 3); those that ended while
+        // trafgen still ran prove the console was served during forwarding.
+        let (mut rounds, mut during_traffic) = (0, 0);
         while !t.is_finished() || rounds < 3 {
             rounds += 1;
             let send = |d: &[u8]| {
@@ -467,11 +469,17 @@ fn malformed_requests_get_protocol_errors_while_the_guest_forwards() {
                 let r = replies(&s);
                 assert!(r[0].0 != 0, "{n} bytes: {r:?}");
             }
+            if !t.is_finished() {
+                during_traffic += 1;
+            }
         }
         t.join().unwrap();
-        rounds
+        during_traffic
     });
-    assert!(traffic >= 3);
+    assert!(
+        traffic >= 1,
+        "no round of malformed requests was answered while the frames were forwarded"
+    );
     // Stopping flushes the ports: read the sink afterwards.
     let r = guest.stop();
     let sink = lab.counter(&b, "b0", "rx_packets") - sink_before;
@@ -486,7 +494,7 @@ fn malformed_requests_get_protocol_errors_while_the_guest_forwards() {
     );
     assert_eq!(port_stat(&r, 1, "tx_packets"), rx, "{r}");
     for i in 0..2 {
-        assert_eq!(r["ports"][i]["drops"], serde_json::json!([]), "{r}");
+        assert_eq!(common::port_drops_total(&r, i), 0, "{r}");
     }
     assert!(sink >= rx, "sink counted {sink} of {rx}");
 }

@@ -22,12 +22,7 @@ reject in vec0 proto udp dport 9
 ";
 
 fn state(r: &serde_json::Value, key: &str) -> String {
-    r["function_state"]
-        .as_array()
-        .and_then(|a| a.iter().find(|kv| kv[0] == key))
-        .and_then(|kv| kv[1].as_str())
-        .unwrap_or_else(|| panic!("no {key} in {r}"))
-        .to_string()
+    common::function_state(r, key)
 }
 
 /// Packets counted for the rule on `line` (from `rule_hits`, "L3=12/1400 ...").

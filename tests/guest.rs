@@ -57,17 +57,7 @@ fn bridge_learns_and_forwards_between_three_hosts() {
         "c received {} bytes during the a->b stream ({to_b} bytes to b)",
         c_after - c_before
     );
-    let state = &r["function_state"];
-    let fdb: u64 = state
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|kv| kv[0] == "fdb_entries")
-        .unwrap()[1]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let fdb: u64 = common::function_state(&r, "fdb_entries").parse().unwrap();
     assert!(fdb >= 3, "{r}");
     // gro=0 on p2 with TSO traffic arriving elsewhere: nothing oversize was sent to it.
     assert_eq!(port_drops(&r, 2, "oversize"), 0, "{r}");
@@ -201,15 +191,7 @@ fn unprivileged_user_with_file_capabilities() {
     lab.veth(&b, "b0", &g, "gb");
     lab.addr(&a, "a0", "10.76.0.1/24");
     lab.addr(&b, "b0", "10.76.0.2/24");
-    run(&["chmod", "1777", lab.dir.to_str().unwrap()]);
-    let bin = lab.dir.join("vecbox-caps");
-    std::fs::copy(VECBOX, &bin).unwrap();
-    run(&["chmod", "755", bin.to_str().unwrap()]);
-    run(&[
-        "setcap",
-        "cap_net_raw,cap_net_admin+ep",
-        bin.to_str().unwrap(),
-    ]);
+    let bin = binary_copy(&lab, "vecbox-caps", true);
     let wrapper = [
         "setpriv",
         "--reuid=65534",
@@ -247,9 +229,7 @@ fn unprivileged_user_with_file_capabilities() {
     assert!(port_stat(&r, 0, "rx_packets") >= 2, "{r}");
 
     // Same user, binary without capabilities: a clear error naming what is needed.
-    let plain = lab.dir.join("vecbox-plain");
-    std::fs::copy(VECBOX, &plain).unwrap();
-    run(&["chmod", "755", plain.to_str().unwrap()]);
+    let plain = binary_copy(&lab, "vecbox-plain", false);
     let wrapper = [
         "setpriv",
         "--reuid=65534",
@@ -264,6 +244,109 @@ fn unprivileged_user_with_file_capabilities() {
         err.contains("CAP_NET_RAW") && err.contains("setcap"),
         "{err}"
     );
+}
+
+/// A copy of vecbox in the lab's directory that user 65534 may run, with
+/// `cap_net_raw,cap_net_admin+ep` when `caps`.
+fn binary_copy(lab: &Lab, name: &str, caps: bool) -> std::path::PathBuf {
+    run(&["chmod", "1777", lab.dir.to_str().unwrap()]);
+    let bin = lab.dir.join(name);
+    std::fs::copy(VECBOX, &bin).unwrap();
+    run(&["chmod", "755", bin.to_str().unwrap()]);
+    if caps {
+        run(&[
+            "setcap",
+            "cap_net_raw,cap_net_admin+ep",
+            bin.to_str().unwrap(),
+        ]);
+    }
+    bin
+}
+
+/// A tap port as user 65534 with `/dev/net/tun` replaced, in a private mount namespace,
+/// by a node of mode `mode` (root-owned, same device numbers as the real one): the
+/// message names the real cause. 0600 refuses the user whatever its capabilities, so the
+/// device is blamed and the fix is a chmod; at 0666 a binary without capabilities is told
+/// that CAP_NET_ADMIN is missing and the device is fine; with both, the guest runs.
+#[test]
+fn tap_permission_errors_name_the_real_cause() {
+    for tool in ["setcap", "setpriv", "unshare", "mknod"] {
+        common::require_tool(tool);
+    }
+    let mut lab = Lab::new();
+    let g = lab.ns("g");
+    let caps = binary_copy(&lab, "vecbox-caps", true);
+    let plain = binary_copy(&lab, "vecbox-plain", false);
+    let dev = lab.dir.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    let script = |mode: &str| {
+        let d = dev.display();
+        format!(
+            "mount -t tmpfs -o mode=0755 vbt-dev {d} && mknod -m {mode} {d}/tun c 10 200 \
+             && mount --bind {d}/tun /dev/net/tun && exec \"$@\""
+        )
+    };
+    let (t0, t1) = (format!("{}a", lab.tag), format!("{}b", lab.tag));
+    let ports = [
+        format!("vec0:transport=tap,ifname={t0}"),
+        format!("vec1:transport=tap,ifname={t1}"),
+    ];
+    let ports: Vec<&str> = ports.iter().map(String::as_str).collect();
+    let start = |mode: &str, bin: &std::path::Path| {
+        let script = script(mode);
+        let wrapper = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin.to_str().unwrap(),
+        ];
+        Guest::try_start(&lab, &g, "xconnect", &ports, &[], Some(&wrapper))
+    };
+
+    let err = start("0600", &caps)
+        .err()
+        .expect("0600 device refuses user 65534");
+    for want in [
+        "opening /dev/net/tun for tap",
+        "Permission denied",
+        "the device's permissions refuse this user, whatever its capabilities",
+        "crw------- (mode 0600, owner uid 0",
+        "runs as uid 65534 gid 65534",
+        "chmod 0666 /dev/net/tun",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+    assert!(
+        !err.contains("setcap"),
+        "the binary has its capabilities: {err}"
+    );
+
+    let err = start("0666", &plain)
+        .err()
+        .expect("no CAP_NET_ADMIN to create a tap");
+    for want in [
+        &format!("TUNSETIFF (tap {t0}): Operation not permitted") as &str,
+        "a missing capability is the problem, not the device",
+        "CAP_NET_ADMIN",
+        &format!("setcap cap_net_raw,cap_net_admin+ep {}", plain.display()),
+        &format!("ip tuntap add dev {t0} mode tap user 65534"),
+    ] {
+        assert!(err.contains(want), "missing {want:?} in: {err}");
+    }
+
+    // Both right: the same setup runs (so the node above was a working tun device).
+    let guest = start("0666", &caps).unwrap_or_else(|e| panic!("0666 with caps: {e}"));
+    assert!(guest.ready.contains(&t0), "{}", guest.ready);
+    guest.stop();
 }
 
 fn vecbox(args: &[&str]) -> std::process::Output {

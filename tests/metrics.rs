@@ -1,6 +1,7 @@
 //! Metrics against a real Prometheus server (Debian's `prometheus`): it scrapes a guest
-//! forwarding steady traffic, and the packet rate it computes for the link agrees with
-//! what the kernel counted at the sink over the same window.
+//! forwarding steady traffic, and the packet rate it computes for the link agrees within
+//! 5 % (the figure docs/metrics.md gives) with what the kernel counted at the sink over
+//! the same interval.
 
 mod common;
 
@@ -63,6 +64,40 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
+}
+
+/// `(unix time, rx_packets of ifname)` read every 20 ms from inside namespace `ns`
+/// (`/proc/thread-self/net/dev`: no process spawned, so each reading is timed to
+/// within a millisecond) until `stop` is set.
+fn sample_rx(ns: &str, ifname: &str, stop: &std::sync::atomic::AtomicBool) -> Vec<(f64, u64)> {
+    let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    let mut out = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let before = unix_now();
+        let text = std::fs::read_to_string("/proc/thread-self/net/dev").unwrap();
+        let at = (before + unix_now()) / 2.0;
+        let rx = text
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(&format!("{ifname}:")))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {ifname} in {ns}:\n{text}"));
+        out.push((at, rx));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out
+}
+
+/// The counter at time `t`, interpolated between the samples around it.
+fn counter_at(samples: &[(f64, u64)], t: f64) -> f64 {
+    let i = samples
+        .iter()
+        .position(|&(at, _)| at >= t)
+        .unwrap_or_else(|| panic!("no sample after {t}"));
+    assert!(i > 0, "no sample before {t}");
+    let ((t0, v0), (t1, v1)) = (samples[i - 1], samples[i]);
+    v0 as f64 + (v1 as f64 - v0 as f64) * (t - t0) / (t1 - t0).max(1e-9)
 }
 
 struct Killed(Child);
@@ -194,16 +229,24 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
     }
     std::thread::sleep(Duration::from_secs(2));
     const WINDOW: u64 = 8;
-    let (t1, c1) = (unix_now(), lab.counter(&sink, "s0", "rx_packets"));
-    std::thread::sleep(Duration::from_secs(WINDOW));
-    let (t2, c2) = (unix_now(), lab.counter(&sink, "s0", "rx_packets"));
-    let sink_rate = (c2 - c1) as f64 / (t2 - t1);
+    // The sink's counter, sampled all along, independently of Prometheus.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (t2, sink_samples) = std::thread::scope(|sc| {
+        let sampler = sc.spawn(|| sample_rx(&sink, "s0", &stop));
+        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_secs(WINDOW));
+        let t2 = unix_now();
+        // Let Prometheus scrape past t2 before asking about the window ending there.
+        std::thread::sleep(Duration::from_millis(1500));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (t2, sampler.join().unwrap())
+    });
+    let t1 = t2 - WINDOW as f64;
+    let sink_rate = (counter_at(&sink_samples, t2) - counter_at(&sink_samples, t1)) / (t2 - t1);
     assert!(
         sink_rate > 1000.0,
         "no steady traffic at the sink: {sink_rate} pps"
     );
-    // Let Prometheus scrape past t2 before asking about the window ending there.
-    std::thread::sleep(Duration::from_millis(1500));
     let q = |expr: &str| {
         query(&lab, &g, expr, t2).unwrap_or_else(|| panic!("prometheus has no value for {expr}"))
     };
@@ -213,6 +256,8 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
     let tx = q(&format!(
         "rate(vecbox_tx_packets_total{{iface=\"vec1\"}}[{WINDOW}s])"
     ));
+    // The scrapes `rate()` used: it is the slope between the first and the last
+    // (extrapolated to the window), so the sink is compared over that same span.
     let raw = get(
         &lab,
         &g,
@@ -222,20 +267,32 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
                 "vecbox_rx_packets_total{{iface=\"vec0\"}}[{WINDOW}s]"
             ))
         ),
+    )
+    .expect("raw samples of vecbox_rx_packets_total");
+    let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let scrapes: Vec<f64> = raw["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no samples: {raw}"))
+        .iter()
+        .map(|v| v[0].as_f64().unwrap())
+        .collect();
+    assert!(scrapes.len() >= 4, "scraped every second: {raw}");
+    let (s1, s2) = (scrapes[0], scrapes[scrapes.len() - 1]);
+    let sink_span = (counter_at(&sink_samples, s2) - counter_at(&sink_samples, s1)) / (s2 - s1);
+    eprintln!(
+        "window {t1:.3}..{t2:.3}: sink {sink_rate:.0} pps; scrapes {s1:.3}..{s2:.3}: sink {sink_span:.0} pps; prometheus rx {rx:.0} tx {tx:.0}"
     );
-    eprintln!("t1={t1:.3} t2={t2:.3} c1={c1} c2={c2} samples: {raw:?}");
-    // vec0 in and vec1 out come from the same snapshots: they agree closely. The sink
-    // is read by spawned commands whose timing on a loaded machine is off by up to a
-    // few hundred ms against Prometheus' scrape times: 10 % there.
+    // vec0 in and vec1 out come from the same snapshots: they agree closely.
     assert!(
         (rx - tx).abs() / rx < 0.02,
         "vec0 rx {rx:.0} pps vs vec1 tx {tx:.0} pps"
     );
+    // docs/metrics.md: within 5 % of what the kernel counted at the sink.
     for (what, r) in [("vec0 rx", rx), ("vec1 tx", tx)] {
-        let err = (r - sink_rate).abs() / sink_rate;
+        let err = (r - sink_span).abs() / sink_span;
         assert!(
-            err < 0.10,
-            "{what}: prometheus {r:.0} pps vs sink {sink_rate:.0} pps ({:.1} % apart)",
+            err < 0.05,
+            "{what}: prometheus {r:.0} pps vs sink {sink_span:.0} pps ({:.1} % apart)",
             err * 100.0
         );
     }
@@ -290,7 +347,7 @@ fn prometheus_scrapes_packet_rates_that_match_the_sink() {
         "{r}"
     );
     for i in 0..2 {
-        assert_eq!(r["ports"][i]["drops"], serde_json::json!([]), "{r}");
+        assert_eq!(common::port_drops_total(&r, i), 0, "{r}");
     }
 }
 

@@ -150,6 +150,85 @@ fn receive_forward_flush_does_not_allocate() {
     assert_eq!(pool.available(), pool.capacity());
 }
 
+/// With impairments on both stages (delay, jitter, loss, corruption, duplication, a
+/// rate that segments GSO frames in the stage), entering and leaving the stages
+/// allocates nothing either: their memory is sized when they are configured.
+#[test]
+fn impaired_path_does_not_allocate() {
+    use vecbox::transport::port::impair::now_ns;
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (in_peer, in_port) = pair();
+    let (out_port, out_peer) = pair();
+    let mut rx = transport::open(
+        &format!(
+            "vec0:transport=fd,fd={},depth=32,rx_delay=1ms,rx_jitter=200us,rx_loss=1%,rx_corrupt=1%,rx_seed=1",
+            in_port.as_raw_fd()
+        )
+        .parse()
+        .unwrap(),
+    )
+    .unwrap();
+    let mut tx = transport::open(
+        &format!(
+            "vec1:transport=fd,fd={},depth=32,tx_delay=2ms,tx_rate=1gbit,tx_duplicate=1%,tx_seed=2",
+            out_port.as_raw_fd()
+        )
+        .parse()
+        .unwrap(),
+    )
+    .unwrap();
+    let stride = rx.caps.rx_slot.max(tx.caps.rx_slot).max(70_000);
+    let mut pool = Pool::new(rx.buffers_needed() + tx.buffers_needed(), stride);
+    let mut frames = Vec::with_capacity(64);
+    let frame = udp_frame(18);
+    let tcp = tcp_gso_frame(20_000);
+    let mut sink = vec![0u8; 70_000];
+    let mut sent = 0u64;
+    for round in 0..2 {
+        COUNTING.with(|c| c.set(round == 1));
+        for _ in 0..20 {
+            for _ in 0..32 {
+                in_peer.send(&frame).unwrap();
+            }
+            rx.recv(&mut pool, &mut frames).unwrap();
+            assert!(frames.is_empty(), "delayed, nothing due yet");
+            let later = now_ns() + 10_000_000_000;
+            rx.release_rx(&mut pool, later, &mut frames);
+            for f in frames.drain(..) {
+                tx.enqueue(&mut pool, f);
+            }
+            let id = pool.alloc().unwrap();
+            pool.buf_mut(id)[..tcp.len()].copy_from_slice(&tcp);
+            tx.enqueue(&mut pool, gso_meta(id, tcp.len()));
+            while tx.release_tx(&mut pool, later) > 0 {
+                tx.flush(&mut pool);
+            }
+            while let Ok(n) = out_peer.recv(&mut sink) {
+                sent += u64::from(n > 0);
+            }
+        }
+        COUNTING.with(|c| c.set(false));
+    }
+    assert_eq!(
+        ALLOCS.load(Ordering::SeqCst),
+        0,
+        "allocations on the impaired packet path"
+    );
+    let rx_st = rx.impairment(vecbox::impair::Direction::Rx).unwrap();
+    let tx_st = tx.impairment(vecbox::impair::Direction::Tx).unwrap();
+    let segs = 20_000u64.div_ceil(1448);
+    assert_eq!(rx_st.counters.frames_in, 2 * 20 * 32);
+    assert_eq!(
+        tx_st.counters.frames_in,
+        rx_st.counters.frames_out + 2 * 20 * segs
+    );
+    assert_eq!(sent, tx_st.counters.frames_out);
+    assert!(rx_st.counters.corrupted > 0 && tx_st.counters.duplicated > 0);
+    rx.release_all(&mut pool);
+    tx.release_all(&mut pool);
+    assert_eq!(pool.available(), pool.capacity());
+}
+
 /// The ring receive path (`transport=raw,ring=1`) allocates nothing either. Runs in a
 /// fresh, anonymous network namespace of this test's thread (gone when it ends): UDP
 /// datagrams to 127.0.0.1 pass `lo`, where the port's ring sees them arrive.

@@ -95,12 +95,9 @@ impl Net {
 }
 
 fn state(r: &serde_json::Value, key: &str) -> u64 {
-    r["function_state"]
-        .as_array()
-        .and_then(|a| a.iter().find(|kv| kv[0] == key))
-        .and_then(|kv| kv[1].as_str())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {r}"))
+    common::function_state(r, key)
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {r}"))
 }
 
 #[test]

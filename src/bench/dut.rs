@@ -32,6 +32,29 @@ pub struct Running {
     pub dst_mac: String,
 }
 
+impl Running {
+    /// Process groups of the DUT's processes (for their CPU time).
+    pub fn pgids(&self) -> Vec<i32> {
+        self.procs.iter().map(Proc::pgid).collect()
+    }
+}
+
+/// Where the ceiling counts: d0, the generator's veth peer, in the DUT namespace with
+/// nothing configured. Frames to [`SINK_MAC`] are dropped there as cheaply as at s0.
+pub const CEILING_SINK: Sink = Sink {
+    role: "dut",
+    ifname: "d0",
+};
+
+/// The ceiling: no DUT; the generator's frames end at d0.
+pub fn ceiling() -> Running {
+    Running {
+        procs: Vec::new(),
+        sink: CEILING_SINK,
+        dst_mac: SINK_MAC.to_string(),
+    }
+}
+
 /// Egress `vecN:` keys for `transport` (without the `vecN:` prefix); `peer_listens`
 /// selects which BESS side listens.
 pub fn egress_spec(topo: &Topo, transport: Transport, peer_listens: bool) -> String {
@@ -161,21 +184,6 @@ fn router_config(topo: &Topo) -> Result<String, BenchError> {
     Ok(format!("config={}", p.display()))
 }
 
-/// `n` firewall rules: per-service TCP rules, then the benchmark flow's rule last.
-pub fn firewall_rules(n: usize) -> String {
-    let mut s = String::from("policy drop\n");
-    for i in 0..n.saturating_sub(1) {
-        s += &format!(
-            "accept proto tcp dst 10.{}.{}.0/24 dport {} ct new\n",
-            100 + (i / 256) % 100,
-            i % 256,
-            1000 + i % 50000
-        );
-    }
-    s += "accept in vec0 proto udp dport 4001\n";
-    s
-}
-
 /// Settings of one vecbox DUT.
 pub struct VecboxDut {
     pub function: Function,
@@ -183,7 +191,16 @@ pub struct VecboxDut {
     pub depth: u16,
     pub vector: bool,
     pub offloads: bool,
+    /// Firewall rule count (own-port and mixed sets).
     pub rules: usize,
+    /// Concurrent flows of the traffic (sizes the firewall's connection table).
+    pub flows: u32,
+}
+
+/// Connection-table size for `flows` flows: the default 65536, or room for twice as
+/// many, so that every flow stays tracked.
+pub fn conntrack_max(flows: u32) -> usize {
+    65536usize.max((flows as usize * 2).next_power_of_two())
 }
 
 /// Start the vecbox DUT (and the BESS peer).
@@ -194,7 +211,7 @@ pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchEr
     }
     let gro = if d.offloads { ",gro=1" } else { "" };
     let mut args = vec![
-        d.function.name().to_string(),
+        d.function.guest().to_string(),
         format!("umid={}-dut", topo.tag),
         "cpu=1".into(),
     ];
@@ -208,11 +225,12 @@ pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchEr
             p0 += &format!(",mac={DUT_MAC}");
             DUT_MAC
         }
-        Function::Firewall => {
+        Function::Firewall(set) => {
             let p = topo.dir.join("fw.rules");
-            std::fs::write(&p, firewall_rules(d.rules))
+            std::fs::write(&p, super::rulesets::rule_file(set, d.rules))
                 .map_err(|e| BenchError::Command(format!("{}: {e}", p.display())))?;
             args.push(format!("rules={}", p.display()));
+            args.push(format!("conntrack_max={}", conntrack_max(d.flows)));
             SINK_MAC
         }
         Function::Xconnect => SINK_MAC,
@@ -253,11 +271,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn firewall_rules_end_with_the_flow() {
-        let r = firewall_rules(1000);
-        assert_eq!(r.lines().count(), 1001);
-        assert!(r.lines().last().unwrap().contains("dport 4001"));
-        assert_eq!(firewall_rules(1).lines().count(), 2);
+    fn connection_table_holds_every_flow() {
+        assert_eq!(conntrack_max(1), 65536);
+        assert_eq!(conntrack_max(100_000), 262_144);
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! Measurements: packet rate windows counted by the kernel, iperf3 TCP runs, summary
 //! statistics over repetitions, and the no-drop-rate (NDR) binary search.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::BenchError;
+use super::cpu::{self, Usage};
 use super::dut::Sink;
 use super::topo::{Proc, Topo};
 use super::traffic::{self, Flow, Generator};
@@ -53,6 +53,7 @@ impl Stat {
 }
 
 /// Counters read at one instant.
+#[derive(Clone, Copy)]
 struct Snapshot {
     at: Instant,
     tx: u64,
@@ -69,15 +70,19 @@ fn snapshot(topo: &Topo, sink: &Sink) -> Result<Snapshot, BenchError> {
     })
 }
 
-/// `reps` back-to-back windows of `secs` with the generator already running.
+/// `reps` back-to-back windows of `secs` with the generator already running, and the
+/// CPU time of the whole span (all CPUs, and the process groups `dut_pgids`).
 pub fn windows(
     topo: &Topo,
     sink: &Sink,
     reps: usize,
     secs: f64,
-) -> Result<Vec<Sample>, BenchError> {
+    dut_pgids: &[i32],
+) -> Result<(Vec<Sample>, Usage), BenchError> {
     let mut out = Vec::with_capacity(reps);
+    let cpu0 = cpu::snapshot(dut_pgids)?;
     let mut a = snapshot(topo, sink)?;
+    let first = a;
     for _ in 0..reps {
         std::thread::sleep(Duration::from_secs_f64(secs));
         let b = snapshot(topo, sink)?;
@@ -89,22 +94,51 @@ pub fn windows(
         });
         a = b;
     }
-    Ok(out)
+    let cpu1 = cpu::snapshot(dut_pgids)?;
+    let mut usage = Usage::between(&cpu0, &cpu1);
+    usage.offered_pkts = a.tx.saturating_sub(first.tx) as f64;
+    usage.delivered_pkts = a.rx.saturating_sub(first.rx) as f64;
+    usage.delivered_bits = a.rx_bytes.saturating_sub(first.rx_bytes) as f64 * 8.0;
+    Ok((out, usage))
 }
 
-/// Start the generator, let the DUT settle, measure `reps` windows.
+/// Where the traffic goes and who forwards it.
+pub struct Meter<'a> {
+    pub sink: &'a Sink,
+    /// Process groups of the DUT (empty for the kernel and the ceiling).
+    pub dut_pgids: &'a [i32],
+}
+
+/// Start the generator, wait until it sends (trafgen reads its configuration first),
+/// let the DUT settle, measure `reps` windows.
 pub fn pps(
     topo: &Topo,
     generator: Generator,
     flow: &Flow,
-    sink: &Sink,
-    exe: &Path,
+    meter: &Meter<'_>,
+    exe: &std::path::Path,
     reps: usize,
     secs: f64,
-) -> Result<Vec<Sample>, BenchError> {
+) -> Result<(Vec<Sample>, Usage), BenchError> {
     let _g = traffic::start(topo, generator, flow, None, exe)?;
+    wait_sending(topo)?;
     std::thread::sleep(Duration::from_millis(500));
-    windows(topo, sink, reps, secs)
+    windows(topo, meter.sink, reps, secs, meter.dut_pgids)
+}
+
+/// Wait (at most 20 s) until the generator's frames leave g0.
+fn wait_sending(topo: &Topo) -> Result<(), BenchError> {
+    let start = topo.counter("gen", "g0", "tx_packets")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        if topo.counter("gen", "g0", "tx_packets")? > start + 1000 {
+            return Ok(());
+        }
+    }
+    Err(BenchError::Dut(
+        "the generator sent nothing out of g0 within 20 s".into(),
+    ))
 }
 
 /// Loss allowed at the no-drop rate (counters also see stray frames; RFC 2544 asks for
@@ -117,7 +151,7 @@ pub fn ndr(
     topo: &Topo,
     flow: &Flow,
     sink: &Sink,
-    exe: &Path,
+    exe: &std::path::Path,
     ceiling: f64,
     trial_secs: f64,
     steps: usize,
@@ -127,7 +161,7 @@ pub fn ndr(
         let rate = (lo + hi) / 2.0;
         let g = traffic::start(topo, Generator::Vecbox, flow, Some(rate as u64), exe)?;
         std::thread::sleep(Duration::from_millis(300));
-        let s = windows(topo, sink, 1, trial_secs)?[0];
+        let s = windows(topo, sink, 1, trial_secs, &[])?.0[0];
         drop(g);
         let loss = 1.0 - s.delivered_pps / s.offered_pps.max(1.0);
         if s.offered_pps > 0.0 && loss <= NDR_LOSS {
@@ -139,11 +173,18 @@ pub fn ndr(
     Ok(lo)
 }
 
-/// One iperf3 TCP run from gen (CPU 0) to `server_ip` in sink with `streams` streams;
-/// received bits per second.
-pub fn tcp(topo: &Topo, server_ip: &str, streams: u8, secs: f64) -> Result<f64, BenchError> {
+/// One iperf3 TCP run from gen (CPU 0) to `server_ip` in namespace `server_role`
+/// with `streams` streams: received bits per second, and the CPU time of the run.
+pub fn tcp(
+    topo: &Topo,
+    server_role: &str,
+    server_ip: &str,
+    streams: u8,
+    secs: f64,
+    dut_pgids: &[i32],
+) -> Result<(f64, Usage), BenchError> {
     let mut srv = topo.command(
-        "sink",
+        server_role,
         &["iperf3", "-s", "-1", "-B", server_ip, "-p", "5299"],
     );
     srv.stdout(Stdio::null()).stderr(Stdio::null());
@@ -176,14 +217,18 @@ pub fn tcp(topo: &Topo, server_ip: &str, streams: u8, secs: f64) -> Result<f64, 
             ],
         );
         c.env(super::topo::TAG_ENV, &topo.tag);
+        let cpu0 = cpu::snapshot(dut_pgids)?;
         let out = c
             .output()
             .map_err(|e| BenchError::Command(format!("iperf3: {e}")))?;
+        let cpu1 = cpu::snapshot(dut_pgids)?;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         if out.status.success() && v.get("error").is_none() {
-            return Ok(v["end"]["sum_received"]["bits_per_second"]
-                .as_f64()
-                .unwrap_or(0.0));
+            let received = &v["end"]["sum_received"];
+            let bps = received["bits_per_second"].as_f64().unwrap_or(0.0);
+            let mut usage = Usage::between(&cpu0, &cpu1);
+            usage.delivered_bits = received["bytes"].as_f64().unwrap_or(0.0) * 8.0;
+            return Ok((bps, usage));
         }
         if Instant::now() > deadline {
             return Err(BenchError::Dut(format!(

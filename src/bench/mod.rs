@@ -1,24 +1,36 @@
 //! `vecbox bench`: packet-rate and TCP throughput of vecbox guests, measured side by
-//! side with the Linux kernel and a real UML kernel in the same run and placement.
+//! side with the Linux kernel and a real UML kernel in the same run, against the
+//! ceiling of the traffic itself (the generator straight into a sink), with the CPU
+//! time every row costs.
 //!
-//! - [`scenario`]: the matrix (function × transport × size × depth × vector ×
-//!   offloads, TCP streams × offloads) and selection by flags and name globs;
+//! - [`scenario`] and [`select`]: the matrix (function × transport × size × depth ×
+//!   vector × offloads × flows, TCP streams × offloads), its names, and selection by
+//!   flags and name globs;
 //! - [`topo`]: gen → DUT → sink namespaces, processes, clean-up on interruption;
-//! - [`traffic`]: trafgen and vecbox's own `sendmmsg` generator (`vecbox gen`);
-//! - [`dut`] and [`baseline`]: vecbox, kernel and UML devices under test;
-//! - [`measure`]: kernel-counted windows, iperf3, statistics, NDR search;
-//! - [`report`] and [`svg`]: ratios, targets, table, CSV, JSON, Markdown, chart.
+//! - [`traffic`]: trafgen and vecbox's own `sendmmsg` generator (`vecbox gen`), one
+//!   flow or many;
+//! - [`dut`], [`baseline`] and [`rulesets`]: vecbox, kernel and UML devices under
+//!   test, and the firewall rule sets;
+//! - [`measure`] and [`cpu`]: kernel-counted windows, iperf3, CPU time, statistics,
+//!   NDR search;
+//! - [`report`], [`verdict`], [`render`] and [`svg`]: ceilings, costs, ratios,
+//!   targets, table, CSV, JSON, Markdown, chart.
 //!
 //! See docs/bench.md.
 
 pub mod baseline;
+pub mod cpu;
 pub mod dut;
 pub mod measure;
+pub mod render;
 pub mod report;
+pub mod rulesets;
 pub mod scenario;
+pub mod select;
 pub mod svg;
 pub mod topo;
 pub mod traffic;
+pub mod verdict;
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -26,9 +38,10 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use self::dut::{Running, VecboxDut};
-use self::measure::Sample;
+use self::measure::{Meter, Sample};
 use self::report::{Results, Row, Status};
-use self::scenario::{Dut, Function, Kind, Scenario, Selection, Size, Transport};
+use self::scenario::{Dut, Function, Kind, Scenario, Size, Transport};
+use self::select::Selection;
 use self::topo::Topo;
 use self::traffic::{Flow, Generator};
 
@@ -58,7 +71,7 @@ pub struct Options {
     pub ndr: bool,
     /// Generator; `None` = measure both, use the faster.
     pub generator: Option<Generator>,
-    /// Firewall rule count.
+    /// Firewall rule count (own-port and mixed rule sets).
     pub rules: usize,
     /// The vecbox binary (guests and the own generator run from it).
     pub exe: PathBuf,
@@ -67,8 +80,8 @@ pub struct Options {
 }
 
 impl Options {
-    /// The `--quick` slice: raw 64 B xconnect and one TCP run with their kernel and UML
-    /// baselines, one 1 s window each.
+    /// The `--quick` slice: raw 64 B xconnect and one TCP run with their ceilings,
+    /// kernel and UML baselines, one 1 s window each.
     pub fn quick(exe: PathBuf, command: String) -> Options {
         Options {
             selection: Selection {
@@ -76,6 +89,7 @@ impl Options {
                 transports: vec![Transport::Raw],
                 sizes: vec![Size::Bytes(64)],
                 depths: vec![scenario::DEFAULT_DEPTH],
+                flows: vec![1],
                 full: false,
                 tcp: true,
                 patterns: vec![
@@ -153,8 +167,9 @@ pub fn missing(s: &Scenario, tools: &Tools, generator: Generator) -> Option<Stri
     (!need.is_empty()).then(|| format!("skipped: needs {}", need.join(", ")))
 }
 
-/// Run the selected scenarios and their baselines; `on_row(row, done, total)` is called
-/// as each finishes.
+/// Run the selected scenarios, their ceilings and baselines; `on_row(row, done, total)`
+/// is called as each finishes. Rows that fail or cannot run are kept with their reason
+/// ([`Results::failures`]); the run goes on.
 pub fn run(
     opts: &Options,
     on_row: &mut dyn FnMut(&Row, usize, usize),
@@ -195,7 +210,7 @@ pub fn run(
     let (generator, generator_rates) = match opts.generator {
         Some(g) => (g, Vec::new()),
         None if any_pps => {
-            let flow = state.flow(topo::SINK_MAC, Size::Bytes(64))?;
+            let flow = state.flow(topo::SINK_MAC, Size::Bytes(64), 1)?;
             traffic::pick_fastest(&topo, &flow, &opts.exe, opts.secs.min(1.0), tools.trafgen)?
         }
         None => (Generator::Vecbox, Vec::new()),
@@ -207,31 +222,17 @@ pub fn run(
         let row = match missing(s, &tools, generator) {
             Some(reason) => Row::skipped(s, reason, Status::Skipped),
             None => match state.scenario(s, generator) {
-                Ok(r) if r.metric() == Some(0.0) => Row {
-                    status: Status::Failed,
-                    reason: Some(format!(
-                        "nothing reached the sink ({} {}): the DUT did not forward",
-                        r.delivered_pps.median, r.delivered_gbps.median
-                    )),
-                    ..r
-                },
                 Ok(r) => r,
                 Err(e) => Row::skipped(s, e.to_string(), Status::Failed),
             },
         };
         rows.push(row);
         let i = rows.len() - 1;
-        let name = rows[i].name.clone();
-        if let Some(k) = rows[i].kernel_baseline.clone() {
-            rows[i].ratio_kernel = report::ratio(&rows, &name, &k);
-        }
-        if let Some(u) = rows[i].uml_baseline.clone() {
-            rows[i].ratio_uml = report::ratio(&rows, &name, &u);
-        }
+        report::link(&mut rows, i);
         topo::wait_if_stopping();
-        on_row(rows.last().expect("just pushed"), rows.len(), total);
+        on_row(&rows[i], rows.len(), total);
     }
-    let targets = report::targets(&rows);
+    let targets = verdict::targets(&rows);
     let pps_ran = rows.iter().any(|r| r.status == Status::Ok && r.is_pps());
     Ok(Results {
         command: opts.command.clone(),
@@ -245,6 +246,28 @@ pub fn run(
         targets,
     })
 }
+
+/// Mark a measured row failed when it measured nothing, or its no-drop rate is 0.
+pub fn check_row(mut r: Row) -> Row {
+    if r.metric() == Some(0.0) {
+        r.status = Status::Failed;
+        r.reason = Some(format!(
+            "nothing reached the sink (delivered {:.0} pps, {:.3} Gbit/s): the DUT did not forward",
+            r.delivered_pps.median, r.delivered_gbps.median
+        ));
+    } else if r.ndr_pps == Some(0.0) {
+        r.status = Status::Failed;
+        r.reason = Some(format!(
+            "no-drop rate search: loss above {} % at every rate tried, down to {:.0} pps",
+            measure::NDR_LOSS * 100.0,
+            r.offered_pps.max / 2f64.powi(NDR_STEPS as i32)
+        ));
+    }
+    r
+}
+
+/// Steps of the no-drop-rate binary search.
+pub const NDR_STEPS: usize = 7;
 
 /// `YYYY-MM-DD HH:MM UTC` without a date crate.
 fn now_utc() -> String {
@@ -278,11 +301,12 @@ struct State<'a> {
 }
 
 impl State<'_> {
-    fn flow(&self, dst_mac: &str, size: Size) -> Result<Flow, BenchError> {
+    fn flow(&self, dst_mac: &str, size: Size, flows: u32) -> Result<Flow, BenchError> {
         Ok(Flow {
             src_mac: traffic::parse_mac(&self.topo.mac("gen", "g0")?)?,
             dst_mac: traffic::parse_mac(dst_mac)?,
             size,
+            flows,
         })
     }
 
@@ -306,6 +330,7 @@ impl State<'_> {
                 depth,
                 vector,
                 offloads,
+                flows,
             } => {
                 self.reset(offloads)?;
                 let running: Running = match s.dut {
@@ -319,17 +344,24 @@ impl State<'_> {
                             vector,
                             offloads,
                             rules: o.rules,
+                            flows,
                         },
                     )?,
                     Dut::Kernel => baseline::kernel(t, function)?,
                     Dut::Uml => baseline::uml(t, transport)?,
+                    Dut::Ceiling => dut::ceiling(),
                 };
-                let flow = self.flow(&running.dst_mac, size)?;
-                let samples =
-                    measure::pps(t, generator, &flow, &running.sink, &o.exe, o.reps, o.secs)?;
-                let mut row = Row::new(s).measured(&samples);
+                let flow = self.flow(&running.dst_mac, size, flows)?;
+                let pgids = running.pgids();
+                let meter = Meter {
+                    sink: &running.sink,
+                    dut_pgids: &pgids,
+                };
+                let (samples, usage) =
+                    measure::pps(t, generator, &flow, &meter, &o.exe, o.reps, o.secs)?;
+                let mut row = Row::new(s).measured(&samples).with_usage(usage);
                 row.generator = Some(generator);
-                if o.ndr && size == Size::Bytes(64) {
+                if o.ndr && size == Size::Bytes(64) && s.dut != Dut::Ceiling {
                     let trial = o.secs.min(1.0);
                     row.ndr_pps = Some(measure::ndr(
                         t,
@@ -338,18 +370,18 @@ impl State<'_> {
                         &o.exe,
                         row.offered_pps.max,
                         trial,
-                        7,
+                        NDR_STEPS,
                     )?);
                 }
                 drop(running);
                 if s.dut == Dut::Uml {
                     baseline::uml_cleanup(t);
                 }
-                Ok(row)
+                Ok(check_row(row))
             }
             Kind::Tcp { streams, offloads } => {
                 self.reset(offloads)?;
-                let (running, server) = match s.dut {
+                let (running, server_role, server) = match s.dut {
                     Dut::Vecbox => {
                         t.hosts(Some(false))?;
                         let d = VecboxDut {
@@ -359,22 +391,37 @@ impl State<'_> {
                             vector: true,
                             offloads,
                             rules: o.rules,
+                            flows: 1,
                         };
-                        (dut::vecbox(t, &o.exe, &d)?, "10.80.1.2")
+                        (dut::vecbox(t, &o.exe, &d)?, "sink", "10.80.1.2")
                     }
                     Dut::Kernel => {
                         t.hosts(Some(false))?;
-                        (baseline::kernel(t, Function::Xconnect)?, "10.80.1.2")
+                        (
+                            baseline::kernel(t, Function::Xconnect)?,
+                            "sink",
+                            "10.80.1.2",
+                        )
                     }
                     Dut::Uml => {
                         t.hosts(Some(true))?;
-                        (baseline::uml_tcp(t)?, "10.80.2.2")
+                        (baseline::uml_tcp(t)?, "sink", "10.80.2.2")
+                    }
+                    Dut::Ceiling => {
+                        t.hosts(Some(false))?;
+                        t.endpoint_on_d0()?;
+                        (dut::ceiling(), "dut", "10.80.1.2")
                     }
                 };
+                let pgids = running.pgids();
                 let mut samples = Vec::new();
+                let mut total = cpu::Usage::default();
                 for _ in 0..o.reps {
+                    let (bps, usage) =
+                        measure::tcp(t, server_role, server, streams, o.secs, &pgids)?;
+                    total.add(&usage);
                     samples.push(Sample {
-                        delivered_bps: measure::tcp(t, server, streams, o.secs)?,
+                        delivered_bps: bps,
                         ..Sample::default()
                     });
                 }
@@ -383,7 +430,7 @@ impl State<'_> {
                     baseline::uml_cleanup(t);
                 }
                 t.hosts(None)?;
-                Ok(Row::new(s).measured(&samples))
+                Ok(check_row(Row::new(s).measured(&samples).with_usage(total)))
             }
         }
     }
@@ -437,6 +484,11 @@ mod tests {
         );
         let tcp = missing(get("vecbox/tcp/1s/off1"), &tools, Generator::Vecbox).unwrap();
         assert!(tcp.contains("iperf3"), "{tcp}");
+        let tcp = missing(get("ceiling/tcp/1s/off1"), &tools, Generator::Vecbox).unwrap();
+        assert!(tcp.contains("iperf3"), "{tcp}");
+        let c = get("ceiling/64/off1");
+        assert_eq!(missing(c, &tools, Generator::Vecbox), None);
+        assert!(missing(c, &tools, Generator::Trafgen).is_some());
         let v = get("vecbox/xconnect/raw/64/d64/vec/off1");
         assert_eq!(missing(v, &tools, Generator::Vecbox), None);
         let t = missing(v, &tools, Generator::Trafgen).unwrap();
@@ -465,13 +517,39 @@ mod tests {
         assert_eq!(
             names,
             [
+                "ceiling/64/off1",
                 "kernel/bridge/64/off1",
                 "uml/raw/64",
                 "vecbox/xconnect/raw/64/d64/vec/off1",
+                "ceiling/tcp/1s/off1",
                 "kernel/tcp/1s/off1",
                 "uml/tcp/1s/off1",
                 "vecbox/tcp/1s/off1",
             ]
+        );
+    }
+
+    #[test]
+    fn zero_rates_and_a_zero_ndr_fail_the_row() {
+        let o = Options::quick("vecbox".into(), "x".into());
+        let s = &o.selection.with_baselines()[3];
+        let sample = |p: f64| Sample {
+            offered_pps: 1000.0,
+            delivered_pps: p,
+            delivered_bps: p * 480.0,
+        };
+        let ok = check_row(Row::new(s).measured(&[sample(900.0)]));
+        assert_eq!(ok.status, Status::Ok);
+        let none = check_row(Row::new(s).measured(&[sample(0.0)]));
+        assert_eq!(none.status, Status::Failed);
+        assert!(none.reason.unwrap().contains("nothing reached the sink"));
+        let mut zero_ndr = Row::new(s).measured(&[sample(900.0)]);
+        zero_ndr.ndr_pps = Some(0.0);
+        let r = check_row(zero_ndr);
+        assert_eq!(r.status, Status::Failed);
+        assert!(
+            r.reason.unwrap().contains("no-drop rate"),
+            "a zero NDR is no result"
         );
     }
 

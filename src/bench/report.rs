@@ -1,13 +1,17 @@
-//! Results: rows, ratios against the baselines, targets, and the table / CSV / JSON /
-//! Markdown renderings (the SVG is in [`super::svg`]).
-
-use std::fmt::Write as _;
+//! Results: rows, their ceilings and baselines, rate and cost ratios, where the work
+//! ran, and the whole run. Renderings are in [`super::render`] and [`super::svg`];
+//! targets and verdicts in [`super::verdict`].
 
 use serde::Serialize;
 
+use super::cpu::Usage;
 use super::measure::{Sample, Stat};
-use super::scenario::{Kind, Scenario};
+use super::scenario::{Dut, Kind, Scenario, Transport};
 use super::traffic::Generator;
+use super::verdict::Target;
+
+/// A row within this fraction of its ceiling measures the generator.
+pub const GENERATOR_BOUND: f64 = 0.95;
 
 /// Outcome of one scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -16,6 +20,90 @@ pub enum Status {
     Ok,
     Skipped,
     Failed,
+}
+
+/// CPU time per unit of work, all CPUs and the DUT's own processes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Cost {
+    /// Busy time of all CPUs per delivered frame, as measured (ns).
+    pub ns_per_pkt: Option<f64>,
+    /// The same less the ceiling's cost (generator and sink) of the offered frames.
+    pub net_ns_per_pkt: Option<f64>,
+    /// The DUT's processes per delivered frame (ns).
+    pub dut_ns_per_pkt: Option<f64>,
+    /// TCP: busy CPU milliseconds per Gbit delivered, as measured and less the
+    /// ceiling's (the iperf3 endpoints'); the DUT's processes per Gbit.
+    pub ms_per_gbit: Option<f64>,
+    pub net_ms_per_gbit: Option<f64>,
+    pub dut_ms_per_gbit: Option<f64>,
+}
+
+impl Cost {
+    /// The figure cost ratios are taken on: net ns/frame, or net ms/Gbit for TCP.
+    pub fn metric(&self) -> Option<f64> {
+        self.net_ns_per_pkt.or(self.net_ms_per_gbit)
+    }
+}
+
+/// Which CPU runs what in a row.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Placement {
+    pub generator: String,
+    pub dut: String,
+    /// Where the kernel's packet work (veth delivery, forwarding) runs.
+    pub softirq: String,
+    /// Measured busy share of each CPU (user/system/softirq), in percent.
+    pub measured: String,
+}
+
+impl Placement {
+    pub fn of(s: &Scenario) -> Placement {
+        let tcp = matches!(s.kind, Kind::Tcp { .. });
+        let generator = if tcp {
+            "iperf3 client on CPU 0, server unpinned".to_string()
+        } else {
+            "CPU 0".to_string()
+        };
+        let bess = matches!(
+            s.kind,
+            Kind::Pps {
+                transport: Transport::Bess,
+                ..
+            }
+        );
+        let (dut, softirq) = match s.dut {
+            Dut::Ceiling => (
+                "none (no hop)",
+                "the sink's receive runs on the sending CPU",
+            ),
+            Dut::Kernel => (
+                "the kernel, in softirq",
+                "all on the sending CPU: forwarding and the sink's receive run in the generator's softirq (CPU 0)",
+            ),
+            Dut::Uml if bess => (
+                "UML on CPU 1, BESS peer on CPU 0",
+                "ingress delivery on CPU 0 (the generator's), egress on the sending side",
+            ),
+            Dut::Uml => (
+                "UML on CPU 1",
+                "ingress delivery on CPU 0 (the generator's), egress delivery on CPU 1",
+            ),
+            Dut::Vecbox if bess => (
+                "vecbox on CPU 1, BESS peer on CPU 0",
+                "ingress delivery on CPU 0 (the generator's), egress on the sending side",
+            ),
+            Dut::Vecbox => (
+                "vecbox on CPU 1",
+                "ingress delivery on CPU 0 (the generator's), egress delivery on CPU 1",
+            ),
+        };
+        Placement {
+            generator,
+            dut: dut.into(),
+            softirq: softirq.into(),
+            measured: String::new(),
+        }
+    }
 }
 
 /// One scenario's result.
@@ -33,20 +121,30 @@ pub struct Row {
     pub delivered_gbps: Stat,
     /// 1 − delivered/offered of the medians (packet scenarios).
     pub loss: Option<f64>,
+    /// The row with the same traffic and no hop.
+    pub ceiling: Option<String>,
     pub kernel_baseline: Option<String>,
     pub uml_baseline: Option<String>,
+    /// This row's median over its ceiling's.
+    pub ceiling_share: Option<f64>,
+    /// Within [`GENERATOR_BOUND`] of the ceiling: the generator set the rate.
+    pub generator_bound: bool,
     /// Median of this row's main metric over the baseline's (pps; Gbit/s for TCP).
     pub ratio_kernel: Option<f64>,
     pub ratio_uml: Option<f64>,
+    /// CPU time and work over the measurement.
+    pub usage: Option<Usage>,
+    pub cost: Cost,
+    /// This row's net cost over the baseline's (below 1: cheaper per frame or Gbit).
+    pub cost_ratio_kernel: Option<f64>,
+    pub cost_ratio_uml: Option<f64>,
+    pub placement: Placement,
     pub ndr_pps: Option<f64>,
 }
 
 impl Row {
     pub fn new(s: &Scenario) -> Row {
-        let (k, u) = s
-            .baselines()
-            .map(|(k, u)| (Some(k.name()), Some(u.name())))
-            .unwrap_or((None, None));
+        let refs = s.refs();
         Row {
             name: s.name(),
             scenario: s.clone(),
@@ -58,10 +156,18 @@ impl Row {
             delivered_pps: Stat::default(),
             delivered_gbps: Stat::default(),
             loss: None,
-            kernel_baseline: k,
-            uml_baseline: u,
+            ceiling: refs.ceiling.map(|c| c.name()),
+            kernel_baseline: refs.kernel.map(|k| k.name()),
+            uml_baseline: refs.uml.map(|u| u.name()),
+            ceiling_share: None,
+            generator_bound: false,
             ratio_kernel: None,
             ratio_uml: None,
+            usage: None,
+            cost: Cost::default(),
+            cost_ratio_kernel: None,
+            cost_ratio_uml: None,
+            placement: Placement::of(s),
             ndr_pps: None,
         }
     }
@@ -88,19 +194,31 @@ impl Row {
         self
     }
 
+    /// Attach the CPU time of the measurement.
+    pub fn with_usage(mut self, u: Usage) -> Row {
+        self.placement.measured = u.describe();
+        self.usage = Some(u);
+        self
+    }
+
     pub fn is_pps(&self) -> bool {
         matches!(self.scenario.kind, Kind::Pps { .. })
     }
 
-    /// The metric ratios are taken on.
-    pub fn metric(&self) -> Option<f64> {
+    /// Median, min and max of the metric ratios are taken on (pps; Gbit/s for TCP).
+    pub fn metric_stat(&self) -> Option<Stat> {
         (self.status == Status::Ok).then(|| {
             if self.is_pps() {
-                self.delivered_pps.median
+                self.delivered_pps
             } else {
-                self.delivered_gbps.median
+                self.delivered_gbps
             }
         })
+    }
+
+    /// The median of [`Row::metric_stat`].
+    pub fn metric(&self) -> Option<f64> {
+        self.metric_stat().map(|s| s.median)
     }
 }
 
@@ -113,103 +231,84 @@ pub fn ratio(rows: &[Row], num: &str, den: &str) -> Option<f64> {
     }
 }
 
-/// Fill every vecbox row's ratios to its baselines.
-pub fn fill_ratios(rows: &mut [Row]) {
-    let snapshot = rows.to_vec();
-    for r in rows.iter_mut() {
-        if let Some(k) = &r.kernel_baseline {
-            r.ratio_kernel = ratio(&snapshot, &r.name, k);
+/// The cost of `u` less `ceiling`'s cost for the same work.
+pub fn cost(u: &Usage, ceiling: Option<&Usage>, pps: bool) -> Cost {
+    let busy = u.busy_s();
+    if pps {
+        let per = |s: f64| (u.delivered_pkts > 0.0).then(|| s * 1e9 / u.delivered_pkts);
+        let net = ceiling
+            .filter(|c| c.offered_pkts > 0.0)
+            .and_then(|c| per(busy - c.busy_s() / c.offered_pkts * u.offered_pkts));
+        Cost {
+            ns_per_pkt: per(busy),
+            net_ns_per_pkt: net,
+            dut_ns_per_pkt: per(u.dut_s),
+            ..Cost::default()
         }
-        if let Some(u) = &r.uml_baseline {
-            r.ratio_uml = ratio(&snapshot, &r.name, u);
+    } else {
+        let gbit = u.delivered_bits / 1e9;
+        let per = |s: f64| (gbit > 0.0).then(|| s * 1e3 / gbit);
+        let net = ceiling
+            .filter(|c| c.delivered_bits > 0.0)
+            .and_then(|c| per(busy - c.busy_s() / (c.delivered_bits / 1e9) * gbit));
+        Cost {
+            ms_per_gbit: per(busy),
+            net_ms_per_gbit: net,
+            dut_ms_per_gbit: per(u.dut_s),
+            ..Cost::default()
         }
     }
 }
 
-/// A target of the issue, checked against this run.
-#[derive(Clone, Debug, Serialize)]
-pub struct Target {
-    pub what: &'static str,
-    pub numerator: &'static str,
-    pub denominator: &'static str,
-    pub target: f64,
-    pub value: Option<f64>,
-    /// `None` when one side was not measured in this run.
-    pub met: Option<bool>,
+/// Fill row `i`'s comparisons with the rows before it: share of its ceiling,
+/// generator-bound mark, cost, rate and cost ratios.
+pub fn link(rows: &mut [Row], i: usize) {
+    let (before, rest) = rows.split_at_mut(i);
+    let r = &mut rest[0];
+    let find = |n: &Option<String>| {
+        n.as_ref().and_then(|n| {
+            before
+                .iter()
+                .find(|b| &b.name == n && b.status == Status::Ok)
+        })
+    };
+    let ceiling = find(&r.ceiling);
+    if let (Some(m), Some(c)) = (r.metric(), ceiling.and_then(Row::metric))
+        && c > 0.0
+    {
+        r.ceiling_share = Some(m / c);
+        r.generator_bound = m >= GENERATOR_BOUND * c;
+    }
+    if let Some(u) = &r.usage {
+        let ceiling_usage = if r.scenario.dut == Dut::Ceiling {
+            None
+        } else {
+            ceiling.and_then(|c| c.usage.as_ref())
+        };
+        r.cost = cost(u, ceiling_usage, r.is_pps());
+    }
+    let metric = r.metric();
+    let cost_metric = r.cost.metric();
+    let ratios = |b: Option<&Row>| {
+        let rate = match (metric, b.and_then(Row::metric)) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let cost = match (cost_metric, b.and_then(|b| b.cost.metric())) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        (rate, cost)
+    };
+    (r.ratio_kernel, r.cost_ratio_kernel) = ratios(find(&r.kernel_baseline));
+    (r.ratio_uml, r.cost_ratio_uml) = ratios(find(&r.uml_baseline));
 }
 
-const TARGETS: [(&str, &str, &str, f64); 9] = [
-    (
-        "64 B xconnect vs kernel bridge",
-        "vecbox/xconnect/raw/64/d64/vec/off1",
-        "kernel/bridge/64/off1",
-        1.2,
-    ),
-    (
-        "64 B xconnect vs UML",
-        "vecbox/xconnect/raw/64/d64/vec/off1",
-        "uml/raw/64",
-        5.0,
-    ),
-    (
-        "64 B router vs kernel forwarding",
-        "vecbox/router/raw/64/d64/vec/off1",
-        "kernel/forward/64/off1",
-        1.2,
-    ),
-    (
-        "64 B router vs UML",
-        "vecbox/router/raw/64/d64/vec/off1",
-        "uml/raw/64",
-        5.0,
-    ),
-    (
-        "TCP offloads on vs kernel",
-        "vecbox/tcp/1s/off1",
-        "kernel/tcp/1s/off1",
-        1.0,
-    ),
-    (
-        "TCP offloads on vs UML",
-        "vecbox/tcp/1s/off1",
-        "uml/tcp/1s/off1",
-        2.0,
-    ),
-    (
-        "vector vs vec=0 (64 B xconnect)",
-        "vecbox/xconnect/raw/64/d64/vec/off1",
-        "vecbox/xconnect/raw/64/d64/vec0/off1",
-        1.3,
-    ),
-    (
-        "firewall 1000 rules vs router (64 B)",
-        "vecbox/firewall/raw/64/d64/vec/off1",
-        "vecbox/router/raw/64/d64/vec/off1",
-        0.85,
-    ),
-    (
-        "GRE vs UML GRE (64 B)",
-        "vecbox/xconnect/gre/64/d64/vec/off1",
-        "uml/gre/64",
-        3.0,
-    ),
-];
-
-pub fn targets(rows: &[Row]) -> Vec<Target> {
-    TARGETS
-        .iter()
-        .map(|&(what, numerator, denominator, target)| {
-            let value = ratio(rows, numerator, denominator);
-            Target {
-                what,
-                numerator,
-                denominator,
-                target,
-                value,
-                met: value.map(|v| v >= target),
-            }
-        })
-        .collect()
+/// [`link`] every row in order.
+pub fn link_all(rows: &mut [Row]) {
+    for i in 0..rows.len() {
+        link(rows, i);
+    }
 }
 
 /// The machine the run was on.
@@ -218,6 +317,8 @@ pub struct Machine {
     pub cpu: String,
     pub cores: usize,
     pub kernel: String,
+    /// `net.core.netdev_max_backlog` (the per-CPU backlog veth delivers into).
+    pub netdev_max_backlog: Option<u64>,
 }
 
 impl Machine {
@@ -243,6 +344,9 @@ impl Machine {
             cpu,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kernel,
+            netdev_max_backlog: std::fs::read_to_string("/proc/sys/net/core/netdev_max_backlog")
+                .ok()
+                .and_then(|s| s.trim().parse().ok()),
         }
     }
 }
@@ -257,233 +361,26 @@ pub struct Results {
     pub window_secs: f64,
     /// Generator used, and what each offered in the start-up comparison (pps).
     pub generator: Option<Generator>,
+    /// In JSON: generator name → pps.
+    #[serde(serialize_with = "by_generator")]
     pub generator_rates: Vec<(Generator, f64)>,
     pub rows: Vec<Row>,
     pub targets: Vec<Target>,
 }
 
-fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
-    v.map(f).unwrap_or_else(|| "-".into())
+fn by_generator<S: serde::Serializer>(v: &[(Generator, f64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(v.iter().map(|(g, pps)| (g, pps)))
 }
 
-pub const TABLE_HEADER: &str = "scenario                                       offered Mpps  delivered Mpps (min-max)   Gbit/s   loss   x kernel  x UML";
-
-/// One line of the live table.
-pub fn table_line(r: &Row) -> String {
-    if r.status != Status::Ok {
-        return format!(
-            "{:<46} {}: {}",
-            r.name,
-            if r.status == Status::Skipped {
-                "skipped"
-            } else {
-                "FAILED"
-            },
-            r.reason.as_deref().unwrap_or("")
-        );
-    }
-    let m = |v: f64| format!("{:.3}", v / 1e6);
-    let (off, del) = if r.is_pps() {
-        (
-            m(r.offered_pps.median),
-            format!(
-                "{} ({}-{})",
-                m(r.delivered_pps.median),
-                m(r.delivered_pps.min),
-                m(r.delivered_pps.max)
-            ),
-        )
-    } else {
-        ("-".into(), "-".into())
-    };
-    let mut s = format!(
-        "{:<46} {:>12}  {:<25} {:>7.2}  {:>5}  {:>8}  {:>5}",
-        r.name,
-        off,
-        del,
-        r.delivered_gbps.median,
-        opt(r.loss, |l| format!("{:.1}%", l * 100.0)),
-        opt(r.ratio_kernel, |x| format!("{x:.2}x")),
-        opt(r.ratio_uml, |x| format!("{x:.2}x")),
-    );
-    if let Some(n) = r.ndr_pps {
-        let _ = write!(s, "  NDR {:.3} Mpps", n / 1e6);
-    }
-    s
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// CSV, one row per scenario.
-pub fn csv(res: &Results) -> String {
-    let mut out = String::from(
-        "scenario,status,reason,generator,reps,offered_pps,delivered_pps,delivered_pps_min,delivered_pps_max,gbps,gbps_min,gbps_max,loss,ratio_kernel,ratio_uml,kernel_baseline,uml_baseline,ndr_pps\n",
-    );
-    let o = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_default();
-    for r in &res.rows {
-        let status = serde_json::to_value(r.status).ok();
-        let generator = r.generator.and_then(|g| serde_json::to_value(g).ok());
-        let _ = writeln!(
-            out,
-            "{},{},{},{},{},{:.0},{:.0},{:.0},{:.0},{:.4},{:.4},{:.4},{},{},{},{},{},{}",
-            csv_field(&r.name),
-            status.as_ref().and_then(|v| v.as_str()).unwrap_or(""),
-            csv_field(r.reason.as_deref().unwrap_or("")),
-            generator.as_ref().and_then(|v| v.as_str()).unwrap_or(""),
-            r.reps,
-            r.offered_pps.median,
-            r.delivered_pps.median,
-            r.delivered_pps.min,
-            r.delivered_pps.max,
-            r.delivered_gbps.median,
-            r.delivered_gbps.min,
-            r.delivered_gbps.max,
-            o(r.loss),
-            o(r.ratio_kernel),
-            o(r.ratio_uml),
-            r.kernel_baseline.as_deref().unwrap_or(""),
-            r.uml_baseline.as_deref().unwrap_or(""),
-            o(r.ndr_pps),
-        );
-    }
-    out
-}
-
-pub const BEGIN: &str = "<!-- bench:begin -->";
-pub const END: &str = "<!-- bench:end -->";
-
-/// The generated block of docs/performance.md (between [`BEGIN`] and [`END`]).
-pub fn markdown(res: &Results, svg_name: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "{BEGIN}");
-    let _ = writeln!(
-        s,
-        "<!-- generated by `vecbox bench --report`; edit outside the markers -->\n"
-    );
-    let _ = writeln!(s, "- command: `{}`", res.command);
-    let _ = writeln!(s, "- date: {}", res.date);
-    let _ = writeln!(
-        s,
-        "- machine: {} ({} cores), {}",
-        res.machine.cpu, res.machine.cores, res.machine.kernel
-    );
-    let rates: Vec<String> = res
-        .generator_rates
-        .iter()
-        .map(|(g, r)| format!("{g:?} {:.3} Mpps", r / 1e6))
-        .collect();
-    let _ = writeln!(
-        s,
-        "- generator: {} (start-up comparison, 64 B unlimited: {})",
-        res.generator
-            .map(|g| format!("{g:?}"))
-            .unwrap_or("-".into()),
-        if rates.is_empty() {
-            "not run".into()
-        } else {
-            rates.join(", ")
-        }
-    );
-    let _ = writeln!(
-        s,
-        "- {} repetitions of {} s per scenario; median (min–max)\n",
-        res.reps, res.window_secs
-    );
-    let _ = writeln!(
-        s,
-        "### Targets\n\n| ratio | target | measured | |\n|---|---:|---:|---|"
-    );
-    for t in &res.targets {
-        let _ = writeln!(
-            s,
-            "| {} | ≥ {}× | {} | {} |",
-            t.what,
-            t.target,
-            opt(t.value, |v| format!("{v:.2}×")),
-            match t.met {
-                Some(true) => "met",
-                Some(false) => "MISSED",
-                None => "not measured",
-            }
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n### Scenarios\n\n| scenario | offered Mpps | delivered Mpps (min–max) | Gbit/s | loss | × kernel | × UML | NDR Mpps |\n|---|---:|---:|---:|---:|---:|---:|---:|"
-    );
-    for r in &res.rows {
-        if r.status != Status::Ok {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | | | | | |",
-                r.name,
-                if r.status == Status::Skipped {
-                    "skipped"
-                } else {
-                    "failed"
-                },
-                r.reason
-                    .as_deref()
-                    .unwrap_or("")
-                    .replace('\n', " ")
-                    .replace('|', "/")
-            );
-            continue;
-        }
-        let m = |v: f64| format!("{:.3}", v / 1e6);
-        let pps = r.is_pps();
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.2} ({:.2}–{:.2}) | {} | {} | {} | {} |",
-            r.name,
-            if pps {
-                m(r.offered_pps.median)
-            } else {
-                "-".into()
-            },
-            if pps {
-                format!(
-                    "{} ({}–{})",
-                    m(r.delivered_pps.median),
-                    m(r.delivered_pps.min),
-                    m(r.delivered_pps.max)
-                )
-            } else {
-                "-".into()
-            },
-            r.delivered_gbps.median,
-            r.delivered_gbps.min,
-            r.delivered_gbps.max,
-            opt(r.loss, |l| format!("{:.1} %", l * 100.0)),
-            opt(r.ratio_kernel, |x| format!("{x:.2}×")),
-            opt(r.ratio_uml, |x| format!("{x:.2}×")),
-            opt(r.ndr_pps, m),
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n![vecbox bench: pps and Gbit/s per scenario with the kernel and UML baselines]({svg_name})\n"
-    );
-    let _ = write!(s, "{END}");
-    s
-}
-
-/// Replace the marked block of `doc` with `block` (appended when there is none).
-pub fn splice(doc: &str, block: &str) -> String {
-    match (doc.find(BEGIN), doc.find(END)) {
-        (Some(a), Some(b)) if b > a => {
-            format!("{}{block}{}", &doc[..a], &doc[b + END.len()..])
-        }
-        _ => format!(
-            "{}\n\n## `vecbox bench` results\n\n{block}\n",
-            doc.trim_end()
-        ),
+impl Results {
+    /// Rows that produced no result (skipped or failed), with the reason: each is a
+    /// selected scenario or a ceiling or baseline one needs, so any makes the run fail.
+    pub fn failures(&self) -> Vec<String> {
+        self.rows
+            .iter()
+            .filter(|r| r.status != Status::Ok)
+            .map(|r| format!("{} ({})", r.name, r.reason.as_deref().unwrap_or("failed")))
+            .collect()
     }
 }
 

@@ -1,5 +1,6 @@
-//! The benchmark matrix: what a scenario is, its name, and how a user picks a slice of
-//! the matrix (axis flags and name globs).
+//! The benchmark matrix: what a scenario is, its name, and the rows it is compared
+//! with (its ceiling, kernel and UML baselines). Picking a slice of the matrix is in
+//! [`super::select`].
 
 use std::fmt;
 
@@ -7,13 +8,24 @@ use serde::Serialize;
 
 use super::BenchError;
 
+/// Firewall rule set (see [`super::rulesets`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Rules {
+    /// Only the flow's own rule: connection tracking and the classifier's base cost.
+    One,
+    /// `--rules` rules on the flow's own protocol and port, distinct source prefixes,
+    /// the flow's rule last: every rule is a candidate the classifier must consider.
+    Port,
+    /// A mixed ClassBench-like access list from a fixed seed, the flow's rule last.
+    Mixed,
+}
+
 /// Network function run by the device under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Function {
     Xconnect,
     Router,
-    Firewall,
+    Firewall(Rules),
 }
 
 /// Vector transport of the DUT's egress port (the ingress port is always `raw` on the
@@ -39,7 +51,8 @@ pub enum Size {
     Imix,
 }
 
-/// Who forwards: vecbox, the Linux kernel of the DUT namespace, or a real UML kernel.
+/// Who forwards: vecbox, the Linux kernel of the DUT namespace, a real UML kernel, or
+/// nobody (the ceiling: the generator straight into a sink over one veth).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dut {
@@ -49,6 +62,8 @@ pub enum Dut {
     Kernel,
     /// Debian's linux.uml routing between its vector ports.
     Uml,
+    /// No hop: what the generator (and the iperf3 endpoints) reach on their own.
+    Ceiling,
 }
 
 /// One cell of the matrix.
@@ -57,6 +72,7 @@ pub enum Dut {
 pub enum Kind {
     /// Packet rate of UDP frames from the generator, counted at the sink.
     Pps {
+        #[serde(serialize_with = "ser_function")]
         function: Function,
         transport: Transport,
         #[serde(serialize_with = "ser_size")]
@@ -64,6 +80,8 @@ pub enum Kind {
         depth: u16,
         vector: bool,
         offloads: bool,
+        /// Concurrent flows (distinct source address and port pairs).
+        flows: u32,
     },
     /// iperf3 TCP, gen → sink.
     Tcp { streams: u8, offloads: bool },
@@ -71,6 +89,10 @@ pub enum Kind {
 
 fn ser_size<S: serde::Serializer>(s: &Size, ser: S) -> Result<S::Ok, S::Error> {
     ser.collect_str(s)
+}
+
+fn ser_function<S: serde::Serializer>(f: &Function, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(f.name())
 }
 
 /// A scenario: a DUT and what is measured through it.
@@ -90,7 +112,13 @@ pub const TRANSPORTS: [Transport; 7] = [
     Transport::L2tpv3Udp,
     Transport::Bess,
 ];
-pub const FUNCTIONS: [Function; 3] = [Function::Xconnect, Function::Router, Function::Firewall];
+pub const FUNCTIONS: [Function; 5] = [
+    Function::Xconnect,
+    Function::Router,
+    Function::Firewall(Rules::Port),
+    Function::Firewall(Rules::One),
+    Function::Firewall(Rules::Mixed),
+];
 pub const SIZES: [Size; 4] = [
     Size::Bytes(64),
     Size::Bytes(512),
@@ -98,6 +126,10 @@ pub const SIZES: [Size; 4] = [
     Size::Imix,
 ];
 pub const DEPTHS: [u16; 3] = [16, 64, 256];
+/// Concurrent flows of the default matrix's flow axis.
+pub const FLOWS: [u32; 3] = [1, 10_000, 100_000];
+/// Most flows a generator can send (distinct sources in 10.96.0.0/12).
+pub const MAX_FLOWS: u32 = 1 << 20;
 /// Default queue depth (UML's default).
 pub const DEFAULT_DEPTH: u16 = 64;
 
@@ -178,30 +210,103 @@ impl Function {
         match self {
             Function::Xconnect => "xconnect",
             Function::Router => "router",
-            Function::Firewall => "firewall",
+            Function::Firewall(Rules::One) => "firewall-one",
+            Function::Firewall(Rules::Port) => "firewall-port",
+            Function::Firewall(Rules::Mixed) => "firewall-mixed",
         }
     }
-}
 
-impl std::str::FromStr for Function {
-    type Err = BenchError;
-    fn from_str(s: &str) -> Result<Function, BenchError> {
+    /// The guest function vecbox runs (`vecbox guest NAME`).
+    pub fn guest(self) -> &'static str {
+        match self {
+            Function::Firewall(_) => "firewall",
+            f => f.name(),
+        }
+    }
+
+    /// Functions whose work depends on the number of flows (the flow axis applies).
+    pub fn per_flow(self) -> bool {
+        self != Function::Xconnect
+    }
+
+    /// Parse one `--functions` item; `firewall` stands for the three rule sets.
+    pub fn parse_item(s: &str) -> Result<Vec<Function>, BenchError> {
+        let s = s.trim();
+        if s == "firewall" {
+            return Ok(FUNCTIONS
+                .into_iter()
+                .filter(|f| matches!(f, Function::Firewall(_)))
+                .collect());
+        }
         FUNCTIONS
             .into_iter()
-            .find(|f| f.name() == s.trim())
+            .find(|f| f.name() == s)
+            .map(|f| vec![f])
             .ok_or_else(|| {
                 BenchError::Usage(format!(
-                    "function {s:?}: expected xconnect, router or firewall"
+                    "function {s:?}: expected xconnect, router, firewall (all three rule sets), firewall-port, firewall-mixed or firewall-one"
                 ))
             })
     }
 }
 
+impl Kind {
+    /// A packet-rate kind with the default depth, vector I/O and one flow.
+    pub fn pps(function: Function, transport: Transport, size: Size, offloads: bool) -> Kind {
+        Kind::Pps {
+            function,
+            transport,
+            size,
+            depth: DEFAULT_DEPTH,
+            vector: true,
+            offloads,
+            flows: 1,
+        }
+    }
+
+    /// The same kind with `n` flows (packet-rate kinds only).
+    pub fn with_flows(mut self, n: u32) -> Kind {
+        if let Kind::Pps { flows, .. } = &mut self {
+            *flows = n;
+        }
+        self
+    }
+}
+
+/// The rows a scenario is compared with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Refs {
+    /// The generator straight into a sink with the same traffic (none for a ceiling).
+    pub ceiling: Option<Scenario>,
+    pub kernel: Option<Scenario>,
+    pub uml: Option<Scenario>,
+}
+
+impl Refs {
+    pub fn all(&self) -> impl Iterator<Item = &Scenario> {
+        [&self.ceiling, &self.kernel, &self.uml]
+            .into_iter()
+            .flatten()
+    }
+}
+
+fn off(b: bool) -> &'static str {
+    if b { "off1" } else { "off0" }
+}
+
+fn flows_suffix(flows: u32) -> String {
+    if flows == 1 {
+        String::new()
+    } else {
+        format!("/f{flows}")
+    }
+}
+
 impl Scenario {
     /// Stable, glob-friendly name, e.g. `vecbox/xconnect/raw/64/d64/vec/off1`,
-    /// `kernel/bridge/64/off1`, `uml/gre/64`, `vecbox/tcp/4s/off1`.
+    /// `vecbox/firewall-port/raw/64/d64/vec/off1/f10000`, `kernel/bridge/64/off1`,
+    /// `uml/gre/64`, `ceiling/64/off1`, `vecbox/tcp/4s/off1`, `ceiling/tcp/1s/off1`.
     pub fn name(&self) -> String {
-        let o = |b: bool| if b { "off1" } else { "off0" };
         match (&self.dut, &self.kind) {
             (
                 Dut::Vecbox,
@@ -212,13 +317,15 @@ impl Scenario {
                     depth,
                     vector,
                     offloads,
+                    flows,
                 },
             ) => format!(
-                "vecbox/{}/{}/{size}/d{depth}/{}/{}",
+                "vecbox/{}/{}/{size}/d{depth}/{}/{}{}",
                 function.name(),
                 transport.name(),
                 if *vector { "vec" } else { "vec0" },
-                o(*offloads)
+                off(*offloads),
+                flows_suffix(*flows)
             ),
             (
                 Dut::Kernel,
@@ -226,62 +333,106 @@ impl Scenario {
                     function,
                     size,
                     offloads,
+                    flows,
                     ..
                 },
-            ) => format!("kernel/{}/{size}/{}", kernel_mode(*function), o(*offloads)),
+            ) => format!(
+                "kernel/{}/{size}/{}{}",
+                kernel_mode(*function),
+                off(*offloads),
+                flows_suffix(*flows)
+            ),
             (
                 Dut::Uml,
                 Kind::Pps {
                     transport, size, ..
                 },
-            ) => {
-                format!("uml/{}/{size}", transport.name())
-            }
+            ) => format!("uml/{}/{size}", transport.name()),
+            (
+                Dut::Ceiling,
+                Kind::Pps {
+                    size,
+                    offloads,
+                    flows,
+                    ..
+                },
+            ) => format!("ceiling/{size}/{}{}", off(*offloads), flows_suffix(*flows)),
             (dut, Kind::Tcp { streams, offloads }) => {
                 let who = match dut {
                     Dut::Vecbox => "vecbox",
                     Dut::Kernel => "kernel",
                     Dut::Uml => "uml",
+                    Dut::Ceiling => "ceiling",
                 };
-                format!("{who}/tcp/{streams}s/{}", o(*offloads))
+                format!("{who}/tcp/{streams}s/{}", off(*offloads))
             }
         }
     }
 
-    /// The baselines this scenario is compared with (kernel, UML), when it is a vecbox
-    /// scenario.
-    pub fn baselines(&self) -> Option<(Scenario, Scenario)> {
+    /// The rows this one is compared with: every row but a ceiling has a ceiling (the
+    /// same traffic, no hop); vecbox rows also have a kernel and (for one flow) a UML
+    /// baseline.
+    pub fn refs(&self) -> Refs {
+        let ceiling = match self.kind {
+            _ if self.dut == Dut::Ceiling => None,
+            Kind::Pps {
+                size,
+                offloads,
+                flows,
+                ..
+            } => Some(Scenario::ceiling_pps(size, offloads, flows)),
+            Kind::Tcp { streams, offloads } => Some(Scenario {
+                dut: Dut::Ceiling,
+                kind: Kind::Tcp { streams, offloads },
+            }),
+        };
         if self.dut != Dut::Vecbox {
-            return None;
+            return Refs {
+                ceiling,
+                ..Refs::default()
+            };
         }
-        Some(match self.kind {
+        let (kernel, uml) = match self.kind {
             Kind::Pps {
                 function,
                 transport,
                 size,
                 offloads,
+                flows,
                 ..
             } => (
-                Scenario::kernel_pps(function, size, offloads),
-                Scenario::uml_pps(transport, size),
+                Scenario::kernel_pps(function, size, offloads, flows),
+                (flows == 1).then(|| Scenario::uml_pps(transport, size)),
             ),
             Kind::Tcp { streams, offloads } => (
                 Scenario {
                     dut: Dut::Kernel,
                     kind: Kind::Tcp { streams, offloads },
                 },
-                Scenario {
+                Some(Scenario {
                     dut: Dut::Uml,
                     kind: Kind::Tcp {
                         streams,
                         offloads: true,
                     },
-                },
+                }),
             ),
-        })
+        };
+        Refs {
+            ceiling,
+            kernel: Some(kernel),
+            uml,
+        }
     }
 
-    pub fn kernel_pps(function: Function, size: Size, offloads: bool) -> Scenario {
+    pub fn ceiling_pps(size: Size, offloads: bool, flows: u32) -> Scenario {
+        Scenario {
+            dut: Dut::Ceiling,
+            kind: Kind::pps(Function::Xconnect, Transport::Raw, size, offloads).with_flows(flows),
+        }
+    }
+
+    pub fn kernel_pps(function: Function, size: Size, offloads: bool, flows: u32) -> Scenario {
         // Kernel baselines are keyed by L2 (bridge) or L3 (forward) only.
         let function = match function {
             Function::Xconnect => Function::Xconnect,
@@ -289,14 +440,7 @@ impl Scenario {
         };
         Scenario {
             dut: Dut::Kernel,
-            kind: Kind::Pps {
-                function,
-                transport: Transport::Raw,
-                size,
-                depth: DEFAULT_DEPTH,
-                vector: true,
-                offloads,
-            },
+            kind: Kind::pps(function, Transport::Raw, size, offloads).with_flows(flows),
         }
     }
 
@@ -310,14 +454,15 @@ impl Scenario {
         };
         Scenario {
             dut: Dut::Uml,
-            kind: Kind::Pps {
-                function: Function::Router,
-                transport,
-                size,
-                depth: DEFAULT_DEPTH,
-                vector: true,
-                offloads: true,
-            },
+            kind: Kind::pps(Function::Router, transport, size, true),
+        }
+    }
+
+    /// Flows of the traffic (TCP: the streams).
+    pub fn flows(&self) -> u32 {
+        match self.kind {
+            Kind::Pps { flows, .. } => flows,
+            Kind::Tcp { streams, .. } => u32::from(streams),
         }
     }
 }
@@ -330,182 +475,9 @@ pub fn kernel_mode(f: Function) -> &'static str {
     }
 }
 
-/// Which slice of the matrix to run.
-#[derive(Clone, Debug)]
-pub struct Selection {
-    pub functions: Vec<Function>,
-    pub transports: Vec<Transport>,
-    pub sizes: Vec<Size>,
-    pub depths: Vec<u16>,
-    /// The full cartesian product (otherwise one axis at a time around the default
-    /// point raw/64/d64/vec/offloads on).
-    pub full: bool,
-    pub tcp: bool,
-    /// Name globs; a scenario runs when it matches any (all when empty).
-    pub patterns: Vec<String>,
-}
-
-impl Default for Selection {
-    fn default() -> Self {
-        Selection {
-            functions: FUNCTIONS.to_vec(),
-            transports: TRANSPORTS.to_vec(),
-            sizes: SIZES.to_vec(),
-            depths: DEPTHS.to_vec(),
-            full: false,
-            tcp: true,
-            patterns: Vec::new(),
-        }
-    }
-}
-
-impl Selection {
-    /// The vecbox scenarios selected, in run order, each followed by nothing: the
-    /// baselines are added by [`Selection::with_baselines`].
-    pub fn vecbox(&self) -> Vec<Scenario> {
-        let mut out = Vec::new();
-        let mut push = |s: Scenario| {
-            if !out.contains(&s) {
-                out.push(s);
-            }
-        };
-        let pps = |function, transport, size, depth, vector, offloads| Scenario {
-            dut: Dut::Vecbox,
-            kind: Kind::Pps {
-                function,
-                transport,
-                size,
-                depth,
-                vector,
-                offloads,
-            },
-        };
-        let def_depth = if self.depths.contains(&DEFAULT_DEPTH) {
-            DEFAULT_DEPTH
-        } else {
-            self.depths[0]
-        };
-        for &t in &self.transports {
-            for &f in &self.functions {
-                for &s in &self.sizes {
-                    if self.full {
-                        for &d in &self.depths {
-                            for v in [true, false] {
-                                for o in [true, false] {
-                                    push(pps(f, t, s, d, v, o));
-                                }
-                            }
-                        }
-                    } else {
-                        push(pps(f, t, s, def_depth, true, true));
-                    }
-                }
-                if !self.full {
-                    // The other axes, one at a time, at the first selected size.
-                    let s = self.sizes[0];
-                    for &d in &self.depths {
-                        push(pps(f, t, s, d, true, true));
-                    }
-                    push(pps(f, t, s, def_depth, false, true));
-                    push(pps(f, t, s, def_depth, true, false));
-                }
-            }
-        }
-        if self.tcp {
-            for offloads in [true, false] {
-                for streams in [1, 4] {
-                    push(Scenario {
-                        dut: Dut::Vecbox,
-                        kind: Kind::Tcp { streams, offloads },
-                    });
-                }
-            }
-        }
-        out.retain(|s| self.matches(s));
-        out
-    }
-
-    fn matches(&self, s: &Scenario) -> bool {
-        let name = s.name();
-        self.patterns.is_empty() || self.patterns.iter().any(|p| glob(p, &name))
-    }
-
-    /// Selected vecbox scenarios plus the baselines they are compared with (each once).
-    pub fn with_baselines(&self) -> Vec<Scenario> {
-        let mut out: Vec<Scenario> = Vec::new();
-        for s in self.vecbox() {
-            if let Some((k, u)) = s.baselines() {
-                for b in [k, u] {
-                    if !out.contains(&b) {
-                        out.push(b);
-                    }
-                }
-            }
-            out.push(s);
-        }
-        out
-    }
-}
-
-/// Shell-style glob: `*` any run of characters (also `/`), `?` one character. A pattern
-/// without `*`/`?` matches as a substring.
-pub fn glob(pattern: &str, name: &str) -> bool {
-    if !pattern.contains(['*', '?']) {
-        return name.contains(pattern);
-    }
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-/// Parse a comma-separated list with `parse`.
-pub fn list<T>(
-    s: &str,
-    parse: impl Fn(&str) -> Result<T, BenchError>,
-) -> Result<Vec<T>, BenchError> {
-    let v: Vec<T> = s
-        .split(',')
-        .filter(|x| !x.trim().is_empty())
-        .map(parse)
-        .collect::<Result<_, _>>()?;
-    if v.is_empty() {
-        return Err(BenchError::Usage(format!("empty list {s:?}")));
-    }
-    Ok(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob(
-            "vecbox/xconnect/*",
-            "vecbox/xconnect/raw/64/d64/vec/off1"
-        ));
-        assert!(glob("*/64/*", "kernel/bridge/64/off1"));
-        assert!(!glob("*/512/*", "kernel/bridge/64/off1"));
-        assert!(glob("raw", "vecbox/router/raw/64/d64/vec/off1"));
-        assert!(glob("uml/?re/*", "uml/gre/64"));
-        assert!(!glob("uml", "kernel/tcp/1s/off1"));
-    }
 
     #[test]
     fn sizes_parse_and_map_to_ip_lengths() {
@@ -517,71 +489,68 @@ mod tests {
     }
 
     #[test]
-    fn default_matrix_has_every_axis_and_baselines_once() {
-        let all = Selection::default().with_baselines();
-        let names: Vec<String> = all.iter().map(Scenario::name).collect();
-        for want in [
-            "vecbox/xconnect/raw/64/d64/vec/off1",
-            "vecbox/xconnect/raw/64/d16/vec/off1",
-            "vecbox/xconnect/raw/64/d256/vec/off1",
-            "vecbox/xconnect/raw/64/d64/vec0/off1",
-            "vecbox/xconnect/raw/64/d64/vec/off0",
-            "vecbox/firewall/bess/imix/d64/vec/off1",
-            "kernel/bridge/64/off1",
-            "kernel/forward/512/off1",
-            "kernel/bridge/64/off0",
-            "uml/l2tpv3-udp/1500",
-            "vecbox/tcp/4s/off0",
-            "kernel/tcp/1s/off1",
-            "uml/tcp/4s/off1",
-        ] {
-            assert!(names.iter().any(|n| n == want), "{want} missing");
-        }
-        let mut dedup = names.clone();
-        dedup.sort();
-        dedup.dedup();
-        assert_eq!(dedup.len(), names.len(), "duplicates");
-        // Every baseline comes before the first scenario that uses it.
-        for (i, s) in all.iter().enumerate() {
-            if let Some((k, u)) = s.baselines() {
-                assert!(all[..i].contains(&k) && all[..i].contains(&u));
-            }
-        }
-    }
-
-    #[test]
-    fn full_product_and_filters() {
-        let sel = Selection {
-            functions: vec![Function::Router],
-            transports: vec![Transport::Gre],
-            sizes: vec![Size::Bytes(64), Size::Imix],
-            depths: vec![16, 256],
-            full: true,
-            tcp: false,
-            patterns: vec![],
+    fn names_and_refs() {
+        let fw = Scenario {
+            dut: Dut::Vecbox,
+            kind: Kind::pps(
+                Function::Firewall(Rules::Mixed),
+                Transport::Raw,
+                Size::Bytes(64),
+                true,
+            )
+            .with_flows(10_000),
         };
-        assert_eq!(sel.vecbox().len(), 2 * 2 * 2 * 2);
-        let sel = Selection {
-            patterns: vec!["*/d256/*".into()],
-            ..sel
+        assert_eq!(
+            fw.name(),
+            "vecbox/firewall-mixed/raw/64/d64/vec/off1/f10000"
+        );
+        let r = fw.refs();
+        assert_eq!(r.ceiling.unwrap().name(), "ceiling/64/off1/f10000");
+        assert_eq!(r.kernel.unwrap().name(), "kernel/forward/64/off1/f10000");
+        assert_eq!(r.uml, None, "UML baselines run one flow only");
+        let k = Scenario::kernel_pps(Function::Xconnect, Size::Imix, false, 1);
+        assert_eq!(k.name(), "kernel/bridge/imix/off0");
+        assert_eq!(k.refs().ceiling.unwrap().name(), "ceiling/imix/off0");
+        assert_eq!(k.refs().kernel, None);
+        let c = Scenario::ceiling_pps(Size::Bytes(64), true, 1);
+        assert_eq!(c.refs(), Refs::default());
+        let tcp = Scenario {
+            dut: Dut::Vecbox,
+            kind: Kind::Tcp {
+                streams: 4,
+                offloads: false,
+            },
         };
-        assert!(sel.vecbox().iter().all(|s| s.name().contains("/d256/")));
-        assert!(
-            Selection {
-                patterns: vec!["nothing".into()],
-                ..Selection::default()
-            }
-            .vecbox()
-            .is_empty()
+        let r = tcp.refs();
+        assert_eq!(r.ceiling.unwrap().name(), "ceiling/tcp/4s/off0");
+        assert_eq!(r.uml.unwrap().name(), "uml/tcp/4s/off1");
+        assert_eq!(
+            Scenario::uml_pps(Transport::Hybrid, Size::Bytes(64)).name(),
+            "uml/tap/64"
         );
     }
 
     #[test]
-    fn bad_axis_values_name_the_value() {
-        let e = list("raw,vde", str::parse::<Transport>)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("vde") && e.contains("l2tpv3-ip"), "{e}");
-        assert!(list("", str::parse::<Function>).is_err());
+    fn functions_parse_with_the_firewall_shorthand() {
+        assert_eq!(Function::parse_item("firewall").unwrap().len(), 3);
+        assert_eq!(
+            Function::parse_item("firewall-one").unwrap(),
+            vec![Function::Firewall(Rules::One)]
+        );
+        let e = Function::parse_item("nat").unwrap_err().to_string();
+        assert!(e.contains("nat") && e.contains("firewall-port"), "{e}");
+        let j = serde_json::to_value(Scenario {
+            dut: Dut::Vecbox,
+            kind: Kind::pps(
+                Function::Firewall(Rules::Port),
+                Transport::Raw,
+                Size::Imix,
+                true,
+            ),
+        })
+        .unwrap();
+        assert_eq!(j["function"], "firewall-port");
+        assert_eq!(j["size"], "imix");
+        assert_eq!(j["flows"], 1);
     }
 }

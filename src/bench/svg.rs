@@ -1,5 +1,5 @@
 //! A hand-written SVG bar chart: per vecbox scenario, delivered Mpps (left panel) and
-//! Gbit/s (right panel), each with its kernel and UML baselines drawn alongside.
+//! Gbit/s (right panel), each with its ceiling, kernel and UML baselines alongside.
 
 use std::fmt::Write as _;
 
@@ -8,10 +8,11 @@ use super::report::{Results, Row, Status};
 const LABEL_W: f64 = 300.0;
 const PANEL_W: f64 = 300.0;
 const BAR_H: f64 = 6.0;
-const GROUP_H: f64 = 3.0 * BAR_H + 8.0;
+const GROUP_H: f64 = 4.0 * BAR_H + 8.0;
 const TOP: f64 = 50.0;
-const COLORS: [(&str, &str); 3] = [
+const COLORS: [(&str, &str); 4] = [
     ("vecbox", "#1f77b4"),
+    ("ceiling", "#2ca02c"),
     ("kernel", "#7f7f7f"),
     ("UML", "#ff7f0e"),
 ];
@@ -31,13 +32,14 @@ fn find<'a>(rows: &'a [Row], name: Option<&String>) -> Option<&'a Row> {
 
 /// The chart of `res` (vecbox rows that ran).
 pub fn render(res: &Results) -> String {
-    let groups: Vec<[Option<&Row>; 3]> = res
+    let groups: Vec<[Option<&Row>; 4]> = res
         .rows
         .iter()
         .filter(|r| r.status == Status::Ok && r.name.starts_with("vecbox/"))
         .map(|r| {
             [
                 Some(r),
+                find(&res.rows, r.ceiling.as_ref()),
                 find(&res.rows, r.kernel_baseline.as_ref()),
                 find(&res.rows, r.uml_baseline.as_ref()),
             ]
@@ -99,7 +101,7 @@ pub fn render(res: &Results) -> String {
                 s,
                 r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
                 LABEL_W - 6.0,
-                y + 1.5 * BAR_H + 3.0,
+                y + 2.0 * BAR_H + 3.0,
                 esc(&r.name)
             );
         }

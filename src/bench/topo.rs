@@ -176,6 +176,11 @@ impl Proc {
         Ok(Proc { child, pgid })
     }
 
+    /// The process group (its leader's pid).
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
     }
@@ -346,6 +351,7 @@ impl Topo {
     pub fn kernel(&self, mode: Option<&str>) -> Result<(), BenchError> {
         let d = self.ns("dut");
         let _ = sh(&["ip", "-n", &d, "link", "del", "br0"]);
+        let _ = sh(&["ip", "-n", &d, "route", "del", "10.96.0.0/12"]);
         for i in ["d0", "d1"] {
             sh(&["ip", "-n", &d, "addr", "flush", "dev", i])?;
         }
@@ -362,12 +368,40 @@ impl Topo {
             Some(_) => {
                 sh(&["ip", "-n", &d, "addr", "add", "10.80.1.254/24", "dev", "d0"])?;
                 sh(&["ip", "-n", &d, "addr", "add", "10.80.2.254/24", "dev", "d1"])?;
+                // Many-flow sources (10.96.0.0/12) are reached back through d0, so
+                // reverse-path filtering passes them whatever its setting.
+                sh(&[
+                    "ip",
+                    "-n",
+                    &d,
+                    "route",
+                    "replace",
+                    "10.96.0.0/12",
+                    "dev",
+                    "d0",
+                ])?;
                 self.sysctl(&d, "net.ipv4.ip_forward=1")?;
                 to_sink_mac(&d, "10.80.2.99", "d1")?;
             }
             None => {}
         }
         Ok(())
+    }
+
+    /// The TCP ceiling's server end: 10.80.1.2/24 on d0, the generator's veth peer
+    /// (removed again by [`Topo::kernel`]).
+    pub fn endpoint_on_d0(&self) -> Result<(), BenchError> {
+        sh(&[
+            "ip",
+            "-n",
+            &self.ns("dut"),
+            "addr",
+            "add",
+            "10.80.1.2/24",
+            "dev",
+            "d0",
+        ])
+        .map(|_| ())
     }
 
     /// Host addresses for TCP: one L2 segment (`routed == false`) or two subnets routed

@@ -38,18 +38,52 @@ impl std::str::FromStr for Generator {
     }
 }
 
-/// The benchmark flow: UDP 10.80.1.1:4000 → 10.80.2.99:4001.
+/// The benchmark traffic: UDP to 10.80.2.99:4001 from 10.80.1.1:4000 (one flow) or
+/// from `flows` distinct source address and port pairs (see [`flow_source`]).
 #[derive(Clone, Debug)]
 pub struct Flow {
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
     pub size: Size,
+    pub flows: u32,
 }
 
 pub const SRC_IP: [u8; 4] = [10, 80, 1, 1];
 pub const DST_IP: [u8; 4] = [10, 80, 2, 99];
 pub const SPORT: u16 = 4000;
 pub const DPORT: u16 = 4001;
+/// First source address of many-flow traffic; sources stay inside 10.96.0.0/12.
+pub const MANY_SRC: u32 = 0x0a60_0000;
+/// Prefix length holding every many-flow source.
+pub const MANY_SRC_LEN: u8 = 12;
+/// First source port of many-flow traffic; ports stay below `MANY_SPORT + 32`.
+pub const MANY_SPORT: u16 = 1024;
+
+/// How `flows` flows are spread: (source addresses, source ports), coprime, with a
+/// product of `flows`. Flow `i` uses address `i mod A` and port `i mod P`: by the
+/// Chinese remainder theorem the first `flows` packets are `flows` distinct pairs, and
+/// two per-packet counters (as trafgen's `dinc` runs them) produce exactly that cycle.
+pub fn flow_split(flows: u32) -> (u32, u32) {
+    let ports = 1u32 << flows.max(1).trailing_zeros().min(5);
+    let addrs = flows.max(1) / ports;
+    if addrs.is_multiple_of(2) && ports > 1 {
+        (flows, 1)
+    } else {
+        (addrs, ports)
+    }
+}
+
+/// Source address and port of flow `i` of `flows`.
+pub fn flow_source(flows: u32, i: u32) -> ([u8; 4], u16) {
+    if flows <= 1 {
+        return (SRC_IP, SPORT);
+    }
+    let (a, p) = flow_split(flows);
+    (
+        (MANY_SRC + i % a).to_be_bytes(),
+        MANY_SPORT + (i % p) as u16,
+    )
+}
 
 /// Parse `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Result<[u8; 6], BenchError> {
@@ -72,7 +106,8 @@ fn fold(mut sum: u32) -> u16 {
     !(sum as u16)
 }
 
-/// One Ethernet/IPv4/UDP frame (no FCS) whose IP packet is `ip_len` bytes (≥ 28).
+/// One Ethernet/IPv4/UDP frame (no FCS) of flow 0 whose IP packet is `ip_len` bytes
+/// (≥ 28).
 pub fn frame(flow: &Flow, ip_len: u16) -> Vec<u8> {
     let ip_len = ip_len.max(28);
     let mut f = Vec::with_capacity(14 + ip_len as usize);
@@ -84,13 +119,7 @@ pub fn frame(flow: &Flow, ip_len: u16) -> Vec<u8> {
     ip[2..4].copy_from_slice(&ip_len.to_be_bytes());
     ip[8] = 64;
     ip[9] = 17;
-    ip[12..16].copy_from_slice(&SRC_IP);
     ip[16..20].copy_from_slice(&DST_IP);
-    let sum: u32 = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    ip[10..12].copy_from_slice(&fold(sum).to_be_bytes());
     f.extend_from_slice(&ip);
     let udp_len = ip_len - 20;
     f.extend_from_slice(&SPORT.to_be_bytes());
@@ -98,25 +127,55 @@ pub fn frame(flow: &Flow, ip_len: u16) -> Vec<u8> {
     f.extend_from_slice(&udp_len.to_be_bytes());
     f.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
     f.resize(14 + ip_len as usize, 0);
+    set_flow(&mut f, flow.flows, 0);
     f
 }
 
-/// trafgen configuration: one packet block per frame of the size's cycle.
+/// Rewrite the source address and port of frame `f` (built by [`frame`]) to flow `i`
+/// of `flows`, with its IP header checksum.
+pub fn set_flow(f: &mut [u8], flows: u32, i: u32) {
+    let (src, sport) = flow_source(flows, i);
+    f[26..30].copy_from_slice(&src);
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let sum: u32 = f[14..34]
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    f[24..26].copy_from_slice(&fold(sum).to_be_bytes());
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// trafgen configuration: one packet block per frame of the size's cycle. Many flows
+/// are two per-packet counters (`dinc`) on the source address and port, with the
+/// periods of [`flow_split`]; trafgen then recomputes the checksums of each packet.
 pub fn trafgen_config(flow: &Flow) -> String {
-    let mac = |m: &[u8; 6]| {
-        m.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
+    let (src, sport) = flow_source(flow.flows, 0);
+    let src = std::net::Ipv4Addr::from(src);
+    let (addrs, ports) = flow_split(flow.flows);
+    let mut saddr = format!("saddr={src}");
+    let mut sp = format!("sp={sport}");
+    if flow.flows > 1 && addrs > 1 {
+        let first = u32::from(src);
+        saddr += &format!(", saddr=dinc({first:#010x}, {:#010x})", first + addrs - 1);
+    }
+    if flow.flows > 1 && ports > 1 {
+        sp += &format!(", sp=dinc({sport}, {})", u32::from(sport) + ports - 1);
+    }
     flow.size
         .ip_lengths()
         .into_iter()
         .map(|len| {
             format!(
-                "{{ eth(da={}, sa={}, type=0x0800), ipv4(saddr=10.80.1.1, daddr=10.80.2.99, ttl=64), udp(sp={SPORT}, dp={DPORT}), fill(0x00, {}) }}\n",
-                mac(&flow.dst_mac),
-                mac(&flow.src_mac),
+                "{{ eth(da={}, sa={}, type=0x0800), ipv4({saddr}, daddr=10.80.2.99, ttl=64), udp({sp}, dp={DPORT}), fill(0x00, {}) }}\n",
+                mac_text(&flow.dst_mac),
+                mac_text(&flow.src_mac),
                 len.saturating_sub(28)
             )
         })
@@ -150,14 +209,9 @@ pub fn start(
         }
         Generator::Vecbox => {
             let exe = exe.display().to_string();
-            let mac = |m: &[u8; 6]| {
-                m.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            };
-            let (dst, size) = (mac(&flow.dst_mac), flow.size.to_string());
+            let (dst, size) = (mac_text(&flow.dst_mac), flow.size.to_string());
             let r = rate.unwrap_or(0).to_string();
+            let flows = flow.flows.to_string();
             topo.command(
                 "gen",
                 &[
@@ -174,6 +228,8 @@ pub fn start(
                     &size,
                     "--rate",
                     &r,
+                    "--flows",
+                    &flows,
                 ],
             )
         }
@@ -193,6 +249,8 @@ pub struct GenOptions {
     /// Stop after this long; `None` = until killed.
     pub duration: Option<Duration>,
     pub depth: usize,
+    /// Concurrent flows (distinct source address and port pairs).
+    pub flows: u32,
 }
 
 /// What `vecbox gen` sent.
@@ -219,6 +277,7 @@ pub fn run(o: &GenOptions) -> Result<GenReport, BenchError> {
         src_mac,
         dst_mac: o.dst_mac,
         size: o.size,
+        flows: o.flows.max(1),
     };
     let frames: Vec<Vec<u8>> = o
         .size
@@ -228,6 +287,15 @@ pub fn run(o: &GenOptions) -> Result<GenReport, BenchError> {
         .collect();
     let depth = o.depth.clamp(1, 1024);
     let mut ring = SendRing::new(depth, None);
+    // Many flows: one buffer per batch slot (allocated here, once), its frame copied
+    // in and its source rewritten before each send.
+    let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    let mut slots: Vec<Vec<u8>> = if flow.flows > 1 {
+        (0..depth).map(|_| Vec::with_capacity(longest)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut flow_i = 0u32;
     let start = Instant::now();
     let (mut sent, mut next) = (0u64, 0usize);
     let empty: &[u8] = &[];
@@ -247,17 +315,29 @@ pub fn run(o: &GenOptions) -> Result<GenReport, BenchError> {
             }
         }
         let base = next;
-        let took = ring
-            .send(
-                std::os::fd::AsFd::as_fd(&fd),
+        let fd_ = std::os::fd::AsFd::as_fd(&fd);
+        let took = if flow.flows > 1 {
+            let slots = &mut slots[..n as usize];
+            for (i, slot) in slots.iter_mut().enumerate() {
+                let src = &frames[(base + i) % frames.len()];
+                slot.clear();
+                slot.extend_from_slice(src);
+                set_flow(slot, flow.flows, (flow_i + i as u32) % flow.flows);
+            }
+            ring.send(fd_, slots.iter().map(|f| (empty, f.as_slice())))
+        } else {
+            ring.send(
+                fd_,
                 (0..n as usize).map(|i| (empty, frames[(base + i) % frames.len()].as_slice())),
             )
-            .map_err(io("sendmmsg"))?;
+        }
+        .map_err(io("sendmmsg"))?;
         if took == 0 {
             std::thread::yield_now();
         }
         sent += took as u64;
         next = (next + took) % frames.len();
+        flow_i = ((u64::from(flow_i) + took as u64) % u64::from(flow.flows)) as u32;
     }
     let seconds = start.elapsed().as_secs_f64();
     Ok(GenReport {
@@ -317,6 +397,7 @@ mod tests {
             src_mac: [2, 0, 0, 0, 0, 1],
             dst_mac: [2, 0, 0, 0, 0, 0x99],
             size,
+            flows: 1,
         }
     }
 
@@ -353,6 +434,55 @@ mod tests {
         assert_eq!(c.matches("fill(0x00, 18)").count(), 7);
         assert_eq!(c.matches("fill(0x00, 1472)").count(), 1);
         assert!(c.contains("da=02:00:00:00:00:99"));
+    }
+
+    #[test]
+    fn many_flows_are_distinct_pairs_in_a_known_prefix() {
+        for flows in [1u32, 2, 7, 64, 10_000, 100_000] {
+            let (a, p) = flow_split(flows);
+            assert_eq!(a * p, flows, "{flows}");
+            assert!(p <= 32 && a < (1 << (32 - MANY_SRC_LEN)), "{flows}");
+            let set: std::collections::HashSet<([u8; 4], u16)> =
+                (0..flows).map(|i| flow_source(flows, i)).collect();
+            assert_eq!(set.len() as u32, flows, "{flows} flows");
+            if flows > 1 {
+                assert!(set.iter().all(|(s, port)| {
+                    u32::from_be_bytes(*s) >> (32 - MANY_SRC_LEN) == MANY_SRC >> (32 - MANY_SRC_LEN)
+                        && (MANY_SPORT..MANY_SPORT + 32).contains(port)
+                }));
+            }
+        }
+        // The frame carries flow i's source, with a valid IP checksum.
+        let mut f = frame(
+            &Flow {
+                flows: 10_000,
+                ..flow(Size::Bytes(64))
+            },
+            46,
+        );
+        set_flow(&mut f, 10_000, 1234);
+        let p = etherparse::SlicedPacket::from_ethernet(&f).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+            panic!("not IPv4")
+        };
+        let (src, sport) = flow_source(10_000, 1234);
+        assert_eq!(ip.header().source(), src);
+        assert_eq!(
+            ip.header().header_checksum(),
+            ip.header().to_header().calc_header_checksum()
+        );
+        let Some(etherparse::TransportSlice::Udp(u)) = p.transport else {
+            panic!("not UDP")
+        };
+        assert_eq!(u.source_port(), sport);
+        let c = trafgen_config(&Flow {
+            flows: 100_000,
+            ..flow(Size::Bytes(64))
+        });
+        assert!(
+            c.contains("saddr=dinc(0x0a600000, 0x0a600c34)") && c.contains("sp=dinc(1024, 1055)"),
+            "{c}"
+        );
     }
 
     #[test]

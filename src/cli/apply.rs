@@ -76,7 +76,10 @@ pub fn run(a: &ApplyArgs) -> i32 {
             (None, Some(f)) => crate::lab::load(f).ok().map(|p| p.lab),
             _ => None,
         };
-        match lab.map(|l| crate::lab::plan::run_dir(&l)).filter(|d| d.exists()) {
+        match lab
+            .map(|l| crate::lab::plan::run_dir(&l))
+            .filter(|d| d.exists())
+        {
             Some(dir) => match apply::lock(&dir) {
                 Ok(l) => Some(l),
                 Err(e) => return fail(&e),

@@ -6,8 +6,9 @@ mod bpf;
 mod demo;
 mod lab;
 mod lab_up;
+mod manual;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::guest::{Guest, GuestArgs};
 
@@ -29,7 +30,8 @@ Guest settings:
   umid=NAME     instance name (default FUNCTION-PID); the control socket is
                 ~/.uml/NAME/mconsole, as for a UML kernel (see `vecbox console`)
   cpu=N         pin the guest to CPU N
-  stats=FILE    write the exit report as JSON to FILE
+  stats=FILE    write the exit report as JSON to FILE (drops by reason name, batch
+                histograms with their bounds; schema: vecbox guest --report-schema)
   metrics=ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
   seccomp=MODE  system calls outside the sandbox's allowlist: kill (default; the
                 guest dies with SIGSYS), log (allowed and logged in the kernel log:
@@ -47,6 +49,10 @@ Transports (keys as in UML; see docs/transports.md):
   bess     AF_UNIX seqpacket, one frame/message  dst=PATH [src=PATH] to connect (retried until
                                                  the peer is there), or listen=PATH (vecbox only)
   common   mac= mtu=576..65534 depth=1..4096 (64) headroom= gro=0|1 vec=0|1 bpffile= bpfflash=
+  impair   tx_KEY=VALUE (frames leaving onto the link), rx_KEY=VALUE (arriving from it), on
+           any transport: delay= jitter= distribution= correlation= loss= duplicate= corrupt=
+           reorder= gap= rate= overhead= cell= queue= seed= down= (docs/impairments.md), e.g.
+           vec0:transport=raw,ifname=p0,tx_delay=20ms,tx_jitter=2ms,tx_loss=1%,rx_rate=10mbit
   gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
   in software. vec=0 moves one frame per system call. raw and hybrid receive with
   recvmmsg as UML; ring=1 uses a memory-mapped TPACKET_V3 ring instead (higher packet
@@ -54,8 +60,8 @@ Transports (keys as in UML; see docs/transports.md):
 
 Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
 Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`
-(version, help, config, remove, stop, go, proc, log, stack, reboot, halt; see
-docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md). A bad spec exits with
+(version, help, config, remove, stop, go, proc, log, stack, reboot, halt, and
+vecbox's impair and link to change impairments live; see docs/console.md). Counters are published in ~/.uml/NAME/metrics (docs/metrics.md). A bad spec exits with
 status 2 and names the key. As non-root, give the binary the capabilities:
   setcap cap_net_raw,cap_net_admin+ep vecbox
 It drops them once its interfaces are open, keeping only these two in its permitted
@@ -82,7 +88,12 @@ enum Command {
     #[command(after_long_help = GUEST_HELP)]
     Guest {
         /// Network function: xconnect, bridge, router or firewall.
-        function: String,
+        #[arg(required_unless_present = "report_schema")]
+        function: Option<String>,
+        /// Print the JSON Schema of the exit report (stats=FILE) and exit
+        /// (docs/guest-report.schema.json).
+        #[arg(long)]
+        report_schema: bool,
         /// key=value settings and vecN:transport=... interface specs.
         #[arg(
             allow_hyphen_values = true,
@@ -148,6 +159,12 @@ enum Command {
         )]
         args: Vec<String>,
     },
+    /// Print a shell completion script (bash, zsh, fish).
+    #[command(after_long_help = manual::COMPLETIONS_HELP)]
+    Completions(manual::CompletionsArgs),
+    /// Print vecbox's manual page, or a subcommand's; --install DIR writes them all.
+    #[command(after_long_help = manual::MAN_HELP)]
+    Man(manual::ManArgs),
 }
 
 const CONSOLE_HELP: &str = "\
@@ -192,7 +209,14 @@ pub fn main() -> i32 {
     init_tracing();
     let cli = Cli::parse();
     match cli.command {
-        Command::Guest { function, args } => run_guest(&function, &args),
+        Command::Guest {
+            report_schema: true,
+            ..
+        } => {
+            println!("{}", crate::guest::report_schema());
+            0
+        }
+        Command::Guest { function, args, .. } => run_guest(&function.unwrap_or_default(), &args),
         Command::Demo(a) => demo::run(&a),
         Command::Bpf(a) => bpf::run(&a),
         Command::Bench(a) => bench::run(&a),
@@ -206,6 +230,8 @@ pub fn main() -> i32 {
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),
         Command::Console { umid, command } => run_console(&umid, &command),
+        Command::Completions(a) => manual::completions(&a, Cli::command()),
+        Command::Man(a) => manual::man(&a, Cli::command()),
     }
 }
 

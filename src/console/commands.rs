@@ -24,10 +24,14 @@ pub enum Command {
     Reload,
     /// vecbox: the function is built again with new options.
     Options,
+    /// vecbox: show or change an interface's impairments (delay, loss, rate, ...).
+    Impair,
+    /// vecbox: take an interface's link administratively down or up.
+    Link,
 }
 
 /// Commands in match order.
-pub const TABLE: [(&str, Command); 16] = [
+pub const TABLE: [(&str, Command); 18] = [
     ("version", Command::Version),
     ("halt", Command::Halt),
     ("reboot", Command::Reboot),
@@ -44,6 +48,8 @@ pub const TABLE: [(&str, Command); 16] = [
     ("bpf", Command::Bpf),
     ("reload", Command::Reload),
     ("options", Command::Options),
+    ("impair", Command::Impair),
+    ("link", Command::Link),
 ];
 
 /// Find the command for request `text` by prefix; returns it and the text after its
@@ -76,6 +82,10 @@ Commands:
     bpf vecN <file> - load a classic-BPF filter (UML bpffile, tcpdump -dd/-ddd or bpf_asm text) onto vecN; needs bpfflash=1 on vecN
     reload - the router/firewall re-reads its file, keeping neighbours and connections
     options <key=value ...> - rebuild the function with these options (its learned state starts empty)
+    impair [vecN] - show impairments and their counters
+    impair vecN [tx|rx|both] KEY=VALUE... - change them (delay= jitter= loss= rate= ...; docs/impairments.md)
+    impair vecN [tx|rx|both] clear - remove them
+    link [vecN] - show link state; link vecN down|up - take the link down or up
 ";
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ const ENODEV: u32 = (-libc::ENODEV) as u32;
 
 /// Parse a device number as the kernel's `kstrtouint(.., 0)`: decimal, `0x` hex or
 /// leading-0 octal, the whole string.
-fn parse_unit(s: &str) -> Option<u32> {
+pub(super) fn parse_unit(s: &str) -> Option<u32> {
     if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
         u32::from_str_radix(h, 16).ok()
     } else if s.len() > 1 && s.starts_with('0') {
@@ -135,6 +135,17 @@ impl Guest {
             Command::Bpf => self.bpf(rest),
             Command::Reload => self.reload(),
             Command::Options => self.options(rest, action),
+            Command::Impair | Command::Link => {
+                let r = if cmd == Command::Impair {
+                    self.impair_command(rest)
+                } else {
+                    self.link_command(rest)
+                };
+                match r {
+                    Ok(text) => return self.stream(from, &text),
+                    Err(reply) => reply,
+                }
+            }
         };
         self.console.reply(from, e, &reply);
     }

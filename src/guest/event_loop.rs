@@ -31,6 +31,7 @@ pub const PUBLISH: Duration = Duration::from_millis(5);
 const TOKEN_SIGNAL: u64 = u64::MAX;
 const TOKEN_TIMER: u64 = u64::MAX - 1;
 const TOKEN_CONSOLE: u64 = u64::MAX - 2;
+const TOKEN_IMPAIR: u64 = u64::MAX - 3;
 
 fn setup(what: &'static str) -> impl FnOnce(nix::errno::Errno) -> GuestError {
     move |e| GuestError::Setup(what, e.into())
@@ -56,13 +57,23 @@ impl Guest {
                 TimerSetTimeFlags::empty(),
             )
             .map_err(setup("timerfd"))?;
+        // The impairment timer: absolute deadlines on CLOCK_MONOTONIC, with the thread's
+        // timer slack at 1 ns (the default 50 µs would add to every delay).
+        let imp_timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(setup("timerfd"))?;
+        if let Err(e) = nix::sys::prctl::set_timerslack(1) {
+            tracing::warn!(error = %e, "cannot lower the timer slack; impairment delays may run up to 50 µs late");
+        }
         if let Some(l) = self.metrics_listener.take() {
             let c = Arc::new(GuestCollector::new());
             c.add("", &self.args.umid, self.run_dir.metrics());
             crate::metrics::http::spawn(l, c)?;
         }
 
-        let mut epoll = self.build_epoll(sigfd.as_fd(), timer.as_fd())?;
+        let mut epoll = self.build_epoll(sigfd.as_fd(), timer.as_fd(), imp_timer.as_fd())?;
         let mut st = LoopState::new(self);
         self.publish(true);
         eprintln!("{}", self.ready_line());
@@ -96,6 +107,10 @@ impl Guest {
                         last_publish = Instant::now();
                     }
                     TOKEN_CONSOLE => console = true,
+                    TOKEN_IMPAIR => {
+                        let _ = imp_timer.wait();
+                        st.armed = None;
+                    }
                     t => {
                         let (i, is_tx) = split_token(t);
                         if i >= st.readable.len() {
@@ -118,7 +133,7 @@ impl Guest {
                 let a = self.serve_console();
                 stop |= a.halt;
                 if a.rebuild {
-                    epoll = self.build_epoll(sigfd.as_fd(), timer.as_fd())?;
+                    epoll = self.build_epoll(sigfd.as_fd(), timer.as_fd(), imp_timer.as_fd())?;
                     st = LoopState::new(self);
                     self.publish(true);
                 }
@@ -133,9 +148,11 @@ impl Guest {
                         }
                     }
                 }
+                self.impair_pass(&mut st);
                 self.relink(&epoll, &st);
                 self.flush_all(&epoll, &mut st);
             }
+            self.arm_impair(&imp_timer, &mut st);
             let now = Instant::now();
             if now.duration_since(last_publish) >= PUBLISH {
                 self.publish(false);
@@ -159,6 +176,7 @@ impl Guest {
         &self,
         sigfd: BorrowedFd<'_>,
         timer: BorrowedFd<'_>,
+        imp_timer: BorrowedFd<'_>,
     ) -> Result<Epoll, GuestError> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(setup("epoll"))?;
         let add = |fd: BorrowedFd<'_>, token: u64| {
@@ -168,6 +186,7 @@ impl Guest {
         };
         add(sigfd, TOKEN_SIGNAL)?;
         add(timer, TOKEN_TIMER)?;
+        add(imp_timer, TOKEN_IMPAIR)?;
         add(self.console.fd(), TOKEN_CONSOLE)?;
         if !self.stopped {
             for (i, p) in self.ports.iter().enumerate() {
@@ -227,6 +246,79 @@ impl Guest {
         }
         // Budget used up with full batches: more is waiting; epoll (level-triggered)
         // reports the port again on the next wait.
+    }
+
+    /// Hand on what the ports' impairment stages hold and is due: `tx` frames to the
+    /// transmit queues (not of ports the kernel pushes back on), `rx` frames to the
+    /// function, a batch at a time.
+    fn impair_pass(&mut self, st: &mut LoopState) {
+        if !self
+            .ports
+            .iter()
+            .any(crate::transport::Port::has_impairment)
+        {
+            return;
+        }
+        let now = crate::transport::port::impair::now_ns();
+        for i in 0..self.ports.len() {
+            // A transmit queue's worth at a time, flushed in between.
+            for _ in 0..BUDGET {
+                if st.blocked[i] || self.ports[i].release_tx(&mut self.pool, now) == 0 {
+                    break;
+                }
+                st.want_flush[i] = true;
+                if self.ports[i].flush(&mut self.pool) == Flush::Blocked {
+                    break;
+                }
+            }
+            for _ in 0..BUDGET {
+                if self.ports[i].release_rx(&mut self.pool, now, &mut st.frames) == 0 {
+                    break;
+                }
+                let mut fab = fabric::Fabric {
+                    pool: &mut self.pool,
+                    ports: &mut self.ports,
+                    in_port: i,
+                };
+                self.nf.process(i, &st.frames, &mut fab);
+                for (p, port) in self.ports.iter().enumerate() {
+                    if port.tx_pending() > 0 {
+                        st.want_flush[p] = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Arm the impairment timer for the earliest departure (absolute time), or disarm
+    /// it; ports the kernel pushes back on wait for writability instead. A timer armed
+    /// for an earlier time is left alone: when it fires the loop re-arms.
+    fn arm_impair(&self, timer: &TimerFd, st: &mut LoopState) {
+        let next = if self.stopped {
+            None
+        } else {
+            self.ports
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.impair_deadline(!st.blocked[i]))
+                .min()
+        };
+        // An armed timer that fires early costs one spurious wake-up; re-arming on
+        // every pass would cost a system call each time the next departure moves on.
+        if next == st.armed || matches!((next, st.armed), (Some(n), Some(a)) if a < n) {
+            return;
+        }
+        let r = match next {
+            Some(t) => timer.set(
+                Expiration::OneShot(nix::sys::time::TimeSpec::from(Duration::from_nanos(t))),
+                TimerSetTimeFlags::TFD_TIMER_ABSTIME,
+            ),
+            None => timer.unset(),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "cannot arm the impairment timer");
+        }
+        st.armed = next;
     }
 
     fn flush_all(&mut self, epoll: &Epoll, st: &mut LoopState) {
@@ -309,6 +401,8 @@ struct LoopState {
     blocked: Vec<bool>,
     paused: Vec<bool>,
     rx_errors: Vec<u32>,
+    /// Absolute time the impairment timer is armed for.
+    armed: Option<u64>,
 }
 
 impl LoopState {
@@ -323,6 +417,7 @@ impl LoopState {
             blocked: vec![false; ports],
             paused: vec![false; ports],
             rx_errors: vec![0; ports],
+            armed: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`event_loop`]: the epoll loop over port descriptors, the control socket, a
 //!   signalfd (SIGINT/SIGTERM end the guest cleanly) and a timerfd (function ticks).
 //! - [`control`]: the mconsole commands (`version`, `config`, `stop`, `proc`, ...).
+//! - [`impair`]: the console's `impair` and `link` commands.
 //! - [`ports`]: adding, removing and reopening interfaces at run time.
 //! - [`procfs`]: the files of `proc` and the `stack` dump.
 //! - [`publish`]: counters to the shared metrics region, `metrics=ADDR`.
@@ -16,6 +17,7 @@ mod control;
 mod event_loop;
 mod fabric;
 mod filter;
+mod impair;
 mod ports;
 mod procfs;
 mod publish;
@@ -26,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use args::{GUEST_KEYS, GuestArgs, GuestError};
 pub use event_loop::{BUDGET, TICK};
 pub use filter::FilterError;
-pub use report::Report;
+pub use report::{Report, schema as report_schema};
 
 use crate::buf::Pool;
 use crate::console::{RunDir, Server};

@@ -77,11 +77,17 @@ impl Guest {
     /// Close every transport and open it again from its spec. Ports that fail to reopen
     /// are dropped and named in the error.
     pub(super) fn reopen_all(&mut self) -> Result<(), String> {
-        // Counters carry over, so they stay monotonic across the restart.
+        // Counters carry over, so they stay monotonic across the restart; impairment
+        // stages carry over whole, with their frames in flight.
         let specs: Vec<(Spec, PortStats)> = self
             .ports
             .iter()
             .map(|p| (p.spec.clone(), p.stats))
+            .collect();
+        let mut stages: Vec<(u32, transport::port::impair::Stages)> = self
+            .ports
+            .iter_mut()
+            .map(|p| (p.spec.unit, p.take_impairments()))
             .collect();
         for p in &mut self.ports {
             p.flush(&mut self.pool);
@@ -118,6 +124,9 @@ impl Guest {
                         fallbacks: p.stats.fallbacks,
                         ..stats
                     };
+                    if let Some(at) = stages.iter().position(|(u, _)| *u == p.spec.unit) {
+                        p.restore_impairments(stages.swap_remove(at).1);
+                    }
                     self.ports.push(p)
                 }
                 Err(e) => failed.push(e),

@@ -1,5 +1,6 @@
 //! What the console's `proc FILE` and `stack` show. vecbox files: `net/dev` (interface
 //! counters in the kernel's /proc/net/dev layout), `stats` (the full per-port report),
+//! `impair` (impairment settings and counters, as the console's `impair`),
 //! and whatever the function provides (`fdb` for the bridge; `routes`, `neigh`,
 //! `rules`, `conntrack` for the router and firewall). Nothing here reads host files.
 
@@ -9,7 +10,7 @@ use super::Guest;
 use crate::metrics::{DropReason, PortStats};
 
 /// Files every guest has.
-pub const GUEST_FILES: [&str; 2] = ["net/dev", "stats"];
+pub const GUEST_FILES: [&str; 3] = ["net/dev", "stats", "impair"];
 
 fn rx_errors(s: &PortStats) -> u64 {
     [
@@ -59,6 +60,7 @@ impl Guest {
         match name {
             "net/dev" => Some(self.net_dev()),
             "stats" => Some(self.report().to_string()),
+            "impair" => Some(self.impair_text(None)),
             other => self.nf.proc_file(other),
         }
     }

@@ -4,8 +4,12 @@
 //! tick (its tables may be large), and its last values are kept in between.
 
 use super::Guest;
+use crate::impair::counters::{DELAY_BOUNDS_NS, LATE_BOUNDS_NS};
+use crate::impair::{Direction, Dropped, Stage};
+use crate::metrics::HistogramRef;
 use crate::metrics::names::{self, GuestInfo, PortLabels};
 use crate::metrics::region::State;
+use crate::metrics::sink::Snapshot;
 
 impl Guest {
     /// Copy counters to the region; `with_nf` also asks the function for its own.
@@ -25,17 +29,17 @@ impl Guest {
             },
         );
         for p in &self.ports {
-            names::port(
-                snap,
-                PortLabels {
-                    iface: &p.name,
-                    transport: p.spec.transport_name(),
-                    host_if: p.host_if.as_deref().unwrap_or("-"),
-                },
-                &p.stats,
-                p.caps.vnet,
-                p.caps.tx_gso,
-            );
+            let labels = PortLabels {
+                iface: &p.name,
+                transport: p.spec.transport_name(),
+                host_if: p.host_if.as_deref().unwrap_or("-"),
+            };
+            names::port(snap, labels, &p.stats, p.caps.vnet, p.caps.tx_gso);
+            for d in Direction::BOTH {
+                if let Some(st) = p.impairment(d) {
+                    impair_series(snap, labels, d, st);
+                }
+            }
         }
         if with_nf || snap.changed() {
             self.nf.metrics(snap);
@@ -50,4 +54,39 @@ impl Guest {
             State::Running
         });
     }
+}
+
+/// One impairment direction's series.
+fn impair_series(snap: &mut Snapshot, labels: PortLabels<'_>, d: Direction, st: &Stage) {
+    let c = &st.counters;
+    let dropped = Dropped::ALL.map(|r| (r.name(), c.dropped(r)));
+    let (queue_packets, queue_bytes) = st.queue_depth();
+    names::impair(
+        snap,
+        labels,
+        &names::ImpairSeries {
+            direction: d.name(),
+            frames_in: c.frames_in,
+            frames_out: c.frames_out,
+            delayed: c.delayed,
+            dropped: &dropped,
+            duplicated: c.duplicated,
+            corrupted: c.corrupted,
+            reordered: c.reordered,
+            queue_packets,
+            queue_bytes,
+            in_flight: st.in_flight() as u64,
+            memory_bytes: st.memory() as u64,
+            delay: HistogramRef {
+                bounds: &DELAY_BOUNDS_NS,
+                buckets: &c.delay.buckets,
+                sum: c.delay.sum,
+            },
+            late: HistogramRef {
+                bounds: &LATE_BOUNDS_NS,
+                buckets: &c.late.buckets,
+                sum: c.late.sum,
+            },
+        },
+    );
 }

@@ -1,36 +1,91 @@
 //! What a guest prints when it ends: per-port counters, drops by reason, batch sizes,
-//! offload use, and the function's own state. Also written as JSON with `stats=FILE`.
+//! offload use, and the function's own state. Also written as JSON with `stats=FILE`;
+//! its JSON Schema ([`schema`], docs/guest-report.schema.json) is generated from these
+//! types, their doc comments becoming its descriptions.
 
 use std::fmt;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Serialize, Serializer};
 
 use super::Guest;
+use crate::metrics::json::DropCounts;
 use crate::metrics::{DropReason, PortStats};
 
-/// One port's line of the report.
-#[derive(Clone, Debug, Serialize)]
+/// One port of the guest.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct PortReport {
+    /// Interface name in the guest (`vec0`, ...).
     pub name: String,
+    /// `raw`, `tap`, `hybrid`, `fd`, `gre`, `l2tpv3`, `bess`.
     pub transport: &'static str,
+    /// Host interface the port is attached to, if any.
     pub host_if: Option<String>,
+    /// Frames carry virtio-net headers.
     pub vnet: bool,
+    /// GSO super-frames may leave the port whole (`gro=1`).
     pub tx_gso: bool,
     /// Receives through a TPACKET_V3 memory-mapped ring (`ring=`, raw/hybrid).
     pub rx_ring: bool,
+    /// Packet, byte, batch and offload counters.
     pub stats: PortStats,
-    /// Non-zero drop counters by reason name.
-    pub drops: Vec<(&'static str, u64)>,
+    /// Dropped frames by reason.
+    pub drops: DropCounts,
+    /// Each impairment direction configured on the port (docs/impairments.md); empty
+    /// without impairments.
+    pub impair: Vec<super::impair::ImpairReport>,
 }
 
-/// The whole report.
-#[derive(Clone, Debug, Serialize)]
+/// The exit report of a vecbox guest (`vecbox guest ... stats=FILE`).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Report {
+    /// Instance name (`umid=`).
     pub umid: String,
+    /// Network function: `xconnect`, `bridge`, `router`, `firewall`.
     pub function: &'static str,
+    /// Seconds from start to the report.
     pub uptime_secs: f64,
+    /// One entry per port, in port order.
     pub ports: Vec<PortReport>,
-    pub function_state: Vec<(&'static str, String)>,
+    /// The network function's own counters and table sizes by name (docs/router.md,
+    /// docs/firewall.md; the bridge has `fdb_entries`, `fdb_evictions`, `fdb_moves`).
+    /// Whole numbers are JSON integers, anything else a string.
+    pub function_state: FunctionState,
+}
+
+/// Named values reported by a network function, in its order.
+#[derive(Clone, Debug, Default)]
+pub struct FunctionState(pub Vec<(&'static str, String)>);
+
+impl Serialize for FunctionState {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| {
+            let value = match v.parse::<u64>() {
+                Ok(n) => serde_json::Value::from(n),
+                Err(_) => serde_json::Value::from(v.as_str()),
+            };
+            (k, value)
+        }))
+    }
+}
+
+impl JsonSchema for FunctionState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FunctionState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "additionalProperties": {"type": ["integer", "string"]},
+        })
+    }
+}
+
+/// The report's JSON Schema, as published in docs/guest-report.schema.json.
+pub fn schema() -> String {
+    let s = schemars::schema_for!(Report);
+    serde_json::to_string_pretty(&s).unwrap_or_default()
 }
 
 impl Report {
@@ -50,14 +105,11 @@ impl Report {
                     tx_gso: p.caps.tx_gso,
                     rx_ring: p.uses_ring(),
                     stats: p.stats,
-                    drops: DropReason::ALL
-                        .iter()
-                        .map(|r| (r.name(), p.stats.dropped(*r)))
-                        .filter(|(_, n)| *n > 0)
-                        .collect(),
+                    drops: DropCounts(p.stats.drops),
+                    impair: super::impair::reports(p),
                 })
                 .collect(),
-            function_state: g.nf.summary(),
+            function_state: FunctionState(g.nf.summary()),
         }
     }
 
@@ -126,15 +178,23 @@ impl fmt::Display for Report {
                 s.tx_csum_completed,
                 s.fallbacks
             )?;
-            if !p.drops.is_empty() {
-                let d: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            let d: Vec<String> = DropReason::ALL
+                .iter()
+                .filter(|r| s.dropped(**r) > 0)
+                .map(|r| format!("{r}={}", s.dropped(*r)))
+                .collect();
+            if !d.is_empty() {
                 write!(f, "; drops {}", d.join(" "))?;
             }
             writeln!(f)?;
+            for im in &p.impair {
+                writeln!(f, "{} impair {im}", p.name)?;
+            }
         }
-        if !self.function_state.is_empty() {
+        if !self.function_state.0.is_empty() {
             let s: Vec<String> = self
                 .function_state
+                .0
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();

@@ -37,8 +37,11 @@ pub fn make_plan(obs: &Observed, desired: Plan) -> Result<ApplyPlan, LabError> {
 /// Validate `file` (nothing is touched when it is invalid), observe its running lab and
 /// plan the change.
 pub fn prepare(file: &Path) -> Result<(Observed, ApplyPlan), LabError> {
+    let t0 = std::time::Instant::now();
     let first = super::load(file)?;
+    let t1 = std::time::Instant::now();
     let obs = observe::observe(&first.lab)?;
+    let t2 = std::time::Instant::now();
     let desired = super::load_with(file, &obs.lock())?;
     if desired.metrics != obs.saved.metrics {
         return Err(LabError::Unsupported(format!(
@@ -49,6 +52,12 @@ pub fn prepare(file: &Path) -> Result<(Observed, ApplyPlan), LabError> {
         )));
     }
     let plan = make_plan(&obs, desired)?;
+    tracing::debug!(
+        validate_ms = (t1 - t0).as_secs_f64() * 1e3,
+        observe_ms = (t2 - t1).as_secs_f64() * 1e3,
+        plan_ms = t2.elapsed().as_secs_f64() * 1e3,
+        "apply prepared"
+    );
     Ok((obs, plan))
 }
 

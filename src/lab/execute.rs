@@ -130,7 +130,9 @@ pub fn execute(
             if let Some(f) = fault {
                 f.hit(n, true);
             }
+            let t = Instant::now();
             run.step(step)?;
+            tracing::debug!(step = n, ms = t.elapsed().as_secs_f64() * 1e3, "{what}");
             done.steps.push(what);
             if let Some(f) = fault {
                 f.hit(n, false);
@@ -147,7 +149,9 @@ pub fn execute(
         }
     }
     // The lab is what the plan says: record identities, the plan, the end.
-    run.refresh_identity();
+    let t = Instant::now();
+    run.refresh_identity(&touched(plan));
+    tracing::debug!(ms = t.elapsed().as_secs_f64() * 1e3, "identities recorded");
     run.recorded.generation = generation;
     run.save()?;
     let text = serde_json::to_string_pretty(&plan.desired)
@@ -161,6 +165,29 @@ pub fn execute(
         .map_err(|e| LabError::object("writing the journal", e))?;
     call_ok(run.procs, Request::Reload)?;
     Ok(done)
+}
+
+/// The namespaces a plan's steps touch.
+fn touched(plan: &ApplyPlan) -> std::collections::BTreeSet<String> {
+    let lab = &plan.lab;
+    let mut t = std::collections::BTreeSet::new();
+    for s in plan.steps() {
+        match s {
+            Step::Veth { netns, .. } | Step::VethDelete { netns, .. } => {
+                t.extend(netns.iter().cloned());
+            }
+            Step::Iface { netns, .. }
+            | Step::IfaceDelete { netns, .. }
+            | Step::Tap { netns, .. } => {
+                t.insert(netns.clone());
+            }
+            Step::Netns { node } | Step::NetnsDelete { node } => {
+                t.insert(format!("{lab}.{node}"));
+            }
+            _ => {}
+        }
+    }
+    t
 }
 
 /// A link's impairment changed. This is where it goes through the same path as
@@ -423,8 +450,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Record the index of every interface the record has, and every namespace inode.
-    fn refresh_identity(&mut self) {
+    /// Record the index of every interface the record has in the namespaces `touched`
+    /// (the others keep theirs), and every namespace inode.
+    fn refresh_identity(&mut self, touched: &std::collections::BTreeSet<String>) {
         let o = &self.recorded.objects;
         let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for l in o.links.values() {
@@ -450,8 +478,22 @@ impl Run<'_> {
             .iter()
             .filter_map(|(name, n)| Some((name.clone(), ops::ns_inode(&n.node.netns)?)))
             .collect();
-        let names: Vec<String> = want.keys().cloned().collect();
-        let mut idx = BTreeMap::new();
+        let names: Vec<String> = want
+            .keys()
+            .filter(|n| touched.contains(*n))
+            .cloned()
+            .collect();
+        // Namespaces this apply did not touch keep what was recorded for them.
+        let mut idx: BTreeMap<String, u32> = self
+            .recorded
+            .ifindex
+            .iter()
+            .filter(|(k, _)| {
+                let (ns, name) = k.split_once('/').unwrap_or_default();
+                !touched.contains(ns) && want.get(ns).is_some_and(|w| w.iter().any(|n| n == name))
+            })
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         for (ns, found) in names.iter().zip(ops::list_all(&names)) {
             for i in found.unwrap_or_default() {
                 if want[ns].contains(&i.name) {

@@ -402,20 +402,27 @@ fn live_reread(o: &Observed, entries: &[Entry]) -> Vec<Drift> {
             });
         }
     }
-    // Ports of running vecbox guests.
+    // Ports of running vecbox guests (asked in parallel).
     let live = o.live();
-    for (name, n) in &rec.nodes {
-        if !n.node.kind.is_guest() || !live.contains(name) {
-            continue;
-        }
-        let Ok(have) = guestctl::ports(&n.node.umid) else {
-            continue;
-        };
+    let guests: Vec<(&String, &super::objects::NodeObj)> = rec
+        .nodes
+        .iter()
+        .filter(|(name, n)| n.node.kind.is_guest() && live.contains(*name))
+        .collect();
+    let answers: Vec<Option<Vec<u32>>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = guests
+            .iter()
+            .map(|(_, n)| sc.spawn(move || guestctl::ports(&n.node.umid).ok()))
+            .collect();
+        hs.into_iter().map(|h| h.join().ok().flatten()).collect()
+    });
+    for ((name, _), have) in guests.iter().zip(answers) {
+        let Some(have) = have else { continue };
         let should: Vec<u32> = rec.ends_of(name).iter().filter_map(|e| e.unit).collect();
         for u in &should {
             if !have.contains(u) {
                 d.push(Drift::PortMissing {
-                    node: name.clone(),
+                    node: (*name).clone(),
                     unit: *u,
                 });
             }
@@ -423,7 +430,7 @@ fn live_reread(o: &Observed, entries: &[Entry]) -> Vec<Drift> {
         for u in have {
             if !should.contains(&u) {
                 d.push(Drift::LeftoverPort {
-                    node: name.clone(),
+                    node: (*name).clone(),
                     unit: u,
                 });
             }

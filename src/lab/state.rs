@@ -36,9 +36,36 @@ pub struct LinkState {
     /// Where it is measured: `namespace/device`, if the link has a device.
     pub device: Option<String>,
     pub counters: LinkCounters,
-    /// Packets and bits per second, A→B and B→A.
+    /// Packets and bits per second, A→B and B→A (in JSON: `{"a_to_b": .., "b_to_a": ..}`).
+    #[serde(with = "directions")]
     pub pps: [f64; 2],
+    #[serde(with = "directions")]
     pub bps: [f64; 2],
+}
+
+/// `[A→B, B→A]` as `{"a_to_b": .., "b_to_a": ..}`, so that readers of `status --json`
+/// see which direction a rate is.
+mod directions {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Directions {
+        a_to_b: f64,
+        b_to_a: f64,
+    }
+
+    pub fn serialize<S: Serializer>(v: &[f64; 2], s: S) -> Result<S::Ok, S::Error> {
+        Directions {
+            a_to_b: v[0],
+            b_to_a: v[1],
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; 2], D::Error> {
+        let v = Directions::deserialize(d)?;
+        Ok([v.a_to_b, v.b_to_a])
+    }
 }
 
 /// The whole file.

@@ -250,9 +250,9 @@ impl Supervisor {
                 let p = super::saved_plan(&self.plan.lab)?;
                 self.plan = p;
                 self.links.clear();
-                // `status` shows the new nodes and links at once.
+                // The next turn of the loop writes the state with the new nodes and
+                // links (not before answering: sampling reads every namespace).
                 self.last_sample = Instant::now() - Duration::from_secs(1);
-                self.sample();
                 Ok(Response::Ok)
             }
         }

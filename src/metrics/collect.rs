@@ -209,21 +209,22 @@ fn metric(s: &Series, v: &[u64], labels: Vec<LabelPair>) -> (MetricType, Metric)
             m.set_gauge(g);
             MetricType::GAUGE
         }
-        Kind::Histogram { bounds } => {
+        Kind::Histogram { bounds, nanos } => {
+            let scale = if *nanos { 1e-9 } else { 1.0 };
             let mut h = Histogram::default();
             let mut cum = 0u64;
             let mut buckets = Vec::with_capacity(bounds.len());
             for (i, b) in bounds.iter().enumerate() {
                 cum += v[i];
                 let mut bk = Bucket::default();
-                bk.set_upper_bound(*b as f64);
+                bk.set_upper_bound(*b as f64 * scale);
                 bk.set_cumulative_count(cum);
                 buckets.push(bk);
             }
             cum += v[bounds.len()];
             h.set_bucket(buckets);
             h.set_sample_count(cum);
-            h.set_sample_sum(v[bounds.len() + 1] as f64);
+            h.set_sample_sum(v[bounds.len() + 1] as f64 * scale);
             m.set_histogram(h);
             MetricType::HISTOGRAM
         }

@@ -10,6 +10,7 @@
 
 pub mod collect;
 pub mod http;
+pub mod json;
 pub mod names;
 pub mod region;
 pub mod sink;
@@ -146,11 +147,17 @@ impl fmt::Display for DropReason {
 
 /// Batch-size distribution: power-of-two buckets (1, 2, 3-4, 5-8, ... , >256) plus
 /// UML's `queue_max` and `queue_running_average` (`avg = (avg + n) / 2`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct BatchStats {
+    /// Batches by size, each bucket with its bounds (in JSON: `[{min, max, batches}]`).
+    #[serde(serialize_with = "json::serialize_buckets")]
+    #[schemars(with = "Vec<json::BatchBucket>")]
     pub buckets: [u64; Self::BUCKETS],
+    /// Largest batch so far (UML `queue_max`).
     pub max: u64,
+    /// UML's `queue_running_average`: `avg = (avg + n) / 2` per batch.
     pub running_average: u64,
+    /// Batches (system calls that moved at least one frame).
     pub batches: u64,
     /// Frames in all batches (the histogram's sum).
     pub frames: u64,
@@ -193,14 +200,22 @@ impl BatchStats {
 }
 
 /// Counters of one port (one `vecN` interface of a guest).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct PortStats {
+    /// Frames received and handed to the network function.
     pub rx_packets: u64,
+    /// Their bytes (Ethernet header on, no vnet header).
     pub rx_bytes: u64,
+    /// Frames handed to the kernel.
     pub tx_packets: u64,
+    /// Their bytes.
     pub tx_bytes: u64,
+    /// By [`DropReason`] (in JSON: the port's `drops` map, [`json::DropCounts`]).
+    #[serde(skip)]
     pub drops: [u64; DropReason::COUNT],
+    /// Frames per receive call.
     pub rx_batch: BatchStats,
+    /// Frames per transmit call.
     pub tx_batch: BatchStats,
     /// Partial or refused `sendmmsg` (UML `tx_restart_queue`).
     pub tx_restart_queue: u64,

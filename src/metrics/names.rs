@@ -2,7 +2,7 @@
 //! with the network functions' own). Labels: `iface` (vecN), `transport`, `host_if`
 //! (host interface or `-`), `reason` for drops; the reader adds `lab` and `node`.
 
-use super::sink::MetricSink;
+use super::sink::{HistogramRef, MetricSink};
 use super::{DropReason, PortStats};
 
 /// Identity of a port, as labels.
@@ -151,6 +151,117 @@ pub fn port(sink: &mut dyn MetricSink, p: PortLabels<'_>, s: &PortStats, vnet: b
         "vecbox_port_tx_gso",
         "1 if GSO super-frames may leave this port whole.",
         f64::from(u8::from(tx_gso)),
+    );
+}
+
+/// One impairment direction of a port (see docs/impairments.md), for [`impair`].
+#[derive(Clone, Copy, Debug)]
+pub struct ImpairSeries<'a> {
+    /// `tx` or `rx`.
+    pub direction: &'a str,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub delayed: u64,
+    /// Drops by reason name (`loss`, `queue_full`, `link_down`, `buffer_full`).
+    pub dropped: &'a [(&'a str, u64)],
+    pub duplicated: u64,
+    pub corrupted: u64,
+    pub reordered: u64,
+    pub queue_packets: u64,
+    pub queue_bytes: u64,
+    pub in_flight: u64,
+    pub memory_bytes: u64,
+    /// Applied delay (entering to leaving the stage), ns.
+    pub delay: HistogramRef<'a>,
+    /// Lateness after the departure time, ns.
+    pub late: HistogramRef<'a>,
+}
+
+/// Report one impairment direction of a port.
+pub fn impair(sink: &mut dyn MetricSink, p: PortLabels<'_>, s: &ImpairSeries<'_>) {
+    let l = [
+        ("iface", p.iface),
+        ("transport", p.transport),
+        ("host_if", p.host_if),
+        ("direction", s.direction),
+    ];
+    for (name, help, v) in [
+        (
+            "vecbox_impair_frames_in_total",
+            "Wire frames that entered the impairment stage (GSO segments counted).",
+            s.frames_in,
+        ),
+        (
+            "vecbox_impair_frames_out_total",
+            "Wire frames the impairment stage handed on.",
+            s.frames_out,
+        ),
+        (
+            "vecbox_impair_delayed_total",
+            "Wire frames held by the impairment stage (delay, jitter or rate).",
+            s.delayed,
+        ),
+        (
+            "vecbox_impair_duplicated_total",
+            "Extra copies made by the impairment stage.",
+            s.duplicated,
+        ),
+        (
+            "vecbox_impair_corrupted_total",
+            "Frames with one bit flipped by the impairment stage.",
+            s.corrupted,
+        ),
+        (
+            "vecbox_impair_reordered_total",
+            "Frames that skipped the delay (reorder).",
+            s.reordered,
+        ),
+    ] {
+        sink.counter(name, help, &l, v);
+    }
+    for (reason, v) in s.dropped {
+        sink.counter(
+            "vecbox_impair_dropped_total",
+            "Frames dropped by the impairment stage, by reason (loss, queue_full, link_down, buffer_full).",
+            &[l[0], l[1], l[2], l[3], ("reason", reason)],
+            *v,
+        );
+    }
+    for (name, help, v) in [
+        (
+            "vecbox_impair_queue_packets",
+            "Frames in the queue in front of the impairment rate.",
+            s.queue_packets,
+        ),
+        (
+            "vecbox_impair_queue_bytes",
+            "Bytes in the queue in front of the impairment rate.",
+            s.queue_bytes,
+        ),
+        (
+            "vecbox_impair_in_flight_packets",
+            "Frames held by the impairment stage (queue and delay line).",
+            s.in_flight,
+        ),
+        (
+            "vecbox_impair_memory_bytes",
+            "Memory the impairment stage holds for frames in flight.",
+            s.memory_bytes,
+        ),
+    ] {
+        sink.gauge(name, help, &l, v as f64);
+    }
+    sink.histogram_ns(
+        "vecbox_impair_delay_seconds",
+        "Time frames spent in the impairment stage (delay, jitter, queue and rate).",
+        &l,
+        s.delay,
+    );
+    sink.histogram_ns(
+        "vecbox_impair_late_seconds",
+        "How long after its departure time a frame left the impairment stage.",
+        &l,
+        s.late,
     );
 }
 

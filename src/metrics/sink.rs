@@ -28,6 +28,17 @@ pub trait MetricSink {
     fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64);
     /// A distribution.
     fn histogram(&mut self, name: &str, help: &str, labels: &[(&str, &str)], h: HistogramRef<'_>);
+    /// A distribution of durations kept in nanoseconds (bounds and sum), exported in
+    /// seconds (names end in `_seconds`).
+    fn histogram_ns(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        h: HistogramRef<'_>,
+    ) {
+        self.histogram(name, help, labels, h)
+    }
 }
 
 /// Type of a series.
@@ -39,6 +50,9 @@ pub enum Kind {
     /// `bounds.len() + 1` bucket counts, then the sum.
     Histogram {
         bounds: Vec<u64>,
+        /// Bounds and sum are nanoseconds, exported as seconds.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        nanos: bool,
     },
 }
 
@@ -47,7 +61,7 @@ impl Kind {
     pub fn slots(&self) -> usize {
         match self {
             Kind::Counter | Kind::Gauge => 1,
-            Kind::Histogram { bounds } => bounds.len() + 2,
+            Kind::Histogram { bounds, .. } => bounds.len() + 2,
         }
     }
 }
@@ -171,13 +185,37 @@ impl MetricSink for Snapshot {
     }
 
     fn histogram(&mut self, name: &str, help: &str, labels: &[(&str, &str)], h: HistogramRef<'_>) {
+        self.put_histogram(name, help, labels, h, false);
+    }
+
+    fn histogram_ns(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        h: HistogramRef<'_>,
+    ) {
+        self.put_histogram(name, help, labels, h, true);
+    }
+}
+
+impl Snapshot {
+    fn put_histogram(
+        &mut self,
+        name: &str,
+        help: &str,
+        labels: &[(&str, &str)],
+        h: HistogramRef<'_>,
+        nanos: bool,
+    ) {
         let s = self.entry(
             name,
             help,
             labels,
-            |k| matches!(k, Kind::Histogram { bounds } if bounds == h.bounds),
+            |k| matches!(k, Kind::Histogram { bounds, nanos: n } if bounds == h.bounds && *n == nanos),
             || Kind::Histogram {
                 bounds: h.bounds.to_vec(),
+                nanos,
             },
         );
         let n = h.bounds.len() + 1;

@@ -281,7 +281,13 @@ pub async fn set_up(h: &rtnetlink::Handle, name: &str) -> Result<(), NetlinkErro
         .map_err(rtnl_err("bringing up", name))
 }
 
-/// Add `addr/prefix` to link `name`.
+/// Add `addr/prefix` to link `name`, usable at once.
+///
+/// IPv6 addresses are added with `IFA_F_NODAD` (as `ip address add ... nodad`): the
+/// kernel skips duplicate address detection, so the address is never *tentative* and a
+/// program may bind to it or send from it as soon as this returns (with DAD it could
+/// not for a second or two: "Cannot assign requested address"). The addresses vecbox
+/// adds are chosen by whoever wrote the lab, so there is nobody to detect.
 pub async fn add_address(
     h: &rtnetlink::Handle,
     name: &str,
@@ -289,11 +295,22 @@ pub async fn add_address(
     prefix: u8,
 ) -> Result<(), NetlinkError> {
     let idx = link_index(h, name).await?;
-    h.address()
-        .add(idx, addr, prefix)
-        .execute()
+    let mut req = h.address().add(idx, addr, prefix);
+    if addr.is_ipv6() {
+        no_dad(req.message_mut());
+    }
+    req.execute()
         .await
         .map_err(rtnl_err("adding address to", name))
+}
+
+/// Mark an address message `IFA_F_NODAD`, in the header's 8-bit flags and in the
+/// 32-bit `IFA_FLAGS` attribute (which the kernel prefers when present).
+fn no_dad(msg: &mut rtnetlink::packet_route::address::AddressMessage) {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+    msg.header.flags |= AddressHeaderFlags::Nodad;
+    msg.attributes
+        .push(AddressAttribute::Flags(AddressFlags::Nodad));
 }
 
 /// Delete link `name` (a veth takes its peer with it).

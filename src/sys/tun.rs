@@ -8,6 +8,57 @@ use std::os::unix::fs::OpenOptionsExt;
 
 use super::cvt;
 
+mod diagnose;
+pub use diagnose::{Step as TunStep, TUN_PATH};
+
+/// Opening a tap failed: which step, on which name, why, and — when the cause is the
+/// device's permissions or a missing capability — which one it is and what to do.
+#[derive(Debug)]
+pub struct TunError {
+    pub step: TunStep,
+    /// The name asked for (`tap%d` when the kernel picks).
+    pub ifname: String,
+    pub source: io::Error,
+    /// "; ..." explanation from [`diagnose::explain`], or empty.
+    pub hint: String,
+}
+
+impl TunError {
+    fn new(step: TunStep, ifname: Option<&str>, source: io::Error) -> TunError {
+        let facts = diagnose::Facts::gather(ifname);
+        let shown = ifname.unwrap_or("tap%d");
+        TunError {
+            step,
+            ifname: shown.to_string(),
+            hint: diagnose::explain(step, &source, shown, &facts),
+            source,
+        }
+    }
+}
+
+impl std::fmt::Display for TunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.step {
+            TunStep::Open => write!(
+                f,
+                "opening {TUN_PATH} for tap {}: {}{}",
+                self.ifname, self.source, self.hint
+            ),
+            TunStep::SetIff => write!(
+                f,
+                "TUNSETIFF (tap {}): {}{}",
+                self.ifname, self.source, self.hint
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 pub const IFF_TAP: libc::c_short = 0x0002;
 pub const IFF_NO_PI: libc::c_short = 0x1000;
 pub const IFF_VNET_HDR: libc::c_short = 0x4000;
@@ -46,22 +97,27 @@ fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
 /// Open `/dev/net/tun` non-blocking and close-on-exec and attach it to tap `name`
 /// (created if it does not exist, which needs CAP_NET_ADMIN; a tap created this way
 /// disappears when the descriptor is closed). `name = None` lets the kernel pick
-/// `tap%d`. Returns the descriptor and the interface name the kernel used.
-pub fn open_tap(name: Option<&str>, vnet_hdr: bool) -> io::Result<(OwnedFd, String)> {
+/// `tap%d`. Returns the descriptor and the interface name the kernel used. A failure
+/// says which step failed and, for permission errors, whether the device's mode or a
+/// missing capability is the cause ([`TunError`]).
+pub fn open_tap(name: Option<&str>, vnet_hdr: bool) -> Result<(OwnedFd, String), TunError> {
+    let mut ifr = ifreq_named(name.unwrap_or("tap%d"))
+        .map_err(|e| TunError::new(TunStep::SetIff, name, e))?;
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open("/dev/net/tun")?;
+        .open(TUN_PATH)
+        .map_err(|e| TunError::new(TunStep::Open, name, e))?;
     let fd = OwnedFd::from(file);
-    let mut ifr = ifreq_named(name.unwrap_or("tap%d"))?;
     let mut flags = IFF_TAP | IFF_NO_PI;
     if vnet_hdr {
         flags |= IFF_VNET_HDR;
     }
     ifr.ifr_ifru.ifru_flags = flags;
     // SAFETY: TUNSETIFF reads and writes one `ifreq`, which `ifr` is, alive for the call.
-    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut ifr) })?;
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut ifr) })
+        .map_err(|e| TunError::new(TunStep::SetIff, name, e))?;
     // SAFETY: the kernel NUL-terminates `ifr_name` (IFNAMSIZ bytes) on success.
     let actual = unsafe { CStr::from_ptr(ifr.ifr_name.as_ptr()) }
         .to_string_lossy()

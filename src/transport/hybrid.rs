@@ -36,11 +36,8 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         fallbacks += 1;
         drop(rx);
         drop(tap);
-        let (t, a) = crate::sys::tun::open_tap(Some(ifname), false).map_err(sys_err(
-            name,
-            "TUNSETIFF",
-            ifname,
-        ))?;
+        let (t, a) =
+            crate::sys::tun::open_tap(Some(ifname), false).map_err(super::tap::tap_err(name))?;
         tap = t;
         actual = a;
         rx = packet_socket(name, &actual)?;

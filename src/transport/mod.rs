@@ -83,6 +83,13 @@ pub enum OpenError {
         #[source]
         source: crate::filter::LoadError,
     },
+    /// `/dev/net/tun` could not be opened or attached (its message names the cause).
+    #[error("{port}: {source}")]
+    Tap {
+        port: String,
+        #[source]
+        source: crate::sys::tun::TunError,
+    },
 }
 
 fn permission_hint(e: &io::Error) -> &'static str {

@@ -122,6 +122,9 @@ pub struct Port {
     catch_up: Option<crate::filter::Program>,
     /// The memory-mapped receive ring ([`RxMode::Ring`]).
     ring: Option<ring::RingRx>,
+    /// Impairment of frames leaving onto the link and arriving from it ([`impair`]).
+    imp_tx: Option<Box<crate::impair::Stage>>,
+    imp_rx: Option<Box<crate::impair::Stage>>,
 }
 
 impl Port {
@@ -132,7 +135,7 @@ impl Port {
             fallbacks: o.fallbacks,
             ..PortStats::default()
         };
-        Port {
+        let mut p = Port {
             name,
             spec,
             host_if: o.host_if,
@@ -158,7 +161,11 @@ impl Port {
             soft_filter: None,
             catch_up: None,
             ring: o.ring.map(ring::RingRx::new),
-        }
+            imp_tx: None,
+            imp_rx: None,
+        };
+        p.open_impairments();
+        p
     }
 
     /// Descriptor to poll for readability.
@@ -242,13 +249,17 @@ impl Port {
                 return Ok(0);
             }
         }
-        match self.recv_batch(pool, out) {
+        let got = match self.recv_batch(pool, out) {
             Err(e) if self.link.is_some() && bess::is_peer_gone(&e) => {
                 self.peer_lost(pool);
                 Ok(0)
             }
             other => other,
+        };
+        if self.imp_rx.is_some() {
+            self.impair_rx(pool, out);
         }
+        got
     }
 
     fn recv_batch(&mut self, pool: &mut Pool, out: &mut Vec<Frame>) -> io::Result<usize> {
@@ -488,6 +499,7 @@ fn read_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> 
     }
 }
 
+pub mod impair;
 mod link;
 pub(crate) mod ring;
 #[cfg(test)]

@@ -50,6 +50,9 @@
 //!   connecting to `dst`; exactly one of `dst` and `listen` is required.
 //! - `ifname` must be a valid Linux interface name (1..=15 bytes, no `/`, `:`, whitespace).
 //! - vde is parsed for completeness only; vecbox cannot run `vde_plug`.
+//! - `tx_KEY=`/`rx_KEY=` (vecbox) impair the frames leaving onto the link and arriving
+//!   from it, with the keys of docs/impairments.md (`tx_delay=20ms,rx_loss=1%`); UML's
+//!   own `tx_`/`rx_` keys (`tx_key`, `rx_session`, ...) keep their meaning.
 //! - The device number needs the `vec` prefix; digits only (no `+`, no trailing newline).
 //!
 //! # Limitations
@@ -124,6 +127,10 @@ pub struct Common {
     /// already bound to `src` (and `srcport`) by the parent — how a lab hands a guest in
     /// its own namespace a socket on the machine's underlay address.
     pub sock_fd: Option<i32>,
+    /// `tx_*`/`rx_*` impairment keys (vecbox; docs/impairments.md): what frames
+    /// leaving onto the link (`tx_delay=20ms`) and arriving from it (`rx_loss=1%`) go
+    /// through.
+    pub impair: crate::impair::PortParams,
 }
 
 /// Whether raw and hybrid ports receive through a memory-mapped ring when `ring=` is
@@ -151,6 +158,7 @@ impl Default for Common {
             bpfflash: false,
             ring: None,
             sock_fd: None,
+            impair: crate::impair::PortParams::default(),
         }
     }
 }
@@ -393,7 +401,13 @@ impl fmt::Display for Spec {
         opt_path(f, "bpffile", &c.bpffile)?;
         flag(f, "bpfflash", c.bpfflash)?;
         opt(f, "ring", c.ring.map(u8::from))?;
-        opt(f, "fd", c.sock_fd)
+        opt(f, "fd", c.sock_fd)?;
+        for dir in crate::impair::Direction::BOTH {
+            for (k, v) in c.impair.get(dir).pairs() {
+                write!(f, ",{}_{k}={v}", dir.name())?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use crate::sys::{sock, tun};
 
 use super::port::{Caps, Opened, RxMode, TxMode};
 use super::probe::{self, Feature};
-use super::{OpenError, Spec, framing::Framing, max_tx_frame, rx_slot, sys_err};
+use super::{OpenError, Spec, framing::Framing, max_tx_frame, rx_slot};
 
 /// Open (or create) the tap `ifname`; `None` lets the kernel choose a `tapN` name.
 pub fn open(name: &str, spec: &Spec, ifname: Option<&str>) -> Result<Opened, OpenError> {
@@ -61,9 +61,7 @@ pub(crate) fn open_vnet_tap(
     ifname: Option<&str>,
     fallbacks: &mut u64,
 ) -> Result<(std::os::fd::OwnedFd, String, bool), OpenError> {
-    let shown = ifname.unwrap_or("tap%d").to_string();
-    let (fd, actual) =
-        tun::open_tap(ifname, true).map_err(sys_err(name, "TUNSETIFF", shown.clone()))?;
+    let (fd, actual) = tun::open_tap(ifname, true).map_err(tap_err(name))?;
     let vnet = probe::try_enable(
         Feature::TapVnetHdr,
         "taps run without vnet headers (no offloads; checksums completed by the kernel)",
@@ -80,9 +78,14 @@ pub(crate) fn open_vnet_tap(
     }
     *fallbacks += 1;
     drop(fd);
-    let (fd, actual) =
-        tun::open_tap(Some(&actual), false).map_err(sys_err(name, "TUNSETIFF", shown))?;
+    let (fd, actual) = tun::open_tap(Some(&actual), false).map_err(tap_err(name))?;
     Ok((fd, actual, false))
+}
+
+/// Wrap a tap failure for port `name`.
+pub(crate) fn tap_err(name: &str) -> impl FnOnce(tun::TunError) -> OpenError {
+    let port = name.to_string();
+    move |source| OpenError::Tap { port, source }
 }
 
 /// Ask for checksum offload, plus TSO/USO when `gro` is on. Returns `true` when the

@@ -220,7 +220,6 @@ impl Lab {
         v[0]["address"].as_str().unwrap().to_string()
     }
 
-    /// Kernel counter `name` (rx_packets, tx_packets, ...) of `ifname` in `ns`.
     /// Poll counter `name` of `ifname` until it reaches `want` or 5 s pass (a guest
     /// descheduled on a busy machine forwards late); the last value read.
     pub fn counter_reaches(&self, ns: &str, ifname: &str, name: &str, want: u64) -> u64 {
@@ -234,16 +233,23 @@ impl Lab {
         }
     }
 
+    /// Kernel counter `name` (rx_packets, tx_packets, ...) of `ifname` in `ns`; panics
+    /// when it cannot be read (a missing interface or namespace is a failed test, never
+    /// a count of 0).
     pub fn counter(&self, ns: &str, ifname: &str, name: &str) -> u64 {
-        let out = self.exec(
-            ns,
-            &["cat", &format!("/sys/class/net/{ifname}/statistics/{name}")],
-        );
+        let path = format!("/sys/class/net/{ifname}/statistics/{name}");
+        let out = self.exec(ns, &["cat", &path]);
         // /sys shows the namespace of whoever mounted it: `ip netns exec` remounts sysfs.
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "reading {path} in {ns} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        text.trim()
             .parse()
-            .unwrap_or(0)
+            .unwrap_or_else(|_| panic!("{path} in {ns} is not a number: {text:?}"))
     }
 
     /// Send `count` 64-byte UDP frames with trafgen from `ifname` in `ns` to `dst_mac`/`dst_ip`.
@@ -332,6 +338,9 @@ pub struct Guest {
     pub stats: PathBuf,
     pub stderr: mpsc::Receiver<String>,
     pub ready: String,
+    /// The guest's `umid=`: the test's own, or `<lab tag>g<n>` (so that its console
+    /// directory carries the lab's prefix).
+    pub umid: String,
 }
 
 impl Guest {
@@ -365,6 +374,10 @@ impl Guest {
     ) -> Result<Guest, String> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let stats = lab.dir.join(format!("guest{n}.json"));
+        let umid = args
+            .iter()
+            .find_map(|a| a.strip_prefix("umid="))
+            .map_or_else(|| format!("{}g{n}", lab.tag), str::to_string);
         let vecbox = wrapper
             .map(|w| w.last().copied().unwrap_or(VECBOX))
             .unwrap_or(VECBOX);
@@ -374,6 +387,9 @@ impl Guest {
             cmd.args(&w[..w.len() - 1]);
         }
         cmd.arg(vecbox).arg("guest").arg(function).args(args);
+        if !args.iter().any(|a| a.starts_with("umid=")) {
+            cmd.arg(format!("umid={umid}"));
+        }
         cmd.arg(format!("stats={}", stats.display()));
         for (k, v) in env {
             cmd.env(k, v);
@@ -403,6 +419,7 @@ impl Guest {
                         stats,
                         stderr: rx,
                         ready: line,
+                        umid,
                     });
                 }
                 Ok(line) => seen.push(line),
@@ -436,10 +453,21 @@ impl Guest {
 }
 
 impl Drop for Guest {
+    /// A test that ends without `stop` (it failed): SIGTERM, so that the guest removes
+    /// its console directory itself; SIGKILL after 3 s, and remove the directory.
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = c.kill();
             let _ = c.wait();
+            if let Some(home) = std::env::var_os("HOME") {
+                let _ = std::fs::remove_dir_all(Path::new(&home).join(".uml").join(&self.umid));
+            }
         }
     }
 }
@@ -451,13 +479,32 @@ pub fn port_stat(report: &serde_json::Value, i: usize, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {report}"))
 }
 
-/// Port `i`'s drops for `reason` from a guest report.
+/// Port `i`'s drops for `reason` from a guest report (every reason is in the report:
+/// a name that is not is a mistake in the test).
 pub fn port_drops(report: &serde_json::Value, i: usize, reason: &str) -> u64 {
+    report["ports"][i]["drops"][reason]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no drop reason {reason:?} for port {i} in {report}"))
+}
+
+/// All of port `i`'s drops, whatever the reason.
+pub fn port_drops_total(report: &serde_json::Value, i: usize) -> u64 {
     report["ports"][i]["drops"]
-        .as_array()
-        .and_then(|a| a.iter().find(|d| d[0] == reason))
-        .and_then(|d| d[1].as_u64())
-        .unwrap_or(0)
+        .as_object()
+        .unwrap_or_else(|| panic!("no drops for port {i} in {report}"))
+        .values()
+        .map(|n| n.as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// The network function's value `key` from a guest report's `function_state`, as text
+/// (counters are JSON integers there, composite values strings).
+pub fn function_state(report: &serde_json::Value, key: &str) -> String {
+    match &report["function_state"][key] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => panic!("no {key} in function_state of {report}"),
+    }
 }
 
 /// A temporary file path in the lab's directory.

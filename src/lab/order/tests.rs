@@ -217,7 +217,10 @@ fn uml_gains_interfaces_hot_but_restarts_to_lose_one() {
     // this fails, naming it.
     let one = UML
         .replace("  - endpoints: [g:eth0, u:vec1]\n", "")
-        .replace("  g: {kind: host, interfaces: {eth0: {addresses: [10.0.1.1/24]}}}\n", "");
+        .replace(
+            "  g: {kind: host, interfaces: {eth0: {addresses: [10.0.1.1/24]}}}\n",
+            "",
+        );
     let obs = running(&one);
     let p = plan(&obs, UML);
     assert!(

@@ -81,8 +81,8 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_writev => "tap transmit (vnet header + frame)",
     SYS_rt_sigprocmask => "blocking SIGINT/SIGTERM for the signalfd; thread start",
     SYS_signalfd4 => "SIGINT/SIGTERM end the guest cleanly through a signalfd",
-    SYS_timerfd_create => "the function tick timer",
-    SYS_timerfd_settime => "arming the function tick timer",
+    SYS_timerfd_create => "the function tick timer and the impairment timer",
+    SYS_timerfd_settime => "arming the function tick timer and the impairment timer (absolute deadlines)",
     SYS_close => "sockets of removed or reopened ports, files, HTTP connections",
     SYS_fcntl => "O_NONBLOCK/FD_CLOEXEC on new descriptors (hot-add, run-dir removal)",
     SYS_getpid => "run-directory removal checks the pid file is ours",
@@ -100,7 +100,8 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_sched_getaffinity => "thread start (glibc sizes the thread's CPU set)",
     SYS_gettid => "thread start",
     SYS_rt_sigaction => "thread start: glibc's internal signal handlers",
-    SYS_prctl(0 in [libc::PR_SET_NAME]) => "naming the metrics thread",
+    SYS_prctl(0 in [libc::PR_SET_NAME, libc::PR_SET_TIMERSLACK]) =>
+        "naming the metrics thread; timer slack 1 ns for the impairment timer (run() start)",
     SYS_kill(1 in [0]) => "metrics thread: is the guest (pid of the region) alive? (signal 0 only)",
     SYS_accept4 => "metrics= HTTP connections; bess listen= peers",
     SYS_poll => "std's checks on accepted HTTP connections",
@@ -140,4 +141,5 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_clone => "thread start where the kernel or libc has no clone3",
     SYS_epoll_pwait => "epoll_wait as libc versions without the plain call issue it",
     SYS_fstat => "fd= transport type check as older libc versions issue it",
+    SYS_clock_gettime => "CLOCK_MONOTONIC for impairment deadlines when the vDSO falls back to the system call (a clocksource without vDSO support)",
 };

@@ -18,11 +18,21 @@ const UDP_MAX_SEGMENTS: usize = 64;
 const UDP_GSO_MAX_BYTES: usize = 65535 - 8 - 40;
 
 impl Port {
-    /// Queue `f` for transmission (its buffer reference moves here). GSO frames are
-    /// split in software when this port cannot take them whole, and pending checksums
-    /// are completed when it has no vnet header. Frames that cannot be sent are dropped
-    /// and counted on this port.
+    /// Queue `f` for transmission (its buffer reference moves here): through the
+    /// port's `tx` impairment stage if it has one, else straight to the transmit queue
+    /// ([`Port::enqueue_now`]).
+    #[inline]
     pub fn enqueue(&mut self, pool: &mut Pool, f: Frame) {
+        if self.imp_tx.is_some() && self.impair_tx(pool, &f) {
+            return;
+        }
+        self.enqueue_now(pool, f);
+    }
+
+    /// Queue `f` on the transmit queue. GSO frames are split in software when this
+    /// port cannot take them whole, and pending checksums are completed when it has no
+    /// vnet header. Frames that cannot be sent are dropped and counted on this port.
+    pub(super) fn enqueue_now(&mut self, pool: &mut Pool, f: Frame) {
         if !self.is_up() {
             self.stats.drop(DropReason::PeerGone);
             pool.release(f.buf);

@@ -161,6 +161,13 @@ pub(super) fn validate(spec: &Spec) -> Result<(), SpecError> {
         transport: spec.transport_name(),
     };
     common(cx, &spec.common)?;
+    for dir in crate::impair::Direction::BOTH {
+        spec.common
+            .impair
+            .get(dir)
+            .validate()
+            .map_err(|e| super::parse::impair_error(cx.unit, dir, e))?;
+    }
     kind(cx, &spec.kind)
 }
 

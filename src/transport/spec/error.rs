@@ -240,6 +240,14 @@ pub enum SpecError {
     )]
     CookieTooWide { unit: u32, key: String, value: u64 },
 
+    /// An impairment key (`tx_*`/`rx_*`, see docs/impairments.md) that is unknown, has
+    /// a bad value, or lacks the key it needs.
+    #[error("vec{unit}: {source}")]
+    Impair {
+        unit: u32,
+        source: crate::impair::ImpairError,
+    },
+
     /// Two keys that exclude each other.
     #[error("vec{unit}: {key} and {other} cannot both be given: {why} (e.g. {example})")]
     Conflict {
@@ -316,6 +324,7 @@ impl SpecError {
             | SpecError::Requires { key, .. }
             | SpecError::CookieTooWide { key, .. } => Some(key),
             SpecError::MissingKey { key, .. } | SpecError::Conflict { key, .. } => Some(key),
+            SpecError::Impair { source, .. } => source.key(),
         }
     }
 
@@ -341,7 +350,8 @@ impl SpecError {
             | SpecError::MissingKey { unit, .. }
             | SpecError::Requires { unit, .. }
             | SpecError::CookieTooWide { unit, .. }
-            | SpecError::Conflict { unit, .. } => Some(*unit),
+            | SpecError::Conflict { unit, .. }
+            | SpecError::Impair { unit, .. } => Some(*unit),
         }
     }
 }

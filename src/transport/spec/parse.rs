@@ -37,11 +37,21 @@ pub(super) fn parse(s: &str) -> Result<Spec, SpecError> {
     let transport = transport(unit, &pairs)?;
     let mut b = Builder::new(Ctx { unit, transport });
     let mut seen: Vec<(&'static str, &str)> = Vec::with_capacity(pairs.len());
+    let mut impair = [
+        crate::impair::Change::default(),
+        crate::impair::Change::default(),
+    ];
     for &(key, value) in &pairs {
         if key == "transport" {
             continue;
         }
         let Some(canon) = canonical(transport, key) else {
+            if let Some((dir, name)) = impair_key(key) {
+                impair[dir.index()]
+                    .set(name, value)
+                    .map_err(|e| impair_error(unit, dir, e))?;
+                continue;
+            }
             return Err(unknown_key(unit, transport, key));
         };
         if let Some(&(_, first)) = seen.iter().find(|(c, _)| *c == canon) {
@@ -55,7 +65,39 @@ pub(super) fn parse(s: &str) -> Result<Spec, SpecError> {
         seen.push((canon, key));
         b.set(canon, key, value)?;
     }
+    for dir in crate::impair::Direction::BOTH {
+        *b.common.impair.get_mut(dir) = crate::impair::Params::default()
+            .apply(&impair[dir.index()])
+            .map_err(|e| impair_error(unit, dir, e))?;
+    }
     b.finish()
+}
+
+/// `tx_delay` → (tx, `delay`), for the impairment keys (docs/impairments.md).
+fn impair_key(key: &str) -> Option<(crate::impair::Direction, &str)> {
+    use crate::impair::Direction;
+    let (dir, name) = if let Some(n) = key.strip_prefix("tx_") {
+        (Direction::Tx, n)
+    } else {
+        (Direction::Rx, key.strip_prefix("rx_")?)
+    };
+    crate::impair::params::is_key(name).then_some((dir, name))
+}
+
+/// An impairment error with the keys named as written in the spec.
+pub(super) fn impair_error(
+    unit: u32,
+    dir: crate::impair::Direction,
+    e: crate::impair::ImpairError,
+) -> SpecError {
+    let prefix = match dir {
+        crate::impair::Direction::Tx => "tx_",
+        crate::impair::Direction::Rx => "rx_",
+    };
+    SpecError::Impair {
+        unit,
+        source: e.prefixed(prefix),
+    }
 }
 
 /// Splits `key=value,...` into pairs; structural errors only.
@@ -123,6 +165,24 @@ fn transport(unit: u32, pairs: &[(&str, &str)]) -> Result<&'static str, SpecErro
 }
 
 fn unknown_key(unit: u32, transport: &'static str, key: &str) -> SpecError {
+    // A misspelt impairment key (`tx_dealy`): say so with the impairment keys, unless a
+    // key of the transport (`tx_kye` → `tx_key`) is closer.
+    for (prefix, dir) in [
+        ("tx_", crate::impair::Direction::Tx),
+        ("rx_", crate::impair::Direction::Rx),
+    ] {
+        if let Some(name) = key.strip_prefix(prefix)
+            && closest(key, keys_for(transport)).is_none()
+            && let Err(
+                e @ crate::impair::ImpairError::UnknownKey {
+                    suggestion: Some(_),
+                    ..
+                },
+            ) = crate::impair::Change::default().set(name, "0")
+        {
+            return impair_error(unit, dir, e);
+        }
+    }
     let others = owners(key);
     let hint = if !others.is_empty() {
         KeyHint::OtherTransport(others)

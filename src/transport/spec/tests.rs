@@ -54,6 +54,7 @@ fn variant(e: &SpecError) -> &'static str {
         SpecError::Requires { .. } => "Requires",
         SpecError::CookieTooWide { .. } => "CookieTooWide",
         SpecError::Conflict { .. } => "Conflict",
+        SpecError::Impair { .. } => "Impair",
     }
 }
 
@@ -78,6 +79,7 @@ const ALL_VARIANTS: &[&str] = &[
     "Requires",
     "CookieTooWide",
     "Conflict",
+    "Impair",
 ];
 
 /// A minimal valid spec per transport; keys are appended to it.
@@ -913,6 +915,37 @@ fn common_value_cases() -> Vec<Case> {
 
 fn transport_value_cases() -> Vec<Case> {
     vec![
+        // impairment keys (any transport)
+        case(
+            with("tap", "tx_delay=-5ms"),
+            "Impair",
+            Some("tx_delay"),
+            &["is negative", "tx_delay=20ms"],
+        ),
+        case(
+            with("raw", "rx_loss=150%"),
+            "Impair",
+            Some("rx_loss"),
+            &["above 100%"],
+        ),
+        case(
+            with("gre", "rx_dealy=1ms"),
+            "Impair",
+            Some("rx_dealy"),
+            &["did you mean rx_delay?"],
+        ),
+        case(
+            with("tap", "tx_jitter=1ms"),
+            "Impair",
+            Some("tx_jitter"),
+            &["needs tx_delay"],
+        ),
+        case(
+            with("tap", "tx_delay=1ms,tx_delay=2ms"),
+            "Impair",
+            Some("tx_delay"),
+            &["given twice"],
+        ),
         // ring (raw and hybrid)
         case(with("raw", "ring=on"), "BadFlag", Some("ring"), &["ring=0"]),
         case(with("hybrid", "ring=yes"), "BadFlag", Some("ring"), &[]),
@@ -1822,8 +1855,13 @@ prop_compose! {
         vector: bool,
         bpffile in proptest::option::of(arb_path()),
         bpfflash: bool,
+        tx_delay in 0u64..2_000_000_000,
+        rx_loss in 0u32..=1_000_000_000,
     ) -> Common {
-        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring: None, sock_fd: None }
+        let mut impair = crate::impair::PortParams::default();
+        impair.tx.delay = tx_delay;
+        impair.rx.loss = crate::impair::Loss::Random(crate::impair::Prob(rx_loss));
+        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring: None, sock_fd: None, impair }
     }
 }
 
