@@ -53,9 +53,7 @@ impl Drop for Sim {
                 let _ = self.vecbox(h, &["down", "--lab", lab]);
             }
         }
-        let _ = Command::new(script())
-            .args(["down", &self.prefix])
-            .output();
+        let _ = Command::new(script()).args(["down", &self.prefix]).output();
     }
 }
 
@@ -115,10 +113,21 @@ fn up_everywhere(sim: &mut Sim, lab: &str) -> PathBuf {
     for h in hosts {
         let o = sim.vecbox(
             h,
-            &["up", f.to_str().unwrap(), "--host", h, "--detach", "--quiet"],
+            &[
+                "up",
+                f.to_str().unwrap(),
+                "--host",
+                h,
+                "--detach",
+                "--quiet",
+            ],
         );
         assert!(o.status.success(), "up on {h}: {}", text(&o));
-        assert!(text(&o).contains(&format!("is up on host {h}")), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("is up on host {h}")),
+            "{}",
+            text(&o)
+        );
     }
     f
 }
@@ -149,7 +158,10 @@ fn three_hosts_manual_mode() {
     let file = up_everywhere(&mut sim, &l1);
     // Every host computed the same lock, written beside the file.
     let lock = std::fs::read_to_string(file.with_file_name(format!("{l1}.lock.json"))).unwrap();
-    assert!(lock.contains("\"a:p1|b:p1\"") && lock.contains("cookies"), "{lock}");
+    assert!(
+        lock.contains("\"a:p1|b:p1\"") && lock.contains("cookies"),
+        "{lock}"
+    );
 
     // Node namespaces are made only on their host's vecbox (all in this machine's
     // /run/netns), each host's state in its own run directory.
@@ -159,11 +171,7 @@ fn three_hosts_manual_mode() {
         let s = sim.vecbox(h, &["status", &l1]);
         assert!(text(&s).contains(n), "status on {h}: {}", text(&s));
     }
-    let (c, d, f) = (
-        format!("{l1}.c"),
-        format!("{l1}.d"),
-        format!("{l1}.f"),
-    );
+    let (c, d, f) = (format!("{l1}.c"), format!("{l1}.d"), format!("{l1}.f"));
     // h1 → h3 (L2TPv3/UDP through the 1400 hop) and h1 → h2 via the bridge on h3 (GRE).
     let o = ping(&c, &["-c", "3", "-i", "0.3"], "10.0.0.2");
     assert!(o.status.success(), "{}", text(&o));
@@ -180,7 +188,11 @@ fn three_hosts_manual_mode() {
     assert!(o.status.success(), "{}", text(&o));
     let o = ping(&c, &["-c", "2", "-M", "do", "-s", "1315"], "10.0.0.2");
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("+2 errors") || text(&o).contains("too long"), "{}", text(&o));
+    assert!(
+        text(&o).contains("+2 errors") || text(&o).contains("too long"),
+        "{}",
+        text(&o)
+    );
 
     // A TCP stream across hosts.
     let srv = Command::new("ip")
@@ -192,7 +204,10 @@ fn three_hosts_manual_mode() {
     let mut srv = scopeguard(srv);
     let mut out = None;
     for _ in 0..50 {
-        let o = in_ns(&c, &["iperf3", "-c", "10.0.0.2", "-p", "5299", "-t", "2", "-J"]);
+        let o = in_ns(
+            &c,
+            &["iperf3", "-c", "10.0.0.2", "-p", "5299", "-t", "2", "-J"],
+        );
         if o.status.success() {
             out = Some(o);
             break;
@@ -234,8 +249,15 @@ fn three_hosts_manual_mode() {
         let n = std::fs::read_dir(&run).map_or(0, |r| r.count());
         assert_eq!(n, 0, "{} not empty", run.display());
     }
-    let procs = Command::new("pgrep").args(["-f", &format!("umid={l1}")]).output().unwrap();
-    assert!(text(&procs).trim().is_empty(), "guests left: {}", text(&procs));
+    let procs = Command::new("pgrep")
+        .args(["-f", &format!("umid={l1}")])
+        .output()
+        .unwrap();
+    assert!(
+        text(&procs).trim().is_empty(),
+        "guests left: {}",
+        text(&procs)
+    );
 }
 
 #[test]
@@ -243,9 +265,16 @@ fn bad_host_names_create_nothing() {
     let sim = Sim::new();
     let lab = format!("vbt{}z", std::process::id());
     let f = lab_file(&sim, &lab);
-    let o = sim.vecbox("h1", &["up", f.to_str().unwrap(), "--host", "h9", "--detach"]);
+    let o = sim.vecbox(
+        "h1",
+        &["up", f.to_str().unwrap(), "--host", "h9", "--detach"],
+    );
     assert!(!o.status.success());
-    assert!(text(&o).contains("has no host `h9` (hosts: h1, h2, h3)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("has no host `h9` (hosts: h1, h2, h3)"),
+        "{}",
+        text(&o)
+    );
     let run = sim.dir().join("h1").join("run");
     assert_eq!(std::fs::read_dir(&run).map_or(0, |r| r.count()), 0);
 }

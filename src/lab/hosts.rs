@@ -21,9 +21,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
+use super::LabError;
 use super::alloc::{self, Lock, link_id};
 use super::diag::{Diags, closest};
-use super::LabError;
 use super::plan::{self, MAX_NODE, Plan};
 use super::topology::{Link, LinkType, MtuPolicy, Node, Topology};
 

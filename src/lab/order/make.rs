@@ -136,7 +136,9 @@ impl Builder<'_> {
         // A link between hosts: the local end's socket, bound on this machine.
         let sock = l.ends.iter().find(|e| {
             self.want.nodes.contains_key(&e.node)
-                && e.spec.as_deref().is_some_and(super::super::hosts::is_handed_socket)
+                && e.spec
+                    .as_deref()
+                    .is_some_and(super::super::hosts::is_handed_socket)
         });
         if let Some(e) = sock {
             steps.push(Step::Sock {
@@ -196,10 +198,11 @@ impl Builder<'_> {
             LinkType::Tap => steps.push(Step::TapDelete {
                 link: id.to_string(),
             }),
-            _ if l
-                .ends
-                .iter()
-                .any(|e| e.spec.as_deref().is_some_and(super::super::hosts::is_handed_socket)) =>
+            _ if l.ends.iter().any(|e| {
+                e.spec
+                    .as_deref()
+                    .is_some_and(super::super::hosts::is_handed_socket)
+            }) =>
             {
                 steps.push(Step::TapDelete {
                     link: id.to_string(),
