@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 const VECBOX: &str = env!("CARGO_BIN_EXE_vecbox");
@@ -54,6 +54,9 @@ fn topology(name: &str, extra: &str, links: &str) -> String {
 
 /// The pid of the `vecbox` command running now (0: none), for the signal thread.
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// Set by the signal thread before it kills that command: the main thread then waits
+/// for the process to exit instead of reporting the command's failure.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Run `vecbox ARGS`, return stdout and the wall time in seconds.
 fn vecbox(args: &[&str]) -> (String, f64) {
@@ -67,6 +70,9 @@ fn vecbox(args: &[&str]) -> (String, f64) {
     CHILD.store(child.id() as i32, Ordering::SeqCst);
     let out = child.wait_with_output().unwrap();
     CHILD.store(0, Ordering::SeqCst);
+    while STOPPING.load(Ordering::SeqCst) {
+        std::thread::park();
+    }
     let dt = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -113,6 +119,7 @@ fn down_on_signals(name: String, dir: PathBuf) {
     set.thread_block().expect("blocking SIGINT/SIGTERM/SIGHUP");
     std::thread::spawn(move || {
         let Ok(sig) = set.wait() else { return };
+        STOPPING.store(true, Ordering::SeqCst);
         let pid = CHILD.load(Ordering::SeqCst);
         if pid > 0 {
             let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);

@@ -8,6 +8,7 @@
 //! - [`guest`]: one guest process — transports, sandbox, event loop, counters.
 //! - [`nf`]: network functions over batches of frames (xconnect, bridge).
 //! - [`transport`]: the `vecN:` spec and the vector transports (raw, tap, hybrid, fd).
+//! - [`capture`]: pcapng, the shared capture ring, port taps, capture sessions.
 //! - [`console`]: the mconsole-compatible control socket (server, client, codec).
 //! - [`netlink`]: namespaces and links over rtnetlink.
 //! - [`filter`]: classic BPF programs.
@@ -18,6 +19,7 @@
 
 pub mod bench;
 pub mod buf;
+pub mod capture;
 pub mod cli;
 pub mod console;
 pub mod filter;

@@ -365,3 +365,26 @@ fn interrupted_bench_removes_everything_it_started() {
         }
     }
 }
+
+/// `--port-opts` is checked as port keys before anything runs: a bad value exits 2
+/// naming the flag and the key, a good one is accepted.
+#[test]
+fn port_opts_are_checked_as_port_keys() {
+    let out = Command::new(VECBOX)
+        .args(["bench", "--list", "--port-opts", "ring=7"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--port-opts") && err.contains("ring"), "{err}");
+    let out = Command::new(VECBOX)
+        .args(["bench", "--list", "--port-opts", "ring=2,gro=0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("vecbox/xconnect/raw/64"));
+}

@@ -86,8 +86,14 @@ impl Line {
 
 /// ping, TCP both ways, a trafgen burst; then the counters.
 fn exercise(second: &str, opts: &str) -> serde_json::Value {
+    exercise_with(second, opts, |_| {})
+}
+
+/// [`exercise`], with `more` run against the line while the guest forwards.
+fn exercise_with(second: &str, opts: &str, more: impl Fn(&Line)) -> serde_json::Value {
     let mut l = line(second);
     let g = l.start("xconnect", second, opts);
+    more(&l);
     assert!(
         l.lab.ping(&l.a, B_IP, 3),
         "ping A -> B through {second}{opts}"
@@ -114,9 +120,17 @@ fn exercise(second: &str, opts: &str) -> serde_json::Value {
     );
 
     let r = g.stop();
-    // recvmmsg is the default receive path; ring=1 opts into the TPACKET_V3 ring.
-    let ring = opts.contains("ring=1");
-    assert_eq!(r["ports"][0]["rx_ring"], ring, "{r}");
+    // The frame ring (TPACKET_V2) is the default receive path of the raw port 0;
+    // ring=2 asks for the block ring, ring=0 and vec=0 for recvmmsg/recvmsg.
+    let layout = if opts.contains("ring=0") || opts.contains("vec=0") {
+        serde_json::Value::Null
+    } else if opts.contains("ring=2") {
+        "blocks".into()
+    } else {
+        "frames".into()
+    };
+    assert_eq!(r["ports"][0]["rx_ring"], !layout.is_null(), "{r}");
+    assert_eq!(r["ports"][0]["rx_ring_layout"], layout, "{r}");
     assert_eq!(port_stat(&r, 0, "fallbacks"), 0, "{r}");
     assert!(port_stat(&r, 0, "rx_packets") >= 2000, "{r}");
     assert!(port_stat(&r, 1, "tx_packets") >= 2000, "{r}");
@@ -131,6 +145,80 @@ fn exercise(second: &str, opts: &str) -> serde_json::Value {
         "{r}"
     );
     r
+}
+
+/// Python's side of [`tcp_copy`]: `serve IP PORT` reads one connection to its end,
+/// `send IP PORT N SEED` writes N seeded pseudo-random bytes; each prints its byte
+/// count and SHA-256.
+const TCP_COPY: &str = r#"
+import hashlib, random, socket, sys, time
+h = hashlib.sha256(); n = 0
+if sys.argv[1] == "serve":
+    s = socket.socket(); s.bind((sys.argv[2], int(sys.argv[3]))); s.listen(1)
+    s.settimeout(60); c, _ = s.accept(); c.settimeout(60)
+    while True:
+        b = c.recv(1 << 20)
+        if not b: break
+        h.update(b); n += len(b)
+else:
+    data = random.Random(int(sys.argv[5])).randbytes(int(sys.argv[4]))
+    deadline = time.time() + 10
+    while True:
+        try:
+            c = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=2); break
+        except OSError:
+            if time.time() > deadline: raise
+            time.sleep(0.2)
+    c.settimeout(60); c.sendall(data); c.shutdown(socket.SHUT_WR); c.recv(1)
+    h.update(data); n = len(data)
+print(n, h.hexdigest())
+"#;
+
+/// Copy `bytes` seeded pseudo-random bytes over one TCP connection from `ns_c` to a
+/// server at `ip` in `ns_s` and check that exactly those bytes arrived: offloaded
+/// checksums would let a corrupted 64 KiB frame through where iperf3 would not notice.
+fn tcp_copy(ns_s: &str, ns_c: &str, ip: &str, bytes: usize) {
+    common::require_tool("python3");
+    let netns = |ns: &str, args: &[&str]| {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", ns, "python3", "-c", TCP_COPY])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let server = netns(ns_s, &["serve", ip, "5201"]).spawn().unwrap();
+    let sent = netns(ns_c, &["send", ip, "5201", &bytes.to_string(), "7"])
+        .output()
+        .unwrap();
+    let got = server.wait_with_output().unwrap();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{} {}",
+            String::from_utf8_lossy(&o.stdout).trim(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        )
+    };
+    assert!(
+        sent.status.success(),
+        "TCP sender in {ns_c}: {}",
+        text(&sent)
+    );
+    assert!(
+        got.status.success(),
+        "TCP receiver in {ns_s}: {}",
+        text(&got)
+    );
+    assert!(
+        text(&sent).starts_with(&format!("{bytes} ")),
+        "sender: {}",
+        text(&sent)
+    );
+    assert_eq!(
+        text(&got),
+        text(&sent),
+        "bytes received differ from bytes sent"
+    );
 }
 
 fn gso_passed_whole(r: &serde_json::Value) -> bool {
@@ -161,25 +249,61 @@ fn xconnect_raw_gro0_segments_in_software() {
     );
 }
 
+/// 24 MiB each way over TCP, byte for byte.
+fn copy_both_ways(l: &Line) {
+    tcp_copy(&l.b, &l.a, B_IP, 24 << 20);
+    tcp_copy(&l.a, &l.b, A_IP, 24 << 20);
+}
+
+/// Default options: the frame ring, and 64 KiB frames whole both ways (the veths have
+/// TSO on). GSO frames do not fit a ring slot: they come through the socket, whole.
 #[test]
-fn xconnect_raw_ring_gro1_passes_64k_frames_whole() {
-    let r = exercise("raw", ",gro=1,ring=1");
+fn xconnect_raw_default_passes_64k_frames_whole() {
+    let r = exercise_with("raw", "", copy_both_ways);
+    assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
+    assert!(gso_passed_whole(&r), "{r}");
+    for p in 0..2 {
+        assert_eq!(r["ports"][p]["tx_gso"], true, "{r}");
+        assert_eq!(r["ports"][p]["rx_ring_layout"], "frames", "{r}");
+        assert_eq!(port_drops(&r, p, "ring_full"), 0, "{r}");
+    }
+}
+
+#[test]
+fn xconnect_raw_recvmmsg_gro1_passes_64k_frames_whole() {
+    let r = exercise("raw", ",gro=1,ring=0");
     assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
     assert!(gso_passed_whole(&r), "{r}");
 }
 
 #[test]
-fn xconnect_raw_ring_gro0() {
-    let r = exercise("raw", ",gro=0,ring=1");
+fn xconnect_raw_block_ring_gro1_passes_64k_frames_whole() {
+    let r = exercise("raw", ",gro=1,ring=2");
+    assert!(port_stat(&r, 0, "rx_gso_frames") > 0, "{r}");
+    assert!(gso_passed_whole(&r), "{r}");
+}
+
+#[test]
+fn xconnect_raw_block_ring_gro0() {
+    let r = exercise("raw", ",gro=0,ring=2");
     assert!(gso_segmented(&r), "{r}");
 }
 
 /// A burst through ring ports is counted frame for frame: every frame delivered or
 /// counted as a ring drop, none of the guest's own transmissions read back.
 #[test]
-fn ring_counts_a_burst_and_not_its_own_frames() {
+fn frame_ring_counts_a_burst_and_not_its_own_frames() {
+    ring_counts_a_burst_and_not_its_own_frames(",depth=32");
+}
+
+#[test]
+fn block_ring_counts_a_burst_and_not_its_own_frames() {
+    ring_counts_a_burst_and_not_its_own_frames(",ring=2,depth=32");
+}
+
+fn ring_counts_a_burst_and_not_its_own_frames(opts: &str) {
     let l = line("raw");
-    let g = l.start("xconnect", "raw", ",ring=1,depth=32");
+    let g = l.start("xconnect", "raw", opts);
     let b_mac = l.lab.mac(&l.b, l.b_if);
     let before = l.lab.counter(&l.b, l.b_if, "rx_packets");
     l.lab.trafgen(&l.a, "a0", &b_mac, A_IP, B_IP, 5000);
@@ -206,6 +330,21 @@ fn ring_counts_a_burst_and_not_its_own_frames() {
         r["ports"][0]["stats"]["rx_batch"]["max"].as_u64().unwrap() <= 32,
         "{r}"
     );
+}
+
+/// Default options on a tap: TSO asked for, 64 KiB frames whole both ways.
+#[test]
+fn xconnect_tap_default_passes_64k_frames_whole() {
+    let r = exercise_with("tap", "", copy_both_ways);
+    assert!(gso_passed_whole(&r), "{r}");
+    assert!(port_stat(&r, 1, "rx_gso_frames") > 0, "{r}");
+}
+
+#[test]
+fn xconnect_hybrid_default_passes_64k_frames_whole() {
+    let r = exercise_with("hybrid", "", copy_both_ways);
+    assert!(gso_passed_whole(&r), "{r}");
+    assert_eq!(r["ports"][1]["rx_ring_layout"], "frames", "{r}");
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The packet path allocates nothing: receive a batch, forward every frame to another
 //! port (including software segmentation of a 64 KiB GSO frame and checksum
 //! completion), flush — with a counting global allocator watching. The fd test is
-//! unprivileged (socketpairs); the ring test needs root (a raw port with a TPACKET_V3
-//! ring on the loopback of a private network namespace).
+//! unprivileged (socketpairs), also with impairment stages and capture taps; the ring
+//! test needs root (a raw port with a TPACKET_V3 ring on the loopback of a private
+//! network namespace).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -155,6 +156,45 @@ fn receive_forward_flush_does_not_allocate() {
 /// allocates nothing either: their memory is sized when they are configured.
 #[test]
 fn impaired_path_does_not_allocate() {
+    impaired_path(false);
+}
+
+/// The same with a capture on both ports at all four points (the stages reporting
+/// packet ids and verdicts to the taps): still nothing allocated, and the capture ring
+/// saw frames with the stages' notes.
+#[test]
+fn impaired_path_with_captures_does_not_allocate() {
+    impaired_path(true);
+}
+
+/// A capture of every point of a port into a fresh 1 MiB ring; the reader's end.
+fn capture_all(
+    slot: u16,
+) -> (
+    Box<vecbox::capture::tap::PortTap>,
+    vecbox::capture::ring::Consumer,
+) {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use vecbox::capture::ring::{self, Consumer, Producer};
+    let (file, reader) = ring::create(1 << 20).unwrap();
+    let guest = vecbox::sys::shm::SharedWords::map(&file, true).unwrap();
+    let ring = Rc::new(RefCell::new(Producer::attach(guest, 2, 1).unwrap()));
+    let tap = vecbox::capture::tap::PortTap::new(
+        vec![vecbox::capture::tap::Attach {
+            ring,
+            slot,
+            points: 0b1111,
+            snaplen: 128,
+            filter: None,
+        }],
+        1,
+    )
+    .unwrap();
+    (tap, Consumer::new(reader).unwrap())
+}
+
+fn impaired_path(capture: bool) {
     use vecbox::transport::port::impair::now_ns;
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (in_peer, in_port) = pair();
@@ -177,6 +217,14 @@ fn impaired_path_does_not_allocate() {
         .unwrap(),
     )
     .unwrap();
+    let mut readers = Vec::new();
+    if capture {
+        for (slot, port) in [&mut rx, &mut tx].into_iter().enumerate() {
+            let (tap, reader) = capture_all(slot as u16);
+            port.tap = Some(tap);
+            readers.push(reader);
+        }
+    }
     let stride = rx.caps.rx_slot.max(tx.caps.rx_slot).max(70_000);
     let mut pool = Pool::new(rx.buffers_needed() + tx.buffers_needed(), stride);
     let mut frames = Vec::with_capacity(64);
@@ -184,6 +232,7 @@ fn impaired_path_does_not_allocate() {
     let tcp = tcp_gso_frame(20_000);
     let mut sink = vec![0u8; 70_000];
     let mut sent = 0u64;
+    let (mut copies, mut notes) = (0u64, 0u64);
     for round in 0..2 {
         COUNTING.with(|c| c.set(round == 1));
         for _ in 0..20 {
@@ -206,6 +255,15 @@ fn impaired_path_does_not_allocate() {
             while let Ok(n) = out_peer.recv(&mut sink) {
                 sent += u64::from(n > 0);
             }
+            // The reader is another process in real use: not counted.
+            COUNTING.with(|c| c.set(false));
+            for r in &mut readers {
+                while let Some((m, _)) = r.read().unwrap() {
+                    notes += u64::from(m.note != vecbox::capture::Note::None);
+                    copies += 1;
+                }
+            }
+            COUNTING.with(|c| c.set(round == 1));
         }
         COUNTING.with(|c| c.set(false));
     }
@@ -224,6 +282,11 @@ fn impaired_path_does_not_allocate() {
     );
     assert_eq!(sent, tx_st.counters.frames_out);
     assert!(rx_st.counters.corrupted > 0 && tx_st.counters.duplicated > 0);
+    if capture {
+        // Frames at pre and post on both ports, and the stages' verdicts as notes.
+        assert!(copies >= 2 * rx_st.counters.frames_in, "{copies} copies");
+        assert!(notes > 0, "no notes in {copies} copies");
+    }
     rx.release_all(&mut pool);
     tx.release_all(&mut pool);
     assert_eq!(pool.available(), pool.capacity());

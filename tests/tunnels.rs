@@ -225,6 +225,46 @@ fn l2tpv3_udp_with_32bit_cookies() {
     assert!(port_stat(&r2, 1, "tx_gso_frames") > 0, "{r2}");
 }
 
+/// A UDP tunnel whose peer is not up yet: its socket is connected, so the peer's
+/// "port unreachable" comes back as ECONNREFUSED on a later send or receive. That is
+/// not a transmit error and does not pause the port: traffic flows as soon as the peer
+/// starts.
+#[test]
+fn l2tpv3_udp_before_its_peer_is_up() {
+    let mut p = pair();
+    let left = format!(
+        "vec1:transport=l2tpv3,udp=1,src={U1},dst={U2},srcport=1801,dstport=1802,rx_session=3,tx_session=3"
+    );
+    let g1 = Guest::start(
+        &p.lab,
+        &p.g1,
+        "xconnect",
+        &["vec0:transport=raw,ifname=ga", &left],
+    );
+    // Nobody on 1802 yet: A's ARP requests cross the tunnel and are refused.
+    assert!(!p.lab.ping(&p.a, B_IP, 4), "ping with no peer guest");
+    let right = format!(
+        "vec0:transport=l2tpv3,udp=1,src={U2},dst={U1},srcport=1802,dstport=1801,rx_session=3,tx_session=3"
+    );
+    let g2 = Guest::start(
+        &p.lab,
+        &p.g2,
+        "xconnect",
+        &[&right, "vec1:transport=raw,ifname=gb"],
+    );
+    // A's failed ARP entry for B would hold back new requests for a while.
+    common::run(&["ip", "-n", &p.a, "neigh", "flush", "all"]);
+    let t = p.traffic("l2tpv3/udp once the peer is up");
+    let (r1, r2) = (g1.stop(), g2.stop());
+    if let Err(e) = t {
+        panic!("{e}\n{r1}\n{r2}");
+    }
+    // The refusal surfaces on whichever call comes next: a receive (nothing read) or a
+    // send (that frame counted as link_down), never as a transmit error.
+    assert_eq!(port_drops(&r1, 1, "tx_error"), 0, "{r1}");
+    assert!(port_stat(&r1, 1, "rx_packets") > 1000, "{r1}");
+}
+
 /// The same without UDP_SEGMENT/UDP_GRO (as on a kernel that lacks them): counted
 /// fallbacks, one datagram per segment, same traffic.
 #[test]
@@ -482,16 +522,10 @@ fn tunnel_mtu_is_enforced() {
     );
 }
 
-/// Send `packets` to `to` from a thread inside namespace `ns` over a socket of `kind`
-/// (raw IP protocol, or UDP from `from_port`) bound to `from`.
-fn inject(
-    ns: &str,
-    from: &str,
-    to: std::net::SocketAddr,
-    udp_from: Option<u16>,
-    proto: i32,
-    packets: &[Vec<u8>],
-) {
+/// Send `packets` to `to` from a thread inside namespace `ns` over a raw IP socket of
+/// protocol `proto` bound to `from` (protocol 17: each packet carries its own UDP
+/// header).
+fn inject(ns: &str, from: &str, to: std::net::SocketAddr, proto: i32, packets: &[Vec<u8>]) {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     let ns = ns.to_string();
     let from = from.to_string();
@@ -499,12 +533,8 @@ fn inject(
     std::thread::spawn(move || {
         let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
         nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-        let s = match udp_from {
-            Some(_) => Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap(),
-            None => Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(proto))).unwrap(),
-        };
-        let local: std::net::SocketAddr =
-            format!("{from}:{}", udp_from.unwrap_or(0)).parse().unwrap();
+        let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(proto))).unwrap();
+        let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
         s.bind(&SockAddr::from(local)).unwrap();
         for p in &packets {
             s.send_to(p, &SockAddr::from(to)).unwrap();
@@ -550,7 +580,6 @@ fn bad_tunnel_packets_are_counted_and_traffic_continues() {
         &p.g2,
         U2,
         to,
-        None,
         47,
         &[
             gre([0x30, 0], [0x65, 0x58], 6, &f),               // wrong key
@@ -570,20 +599,32 @@ fn bad_tunnel_packets_are_counted_and_traffic_continues() {
         v.extend_from_slice(body);
         v
     };
-    let to: std::net::SocketAddr = format!("{U1}:1901").parse().unwrap();
+    // The UDP tunnel's socket is connected to the peer's address and port: garbage
+    // must come from the peer's own port (1902, where its guest is bound), so it is sent
+    // over a raw UDP socket with a hand-made UDP header (checksum 0: none, IPv4). The
+    // same from another port never reaches the guest (the kernel's UDP lookup).
+    let udp = |from_port: u16, body: Vec<u8>| {
+        let mut v = from_port.to_be_bytes().to_vec();
+        v.extend_from_slice(&1901u16.to_be_bytes());
+        v.extend_from_slice(&((body.len() + 8) as u16).to_be_bytes());
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(&body);
+        v
+    };
+    let to: std::net::SocketAddr = format!("{U1}:0").parse().unwrap();
     inject(
         &p2.g2,
         U2,
         to,
-        Some(1999),
-        0,
+        17,
         &[
-            l2tp(0x0003_0000, 8, 0x1122_3344, &f),      // wrong session
-            l2tp(0x0003_0000, 7, 0x1122_3345, &f),      // wrong cookie
-            l2tp(0xc803_0000, 7, 0x1122_3344, &f),      // control message
-            l2tp(0x0002_0000, 7, 0x1122_3344, &f),      // L2TP version 2
-            vec![0, 3, 0, 0, 0, 0],                     // truncated
-            l2tp(0x0003_0000, 7, 0x1122_3344, &[1; 5]), // runt frame
+            udp(1902, l2tp(0x0003_0000, 8, 0x1122_3344, &f)), // wrong session
+            udp(1902, l2tp(0x0003_0000, 7, 0x1122_3345, &f)), // wrong cookie
+            udp(1902, l2tp(0xc803_0000, 7, 0x1122_3344, &f)), // control message
+            udp(1902, l2tp(0x0002_0000, 7, 0x1122_3344, &f)), // L2TP version 2
+            udp(1902, vec![0, 3, 0, 0, 0, 0]),                // truncated
+            udp(1902, l2tp(0x0003_0000, 7, 0x1122_3344, &[1; 5])), // runt frame
+            udp(1999, l2tp(0x0003_0000, 8, 0x1122_3344, &f)), // another port: not seen
         ],
     );
     // Valid traffic still crosses both tunnels.

@@ -195,6 +195,8 @@ pub struct VecboxDut {
     pub rules: usize,
     /// Concurrent flows of the traffic (sizes the firewall's connection table).
     pub flows: u32,
+    /// Keys added to both ports (`--port-opts`); empty: vecbox's defaults.
+    pub port_opts: String,
 }
 
 /// Connection-table size for `flows` flows: the default 65536, or room for twice as
@@ -203,22 +205,40 @@ pub fn conntrack_max(flows: u32) -> usize {
     65536usize.max((flows as usize * 2).next_power_of_two())
 }
 
+/// The `--port-opts` keys a port of `transport` takes, each with a leading comma:
+/// `ring=` only on raw and hybrid ports, `gro=` only on raw, tap and hybrid ones.
+pub fn port_opts(transport: Transport, opts: &str) -> String {
+    opts.split(',')
+        .filter(|kv| !kv.is_empty())
+        .filter(|kv| match kv.split('=').next().unwrap_or("") {
+            "ring" => matches!(transport, Transport::Raw | Transport::Hybrid),
+            "gro" => matches!(
+                transport,
+                Transport::Raw | Transport::Tap | Transport::Hybrid
+            ),
+            _ => true,
+        })
+        .map(|kv| format!(",{kv}"))
+        .collect()
+}
+
 /// Start the vecbox DUT (and the BESS peer).
 pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchError> {
     let mut common = format!(",depth={}", d.depth);
     if !d.vector {
         common += ",vec=0";
     }
-    let gro = if d.offloads { ",gro=1" } else { "" };
     let mut args = vec![
         d.function.guest().to_string(),
         format!("umid={}-dut", topo.tag),
         "cpu=1".into(),
     ];
-    // Vector rows receive through the TPACKET_V3 ring (ring=1, the high-rate setting);
-    // vec=0 rows take UML's one-recvmsg-per-frame path.
-    let ring = if d.vector { ",ring=1" } else { "" };
-    let mut p0 = format!("vec0:transport=raw,ifname=d0{common}{gro}{ring}");
+    // Ports run with vecbox's defaults (receive ring, GSO frames whole where the veths
+    // have TSO on) unless --port-opts says otherwise; off0 rows turn veth offloads off.
+    let mut p0 = format!(
+        "vec0:transport=raw,ifname=d0{common}{}",
+        port_opts(Transport::Raw, &d.port_opts)
+    );
     let dst_mac = match d.function {
         Function::Router => {
             args.push(router_config(topo)?);
@@ -235,23 +255,11 @@ pub fn vecbox(topo: &Topo, exe: &Path, d: &VecboxDut) -> Result<Running, BenchEr
         }
         Function::Xconnect => SINK_MAC,
     };
-    let egress_gro = if matches!(
-        d.transport,
-        Transport::Raw | Transport::Tap | Transport::Hybrid
-    ) {
-        gro
-    } else {
-        ""
-    };
     args.push(p0);
-    let egress_ring = if matches!(d.transport, Transport::Raw | Transport::Hybrid) {
-        ring
-    } else {
-        ""
-    };
     args.push(format!(
-        "vec1:{}{common}{egress_gro}{egress_ring}",
-        egress_spec(topo, d.transport, false)
+        "vec1:{}{common}{}",
+        egress_spec(topo, d.transport, false),
+        port_opts(d.transport, &d.port_opts)
     ));
     let mut procs = vec![guest(topo, "dut", exe, &args)?];
     match d.transport {
@@ -274,6 +282,21 @@ mod tests {
     fn connection_table_holds_every_flow() {
         assert_eq!(conntrack_max(1), 65536);
         assert_eq!(conntrack_max(100_000), 262_144);
+    }
+
+    #[test]
+    fn port_opts_reach_only_ports_that_take_them() {
+        assert_eq!(port_opts(Transport::Raw, ""), "");
+        assert_eq!(port_opts(Transport::Raw, "ring=2,gro=0"), ",ring=2,gro=0");
+        assert_eq!(
+            port_opts(Transport::Hybrid, "ring=0,gro=0"),
+            ",ring=0,gro=0"
+        );
+        assert_eq!(port_opts(Transport::Tap, "ring=2,gro=0"), ",gro=0");
+        assert_eq!(
+            port_opts(Transport::Gre, "ring=2,gro=0,depth=32"),
+            ",depth=32"
+        );
     }
 
     #[test]

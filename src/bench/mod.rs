@@ -77,6 +77,9 @@ pub struct Options {
     pub exe: PathBuf,
     /// The command line, for the report.
     pub command: String,
+    /// Keys added to every port of vecbox DUTs (`--port-opts`, e.g. `ring=2`); empty:
+    /// vecbox's defaults.
+    pub port_opts: String,
 }
 
 impl Options {
@@ -102,6 +105,7 @@ impl Options {
             ndr: false,
             generator: None,
             rules: 1000,
+            port_opts: String::new(),
             exe,
             command,
         }
@@ -345,6 +349,7 @@ impl State<'_> {
                             offloads,
                             rules: o.rules,
                             flows,
+                            port_opts: o.port_opts.clone(),
                         },
                     )?,
                     Dut::Kernel => baseline::kernel(t, function)?,
@@ -392,6 +397,7 @@ impl State<'_> {
                             offloads,
                             rules: o.rules,
                             flows: 1,
+                            port_opts: o.port_opts.clone(),
                         };
                         (dut::vecbox(t, &o.exe, &d)?, "sink", "10.80.1.2")
                     }

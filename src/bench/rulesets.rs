@@ -14,12 +14,16 @@
 //!   destination prefixes of mixed lengths (many near the flow's own addresses), exact
 //!   ports, well-known ports, low/high and arbitrary port ranges.
 //!
-//! [`rule_file`] is the one entry point `vecbox bench` uses.
+//! [`rule_file`] is the one entry point for these sets, used by `vecbox bench`,
+//! `benches/firewall.rs` and the firewall's tests; [`flow_packet`] is a flow's packet.
 
 use std::fmt::Write as _;
 
 use super::scenario::Rules;
-use super::traffic::{DPORT, DST_IP, MANY_SPORT, MANY_SRC, MANY_SRC_LEN, SPORT, SRC_IP};
+use super::traffic::{
+    DPORT, DST_IP, MANY_SPORT, MANY_SRC, MANY_SRC_LEN, SPORT, SRC_IP, flow_source,
+};
+use crate::nf::firewall::rules::{Packet, ct};
 
 /// Seed of the mixed rule set: the same rules in every run.
 pub const SEED: u64 = 0x5eed_1515;
@@ -81,6 +85,23 @@ fn port_rival(i: usize) -> String {
     let base = 0xb000_0000u32.wrapping_add((i as u32) << 8);
     let (host, len) = [(0, 24), (1, 32), (16, 28), (64, 26)][i % 4];
     format!("{}/{len}", std::net::Ipv4Addr::from(base | host))
+}
+
+/// Flow `i` of `flows` ([`super::traffic::flow_source`]) as the firewall's classifier
+/// sees its first packet: UDP arriving on `vec0`, leaving by `vec1`, state `new`.
+pub fn flow_packet(flows: u32, i: u32) -> Packet {
+    let (src, sport) = flow_source(flows, i);
+    Packet {
+        in_port: 0,
+        out_port: Some(1),
+        v6: false,
+        src: u128::from(u32::from_be_bytes(src)),
+        dst: u128::from(u32::from_be_bytes(DST_IP)),
+        proto: UDP,
+        ports: Some((sport, DPORT)),
+        icmp_type: None,
+        ct: ct::NEW,
+    }
 }
 
 /// splitmix64: a small, well-mixed generator; enough for reproducible rule sets.
@@ -272,29 +293,13 @@ impl MixedRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::traffic::flow_source;
     use crate::nf::firewall::classify::Classifier;
-    use crate::nf::firewall::rules::{self, Packet, ct};
+    use crate::nf::firewall::rules;
 
     fn parse(text: &str) -> Vec<rules::Rule> {
         rules::parse("bench.rules", text, &["vec0".into(), "vec1".into()])
             .unwrap_or_else(|e| panic!("{e}\n{text}"))
             .rules
-    }
-
-    fn packet(flows: u32, i: u32) -> Packet {
-        let (src, sport) = flow_source(flows, i);
-        Packet {
-            in_port: 0,
-            out_port: Some(1),
-            v6: false,
-            src: u128::from(u32::from_be_bytes(src)),
-            dst: u128::from(u32::from_be_bytes(DST_IP)),
-            proto: UDP,
-            ports: Some((sport, DPORT)),
-            icmp_type: None,
-            ct: ct::NEW,
-        }
     }
 
     #[test]
@@ -306,7 +311,7 @@ mod tests {
             let cls = Classifier::new(rules);
             for flows in [1u32, 10_000, 100_000] {
                 for i in [0, 1, 31, 32, 3124, 3125, flows / 2, flows - 1] {
-                    let p = packet(flows, i % flows);
+                    let p = flow_packet(flows, i % flows);
                     assert_eq!(cls.scan(&p), Some(want - 1), "{set:?} {flows} flow {i}");
                     assert_eq!(cls.lookup(&p), Some(want - 1), "{set:?} {flows} flow {i}");
                 }

@@ -24,8 +24,10 @@ s0; of the tap for tap/hybrid; of the underlay veth for tunnels; of a peer guest
 tap for bess). A veth delivers to its peer on the sending CPU: the kernel baselines
 forward in the generator's softirq on CPU 0, vecbox's ingress is delivered on CPU 0
 and its egress on CPU 1. Each row says where its work ran (measured per CPU).
-vecbox's raw and hybrid ports run with ring=1 (TPACKET_V3 receive ring) in `vec`
-rows.
+vecbox's ports run with its defaults (raw and hybrid: the frame receive ring; GSO
+frames whole where the veths have TSO on); --port-opts adds keys to every DUT port
+(e.g. --port-opts ring=2 for the block ring, --port-opts ring=0,gro=0 for UML's
+receive path and software segmentation) to compare against them.
 
 Scenarios (names are globbable, e.g. 'vecbox/router/*/64/*', '*/tcp/*'):
   vecbox/FUNCTION/TRANSPORT/SIZE/dDEPTH/vec|vec0/off1|off0[/fFLOWS]
@@ -36,7 +38,7 @@ Scenarios (names are globbable, e.g. 'vecbox/router/*/64/*', '*/tcp/*'):
       TRANSPORT the egress port: raw, tap, hybrid, gre, l2tpv3-ip, l2tpv3-udp, bess
                 (the ingress port is raw on the generator's veth)
       SIZE      64, 512, 1500 (full-MTU frame), imix (7:4:1 of 64/594/1518)
-      off1/off0 offloads on (veth TSO/GRO, gro=1) or off (ethtool -K ... off)
+      off1/off0 offloads on (veth TSO/GRO) or off (ethtool -K ... off)
       fFLOWS    concurrent flows (distinct source addresses and ports; 1 when absent)
   vecbox/tcp/1s|4s/off1|off0   iperf3, 1 or 4 streams, xconnect over raw ports
   ceiling/SIZE/offN[/fFLOWS]   the generator straight into a sink over one veth
@@ -147,6 +149,12 @@ pub struct BenchArgs {
     /// Rules of the firewall-port and firewall-mixed rule sets (the flow's included).
     #[arg(long, default_value_t = 1000)]
     rules: usize,
+    /// Keys added to every port of the vecbox DUTs, e.g. `ring=2` (block ring),
+    /// `ring=0,gro=0` (UML's receive path and software segmentation); `ring=` goes to
+    /// raw and hybrid ports only, `gro=` to raw, tap and hybrid ones. Default: none,
+    /// vecbox's defaults.
+    #[arg(long, value_name = "KEYS", default_value = "")]
+    port_opts: String,
     /// Print the results as JSON on stdout.
     #[arg(long, conflicts_with = "csv")]
     json: bool,
@@ -213,6 +221,7 @@ fn options(a: &BenchArgs) -> Result<Options, BenchError> {
             rules: a.rules,
             exe,
             command,
+            port_opts: String::new(),
         }
     };
     if a.quick {
@@ -227,11 +236,24 @@ fn options(a: &BenchArgs) -> Result<Options, BenchError> {
             "--rules 0: a rule set holds at least the flow's own rule (e.g. --rules 1000)".into(),
         ));
     }
+    o.port_opts = check_port_opts(&a.port_opts)?;
     o.generator = match a.generator.as_str() {
         "auto" => None,
         g => Some(g.parse::<Generator>()?),
     };
     Ok(o)
+}
+
+/// `--port-opts` as a spec accepts it: every key must parse on a raw port.
+fn check_port_opts(opts: &str) -> Result<String, BenchError> {
+    let opts = opts.trim().trim_matches(',');
+    if opts.is_empty() {
+        return Ok(String::new());
+    }
+    format!("vec0:transport=raw,ifname=vbb0,{opts}")
+        .parse::<crate::transport::Spec>()
+        .map_err(|e| BenchError::Usage(format!("--port-opts {opts:?}: {e}")))?;
+    Ok(opts.to_string())
 }
 
 pub fn run(a: &BenchArgs) -> i32 {

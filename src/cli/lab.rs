@@ -160,6 +160,9 @@ pub fn check(a: &CheckArgs) -> i32 {
                 p.links.len()
             );
             print!("{}", lab::hosts::summary(&p));
+            for line in lab::impair::summary(&p.impairs) {
+                println!("  impair {line}");
+            }
             0
         }
         Err(LabError::Invalid(d)) => {

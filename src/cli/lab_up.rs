@@ -333,7 +333,10 @@ pub fn status(a: &StatusArgs) -> i32 {
     if a.json {
         let v: Vec<_> = all
             .iter()
-            .map(|(l, alive, st)| serde_json::json!({"lab": l, "supervisor_running": alive, "state": st}))
+            .map(|(l, alive, st)| {
+                let impairs = lab::saved_plan(l).map(|p| p.impairs).unwrap_or_default();
+                serde_json::json!({"lab": l, "supervisor_running": alive, "state": st, "impairments": impairs})
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return 0;
@@ -381,6 +384,14 @@ pub fn status(a: &StatusArgs) -> i32 {
                 state::human(k.pps[1]),
                 state::human(k.bps[1])
             );
+        }
+        let impairs = lab::saved_plan(&l).map(|p| p.impairs).unwrap_or_default();
+        let lines = lab::impair::summary(&impairs);
+        if !lines.is_empty() {
+            println!("  impairments (as the file sets them; `vecbox impair {l}` shows them now):");
+        }
+        for line in lines {
+            println!("  {line}");
         }
     }
     0

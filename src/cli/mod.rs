@@ -3,7 +3,11 @@
 mod apply;
 mod bench;
 mod bpf;
+mod capture;
+mod capture_ends;
 mod demo;
+mod extcap;
+mod impair;
 mod lab;
 mod lab_up;
 mod manual;
@@ -53,10 +57,13 @@ Transports (keys as in UML; see docs/transports.md):
            any transport: delay= jitter= distribution= correlation= loss= duplicate= corrupt=
            reorder= gap= rate= overhead= cell= queue= seed= down= (docs/impairments.md), e.g.
            vec0:transport=raw,ifname=p0,tx_delay=20ms,tx_jitter=2ms,tx_loss=1%,rx_rate=10mbit
-  gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 vecbox splits them
-  in software. vec=0 moves one frame per system call. raw and hybrid receive with
-  recvmmsg as UML; ring=1 uses a memory-mapped TPACKET_V3 ring instead (higher packet
-  rate, up to 1 ms more latency at low rates; docs/transports.md).
+  gro=1 lets 64 KiB GSO frames leave the port whole; with gro=0 (UML's default)
+  vecbox splits them in software; not given, they leave whole wherever the port can
+  carry them (raw: the interface has TSO on; tap, hybrid: the tap takes TSO).
+  vec=0 moves one frame per system call. raw and hybrid receive through a
+  memory-mapped TPACKET_V2 frame ring (ring=1, the default, no added latency);
+  ring=2 is a TPACKET_V3 block ring (fewer wake-ups, up to 1 ms more latency at low
+  rates), ring=0 recvmmsg as UML (docs/transports.md).
 
 Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
 Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`
@@ -136,12 +143,35 @@ enum Command {
     Graph(lab::GraphArgs),
     /// Run a command inside a lab node's network namespace.
     Exec(lab::ExecArgs),
+    /// Show or change the impairments (delay, loss, rate, ...) of a running lab's links.
+    #[command(after_long_help = impair::IMPAIR_HELP)]
+    Impair(impair::ImpairArgs),
+    /// Take a running lab's link down or up (both directions).
+    #[command(after_long_help = impair::LINK_HELP)]
+    Link(impair::LinkArgs),
     /// Assemble, inspect, check and try out classic BPF filters (bpffile=).
     #[command(after_long_help = bpf::HELP)]
     Bpf(bpf::BpfArgs),
     /// Benchmark vecbox against the Linux kernel and a real UML guest (pps, Gbit/s).
     #[command(after_long_help = bench::HELP)]
     Bench(bench::BenchArgs),
+    /// Capture lab links (or a guest's ports) into one pcapng stream, live or to a file.
+    #[command(
+        after_long_help = capture::HELP,
+        override_usage = "vecbox capture LAB [NODE:IF]... [OPTIONS]\n       vecbox capture --guest UMID vecN... [OPTIONS]"
+    )]
+    Capture(capture::CaptureArgs),
+    /// Wireshark/tshark interfaces for lab links (extcap); --install links vecbox in.
+    #[command(after_long_help = extcap::HELP, disable_help_flag = true)]
+    Extcap {
+        /// --install [--global], --uninstall, or the extcap options Wireshark passes.
+        #[arg(
+            allow_hyphen_values = true,
+            trailing_var_arg = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
     /// Send UDP frames with vecbox's own sendmmsg generator (used by `vecbox bench`).
     #[command(after_long_help = bench::GEN_HELP)]
     Gen(bench::GenArgs),
@@ -207,6 +237,15 @@ fn init_tracing() {
 /// Entry point of the `vecbox` binary; returns the exit status.
 pub fn main() -> i32 {
     init_tracing();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if extcap::invoked_as_extcap(argv.first().map(|a| a.as_os_str())) {
+        // Wireshark runs the `vecbox-extcap` link with extcap options only.
+        let args: Vec<String> = argv[1..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return extcap::run(&args);
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Guest {
@@ -229,7 +268,11 @@ pub fn main() -> i32 {
         Command::Down(a) => lab::down(&a),
         Command::Graph(a) => lab::graph(&a),
         Command::Exec(a) => lab::exec(&a),
+        Command::Impair(a) => impair::impair(&a),
+        Command::Link(a) => impair::link(&a),
         Command::Console { umid, command } => run_console(&umid, &command),
+        Command::Capture(a) => capture::run(&a),
+        Command::Extcap { args } => extcap::run(&args),
         Command::Completions(a) => manual::completions(&a, Cli::command()),
         Command::Man(a) => manual::man(&a, Cli::command()),
     }

@@ -126,9 +126,19 @@ impl Client {
 
     /// Send `text` (trailing whitespace trimmed, cut to 511 bytes) and collect the reply.
     pub fn request(&mut self, text: &str) -> Result<Response, ClientError> {
+        self.request_with_fds(text, &[])
+    }
+
+    /// As [`Client::request`], passing descriptors with the request (SCM_RIGHTS): how
+    /// `vecbox capture` hands a guest its capture ring.
+    pub fn request_with_fds(
+        &mut self,
+        text: &str,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<Response, ClientError> {
+        use std::os::fd::AsFd;
         let req = proto::encode_request(text.trim_end());
-        self.sock
-            .send_to(&req, &self.target)
+        crate::sys::fdpass::send_with_fds(self.sock.as_fd(), &req, fds, &self.target)
             .map_err(io_err(format!("sending to {}", self.target.display())))?;
         self.reply()
     }
@@ -141,21 +151,7 @@ impl Client {
         text: &str,
         fd: impl std::os::fd::AsFd,
     ) -> Result<Response, ClientError> {
-        use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
-        use std::os::fd::AsRawFd;
-        let req = proto::encode_request(text.trim_end());
-        let addr = UnixAddr::new(&self.target)
-            .map_err(|e| io_err("socket address")(io::Error::from(e)))?;
-        let fds = [fd.as_fd().as_raw_fd()];
-        sendmsg(
-            self.sock.as_raw_fd(),
-            &[io::IoSlice::new(&req)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            Some(&addr),
-        )
-        .map_err(|e| io_err(format!("sending to {}", self.target.display()))(e.into()))?;
-        self.reply()
+        self.request_with_fds(text, &[fd.as_fd()])
     }
 
     /// Collect the reply packets of the request just sent.

@@ -28,10 +28,12 @@ pub enum Command {
     Impair,
     /// vecbox: take an interface's link administratively down or up.
     Link,
+    /// vecbox: captures into shared rings (`vecbox capture` starts them).
+    Capture,
 }
 
 /// Commands in match order.
-pub const TABLE: [(&str, Command); 18] = [
+pub const TABLE: [(&str, Command); 19] = [
     ("version", Command::Version),
     ("halt", Command::Halt),
     ("reboot", Command::Reboot),
@@ -50,6 +52,7 @@ pub const TABLE: [(&str, Command); 18] = [
     ("options", Command::Options),
     ("impair", Command::Impair),
     ("link", Command::Link),
+    ("capture", Command::Capture),
 ];
 
 /// Find the command for request `text` by prefix; returns it and the text after its
@@ -86,6 +89,8 @@ Commands:
     impair vecN [tx|rx|both] KEY=VALUE... - change them (delay= jitter= loss= rate= ...; docs/impairments.md)
     impair vecN [tx|rx|both] clear - remove them
     link [vecN] - show link state; link vecN down|up - take the link down or up
+    capture [list] - captures running in this guest, with their counters
+    capture stop <N> - end capture N (`vecbox capture` starts captures: the ring comes with the request)
 ";
 
 #[cfg(test)]

@@ -20,29 +20,16 @@ pub struct Incoming {
     pub from: SocketAddr,
     /// Command text (invalid UTF-8 replaced).
     pub text: String,
-    /// Descriptors sent with the request (SCM_RIGHTS): a tap handed to
-    /// `config vecN:transport=fd`. Closed when dropped.
+    /// Descriptors passed with the request (SCM_RIGHTS; `capture start` takes its ring
+    /// this way). Closed when dropped.
     pub fds: Vec<std::os::fd::OwnedFd>,
-}
-
-/// The std form of a sender's address; an unnamed sender gets an unnamed address
-/// (its request is served, the reply goes nowhere, as with UML).
-fn std_addr(a: Option<&nix::sys::socket::UnixAddr>) -> Option<SocketAddr> {
-    use std::os::linux::net::SocketAddrExt;
-    if let Some(a) = a {
-        if let Some(p) = a.path() {
-            return SocketAddr::from_pathname(p).ok();
-        }
-        if let Some(n) = a.as_abstract() {
-            return SocketAddr::from_abstract_name(n).ok();
-        }
-    }
-    UnixDatagram::unbound().and_then(|s| s.local_addr()).ok()
 }
 
 /// The listening control socket.
 pub struct Server {
     sock: UnixDatagram,
+    /// The address of an unbound sender (replies to it go nowhere, as before).
+    unnamed: SocketAddr,
     buf: Box<[u8; 2048]>,
     out: Box<[u8; proto::REPLY_MAX]>,
     /// Requests received (well-formed or not).
@@ -56,8 +43,10 @@ impl Server {
     pub fn bind(path: &Path) -> io::Result<Server> {
         let sock = UnixDatagram::bind(path)?;
         sock.set_nonblocking(true)?;
+        let unnamed = UnixDatagram::unbound()?.local_addr()?;
         Ok(Server {
             sock,
+            unnamed,
             buf: Box::new([0; 2048]),
             out: Box::new([0; proto::REPLY_MAX]),
             requests: 0,
@@ -75,8 +64,8 @@ impl Server {
     pub fn receive(&mut self) -> Option<Incoming> {
         for _ in 0..BATCH {
             let (n, from, fds) =
-                match crate::sys::sock::recv_with_fds(self.sock.as_fd(), &mut self.buf[..]) {
-                    Ok(x) => x,
+                match crate::sys::fdpass::recv_with_fds(self.sock.as_fd(), &mut self.buf[..]) {
+                    Ok(r) => (r.len, r.from.unwrap_or_else(|| self.unnamed.clone()), r.fds),
                     Err(e) => {
                         if e.kind() != io::ErrorKind::WouldBlock {
                             tracing::debug!(error = %e, "console receive failed");
@@ -85,10 +74,6 @@ impl Server {
                     }
                 };
             self.requests += 1;
-            let Some(from) = std_addr(from.as_ref()) else {
-                self.errors += 1;
-                continue;
-            };
             let req = match proto::decode_request(&self.buf[..n]) {
                 Ok(r) => r,
                 Err(e) => {

@@ -61,6 +61,10 @@ impl Guest {
                 break;
             }
         }
+        if action.rebuild && self.captures.any() {
+            // Ports changed: captures follow their interfaces by unit.
+            self.retap();
+        }
         action
     }
 
@@ -146,6 +150,7 @@ impl Guest {
                     Err(reply) => reply,
                 }
             }
+            Command::Capture => self.capture_command(rest, fds),
         };
         self.console.reply(from, e, &reply);
     }

@@ -99,6 +99,7 @@ impl Guest {
                         self.nf.tick(now);
                         self.ports.iter_mut().for_each(|p| p.maintain(now));
                         self.run_timer(now, &mut st);
+                        self.capture_tick();
                         if !self.stopped {
                             self.rearm_ports(&epoll, &mut st);
                         }
@@ -166,6 +167,7 @@ impl Guest {
             p.flush(&mut self.pool);
             p.sync_ring_stats();
         }
+        self.capture_close_all();
         self.flush_log(true);
         self.publish(true);
         Ok(())

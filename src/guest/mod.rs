@@ -8,11 +8,13 @@
 //! - [`ports`]: adding, removing and reopening interfaces at run time.
 //! - [`procfs`]: the files of `proc` and the `stack` dump.
 //! - [`publish`]: counters to the shared metrics region, `metrics=ADDR`.
+//! - [`capture`]: the console's `capture` commands and the ports' capture taps.
 //!
 //! Every guest has a run directory `~/.uml/UMID/` (as a UML kernel does) holding its pid,
 //! its control socket `mconsole` and its counter region `metrics`.
 
 mod args;
+mod capture;
 mod control;
 mod event_loop;
 mod fabric;
@@ -55,6 +57,8 @@ pub struct Guest {
     metrics_listener: Option<std::net::TcpListener>,
     /// Text of console `log` requests not yet ended by a newline.
     log_line: String,
+    /// Captures running in this guest.
+    captures: capture::Captures,
     /// Removed last (fields drop in order): the socket and region live inside it.
     run_dir: RunDir,
 }
@@ -105,6 +109,7 @@ impl Guest {
             snap: Snapshot::default(),
             metrics_listener,
             log_line: String::new(),
+            captures: capture::Captures::default(),
             run_dir,
         })
     }

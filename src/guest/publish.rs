@@ -41,6 +41,7 @@ impl Guest {
                 }
             }
         }
+        self.captures.metrics(snap);
         if with_nf || snap.changed() {
             self.nf.metrics(snap);
             snap.end();

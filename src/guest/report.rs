@@ -23,10 +23,15 @@ pub struct PortReport {
     pub host_if: Option<String>,
     /// Frames carry virtio-net headers.
     pub vnet: bool,
-    /// GSO super-frames may leave the port whole (`gro=1`).
+    /// GSO super-frames may leave the port whole (`gro=1`, or `gro=` not given and the
+    /// port and its interface can carry them).
     pub tx_gso: bool,
-    /// Receives through a TPACKET_V3 memory-mapped ring (`ring=`, raw/hybrid).
+    /// Receives through a memory-mapped ring (`ring=`, raw/hybrid) rather than
+    /// `recvmmsg`.
     pub rx_ring: bool,
+    /// Which ring: `frames` (TPACKET_V2, `ring=1`) or `blocks` (TPACKET_V3, `ring=2`);
+    /// null without one.
+    pub rx_ring_layout: Option<&'static str>,
     /// Packet, byte, batch and offload counters.
     pub stats: PortStats,
     /// Dropped frames by reason.
@@ -104,6 +109,7 @@ impl Report {
                     vnet: p.caps.vnet,
                     tx_gso: p.caps.tx_gso,
                     rx_ring: p.uses_ring(),
+                    rx_ring_layout: p.ring_kind(),
                     stats: p.stats,
                     drops: DropCounts(p.stats.drops),
                     impair: super::impair::reports(p),
@@ -170,7 +176,7 @@ impl fmt::Display for Report {
                 "; vnet {} gso-out {} rx-ring {}; gso rx {} tx {} segmented {} ({} segments); csum completed {}; fallbacks {}",
                 if p.vnet { "on" } else { "off" },
                 if p.tx_gso { "on" } else { "off" },
-                if p.rx_ring { "on" } else { "off" },
+                p.rx_ring_layout.unwrap_or("off"),
                 s.rx_gso_frames,
                 s.tx_gso_frames,
                 s.tx_gso_segmented,

@@ -96,7 +96,8 @@ pub enum Step {
     Define { node: String },
     /// Run a host's `exec` commands.
     Exec { node: String },
-    /// A link's impairment changed: goes through the same path as `vecbox impair`.
+    /// A link's impairment changed: goes through the same path as `vecbox impair`
+    /// (the hook is [`super::execute::impair`]).
     Impair { link: String },
 }
 

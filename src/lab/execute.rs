@@ -190,10 +190,22 @@ fn touched(plan: &ApplyPlan) -> std::collections::BTreeSet<String> {
     t
 }
 
-/// A link's impairment changed. This is where it goes through the same path as
-/// `vecbox impair` once the lab side of impairments exists; until then it says so and
-/// changes nothing.
-pub fn impair(link: &str) -> Result<(), LabError> {
+/// A link's impairment changed: the hook where the lab side of impairments plugs in
+/// (it goes through the same path as `vecbox impair`).
+///
+/// - `desired`: the lab as the file now says (the new settings are on its link
+///   `link`);
+/// - `recorded`: what runs now (`recorded.links[link].ends`: each end's node, unit and
+///   kernel name; `recorded.nodes[..].node.umid`: the console to talk to);
+/// - `link`: the link's id (`NODE:IFACE|NODE:IFACE`, sorted, [`super::alloc::link_id`]).
+///
+/// Called as step [`Step::Impair`], in place (disruption `none`), after the step is
+/// journaled; it must be idempotent ("make it so": an apply killed after it and run
+/// again calls it again). An error stops the apply like any failed step. The planner
+/// emits the step when [`super::diff::impairment_changed`] says so; that is `false`
+/// until the topology has `impair:`, so today this is never reached by a real file.
+pub fn impair(desired: &Plan, recorded: &Objects, link: &str) -> Result<(), LabError> {
+    let _ = (desired, recorded);
     Err(LabError::Unsupported(format!(
         "link {link}: changing an impairment in place is not supported yet (it comes with `vecbox impair`); nothing was changed for it"
     )))
@@ -408,7 +420,7 @@ impl Run<'_> {
                 }
                 Ok(())
             }
-            Step::Impair { link } => impair(link),
+            Step::Impair { link } => impair(self.desired, &self.recorded.objects, link),
         }
     }
 

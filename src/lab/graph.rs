@@ -15,6 +15,15 @@ fn shape(k: NodeKind) -> &'static str {
     }
 }
 
+/// The impairment shown on link `l`'s edge, or on the datapath node `n` vecbox inserted.
+fn impair_note(p: &Plan, names: &[String; 2]) -> Option<String> {
+    p.impairs
+        .iter()
+        .find(|i| &i.ends == names || names.iter().any(|n| i.datapath.as_deref() == Some(n)))
+        .filter(|i| i.set.iter().any(|s| s != "none") || i.datapath.is_some())
+        .map(super::impair::label)
+}
+
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -29,12 +38,16 @@ pub fn dot(p: &Plan) -> String {
         quote(&p.lab)
     );
     for n in &p.nodes {
+        let label = match impair_note(p, &[n.name.clone(), String::new()]) {
+            Some(i) => format!("impairment datapath\\n{i}"),
+            None => format!("{}\\n({})", n.name, n.kind),
+        };
         let _ = writeln!(
             s,
             "  {} [shape={}, label={}];",
             quote(&n.name),
             shape(n.kind),
-            quote(&format!("{}\\n({})", n.name, n.kind))
+            quote(&label)
         );
     }
     for l in &p.links {
@@ -52,11 +65,19 @@ pub fn dot(p: &Plan) -> String {
             quote(&b.name),
             quote(fa),
             quote(fb),
-            quote(l.kind.as_str())
+            quote(&edge_label(p, l))
         );
     }
     s.push_str("}\n");
     s
+}
+
+/// Link type, and the impairment when the link's ends realise it themselves.
+fn edge_label(p: &Plan, l: &super::plan::PLink) -> String {
+    match impair_note(p, &l.names).filter(|_| !l.names.iter().any(|n| n.starts_with('_'))) {
+        Some(i) => format!("{} {i}", l.kind),
+        None => l.kind.to_string(),
+    }
 }
 
 fn mermaid_id(s: &str) -> String {
@@ -68,7 +89,10 @@ pub fn mermaid(p: &Plan) -> String {
     let mut s = String::from("flowchart LR\n");
     for n in &p.nodes {
         let id = mermaid_id(&n.name);
-        let label = format!("{}<br/>{}", n.name, n.kind);
+        let label = match impair_note(p, &[n.name.clone(), String::new()]) {
+            Some(i) => format!("impairment datapath<br/>{i}"),
+            None => format!("{}<br/>{}", n.name, n.kind),
+        };
         let _ = match n.kind {
             NodeKind::Host => writeln!(s, "  {id}[\"{label}\"]"),
             NodeKind::Uml => writeln!(s, "  {id}[[\"{label}\"]]"),
@@ -89,7 +113,7 @@ pub fn mermaid(p: &Plan) -> String {
             s,
             "  {} {arrow}|\"{fa} {} {fb}\"| {}",
             mermaid_id(&a.name),
-            l.kind,
+            edge_label(p, l),
             mermaid_id(&b.name)
         );
     }

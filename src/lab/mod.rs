@@ -19,6 +19,7 @@ pub mod execute;
 pub mod graph;
 pub mod guestctl;
 pub mod hosts;
+pub mod impair;
 pub mod journal;
 pub mod objects;
 pub mod observe;

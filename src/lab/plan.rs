@@ -57,6 +57,9 @@ pub struct Plan {
     /// The host this plan runs on (`up --host NAME`); its nodes are the ones made here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<String>,
+    /// Impairments of the file's links and where each direction is realised.
+    #[serde(default)]
+    pub impairs: Vec<super::impair::LinkImpair>,
 }
 
 /// One node.

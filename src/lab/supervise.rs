@@ -229,9 +229,9 @@ impl Supervisor {
                 Ok(Response::Ok)
             }
             Request::Sock { link, spec } => {
-                if !self.taps.contains_key(&link) {
-                    let f = super::hosts::bind_socket(&link, &spec)?;
-                    self.taps.insert(link, f);
+                if let std::collections::btree_map::Entry::Vacant(e) = self.taps.entry(link) {
+                    let f = super::hosts::bind_socket(e.key(), &spec)?;
+                    e.insert(f);
                 }
                 Ok(Response::Ok)
             }

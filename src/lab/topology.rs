@@ -79,6 +79,11 @@ pub struct Defaults {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub mem: Option<Spanned<String>>,
+    /// Impairment of every link (a link's own `impair:` keys win, key by key); see
+    /// docs/impairments.md.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub impair: Option<Spanned<super::impair::ImpairMap>>,
 }
 
 /// One machine of a multi-host lab.
@@ -421,6 +426,12 @@ pub struct Link {
     #[serde(default)]
     #[schemars(with = "Option<u32>")]
     pub underlay_mtu: Option<Spanned<u32>>,
+    /// Impairment of the link: one map for both directions (`{delay: 20ms, loss: 1%}`)
+    /// or `{a_to_b: {...}, b_to_a: {...}}`; keys as in docs/impairments.md. On a link
+    /// without a vecbox guest end, vecbox inserts an xconnect datapath to realise it.
+    #[serde(default)]
+    #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
+    pub impair: Option<Spanned<super::impair::ImpairMap>>,
 }
 
 /// A 32- or 64-bit identifier for both directions, or one per direction.

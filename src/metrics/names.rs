@@ -13,6 +13,23 @@ pub struct PortLabels<'a> {
     pub host_if: &'a str,
 }
 
+/// Report the capture counters of interface `iface` (every capture it ever had).
+pub fn capture(sink: &mut dyn MetricSink, iface: &str, packets: u64, dropped: u64) {
+    let l = [("iface", iface)];
+    sink.counter(
+        "vecbox_capture_packets_total",
+        "Frames copied into capture rings (vecbox capture, Wireshark through vecbox extcap).",
+        &l,
+        packets,
+    );
+    sink.counter(
+        "vecbox_capture_dropped_total",
+        "Frames a capture wanted but whose copy was dropped: the capture's ring was full because its reader was slow. Forwarding is not affected.",
+        &l,
+        dropped,
+    );
+}
+
 /// Report one port's counters.
 pub fn port(sink: &mut dyn MetricSink, p: PortLabels<'_>, s: &PortStats, vnet: bool, tx_gso: bool) {
     let l = [

@@ -157,7 +157,7 @@ impl RecvRing {
                 }
                 Ok(got)
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || refused(&e) => Ok(0),
             Err(e) => Err(e),
         }
     }
@@ -186,7 +186,7 @@ impl RecvRing {
                 truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
                 segment: 0,
             })),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock || refused(&e) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -237,6 +237,12 @@ pub struct Sent {
     pub offered: usize,
     /// Items of the first message (what to drop if the kernel refuses it).
     pub first: usize,
+}
+
+/// A connected UDP socket reports an ICMP port unreachable for an earlier datagram as
+/// `ECONNREFUSED` on its next call: nothing was received, the next call goes on.
+fn refused(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ECONNREFUSED)
 }
 
 /// Transmit side of a vector transport: `depth` reusable `mmsghdr`s with two iovecs

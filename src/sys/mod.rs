@@ -3,13 +3,15 @@
 //! Each submodule wraps one family of system calls behind a safe API:
 //! [`mmsg`] the batched `recvmmsg`/`sendmmsg` rings, [`packet`] AF_PACKET sockets, [`ring`] their TPACKET_V3 receive rings,
 //! [`tun`] `/dev/net/tun` ioctls, [`sock`] small socket options, [`sandbox`] capability
-//! and privilege dropping, [`shm`] shared counter mappings. Callers above `sys/` never see a raw pointer.
+//! and privilege dropping, [`shm`] shared counter mappings (and the capture ring's bytes),
+//! [`fdpass`] descriptors passed over AF_UNIX sockets. Callers above `sys/` never see a raw pointer.
 //!
 //! Rules: every descriptor is an [`std::os::fd::OwnedFd`] from the moment it is created,
 //! every descriptor is opened with `O_CLOEXEC | O_NONBLOCK`, inputs are validated in safe code
 //! before a call, and every `unsafe` block carries a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod fdpass;
 pub mod mmsg;
 pub mod packet;
 pub mod process;

@@ -161,6 +161,41 @@ pub fn detach_filter(fd: impl AsFd) -> io::Result<()> {
     set_int(fd.as_fd(), libc::SOL_SOCKET, libc::SO_DETACH_FILTER, 0)
 }
 
+/// One frame read from a packet socket by [`recv_frame`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// Bytes placed in the buffer.
+    pub len: usize,
+    /// Length of the frame on the wire (larger than `len` when it was cut).
+    pub orig_len: usize,
+    /// The host transmitted it (`PACKET_OUTGOING`) rather than received it.
+    pub outgoing: bool,
+}
+
+/// Read one frame from a non-blocking packet socket (`None` when none is waiting), with
+/// its direction and untruncated length (`MSG_TRUNC`).
+pub fn recv_frame(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<Received>> {
+    use nix::sys::socket::{LinkAddr, MsgFlags, recvmsg};
+    let cap = buf.len();
+    let mut iov = [io::IoSliceMut::new(buf)];
+    match recvmsg::<LinkAddr>(
+        fd.as_raw_fd(),
+        &mut iov,
+        None,
+        MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok(m) => Ok(Some(Received {
+            len: m.bytes.min(cap),
+            orig_len: m.bytes,
+            outgoing: m
+                .address
+                .is_some_and(|a| a.pkttype() == libc::PACKET_OUTGOING),
+        })),
+        Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

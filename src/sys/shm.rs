@@ -15,6 +15,7 @@ use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
 pub struct SharedWords {
     ptr: NonNull<AtomicU64>,
     words: usize,
+    writable: bool,
 }
 
 // SAFETY: the mapping is only ever accessed through `AtomicU64`, which is `Sync`; the
@@ -49,6 +50,7 @@ impl SharedWords {
         Ok(SharedWords {
             ptr: p.cast(),
             words: len / 8,
+            writable,
         })
     }
 
@@ -58,6 +60,60 @@ impl SharedWords {
         // AtomicU64), valid until drop, and only accessed atomically. Atomic loads from a
         // read-only mapping are fine for lock-free, naturally aligned 8-byte atomics.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.words) }
+    }
+}
+
+impl SharedWords {
+    /// Length of the mapping in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.words * 8
+    }
+
+    /// Copy `src` into the mapping at byte offset `at`. Panics if it does not fit (callers
+    /// check their offsets against [`SharedWords::byte_len`] first).
+    ///
+    /// The bytes are shared with another process: callers publish them with a release
+    /// store to one of the words after copying (the capture ring's write position), and
+    /// the other side reads them only after an acquire load of that word.
+    pub fn write_bytes(&self, at: usize, src: &[u8]) {
+        let end = at.checked_add(src.len()).expect("offset overflow");
+        assert!(
+            end <= self.byte_len(),
+            "write past the end of a shared mapping"
+        );
+        assert!(self.writable, "write to a read-only shared mapping");
+        // SAFETY: `at..end` lies inside the mapping, which is writable (both checked
+        // above); the source is
+        // a separate Rust slice, so the ranges do not overlap. No Rust reference into the
+        // mapped bytes exists (they are reached only through these copies and the atomic
+        // words), so nothing observes a torn value as a typed object.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.ptr.as_ptr().cast::<u8>().add(at),
+                src.len(),
+            );
+        }
+    }
+
+    /// Copy bytes at offset `at` of the mapping into `dst`. Panics if the range does not
+    /// fit. What another process writes concurrently may be read torn: callers treat the
+    /// bytes as untrusted input and only read ranges the writer has published.
+    pub fn read_bytes(&self, at: usize, dst: &mut [u8]) {
+        let end = at.checked_add(dst.len()).expect("offset overflow");
+        assert!(
+            end <= self.byte_len(),
+            "read past the end of a shared mapping"
+        );
+        // SAFETY: `at..end` lies inside the mapping (checked above), which stays mapped
+        // while `self` lives; `dst` is a distinct, exclusively borrowed Rust slice.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.ptr.as_ptr().cast::<u8>().add(at),
+                dst.as_mut_ptr(),
+                dst.len(),
+            );
+        }
     }
 }
 
@@ -90,6 +146,11 @@ mod tests {
         assert_eq!(w.words().len(), 512);
         w.words()[7].store(42, Ordering::Release);
         assert_eq!(r.words()[7].load(Ordering::Acquire), 42);
+        w.write_bytes(4093, b"abc");
+        let mut got = [0u8; 3];
+        r.read_bytes(4093, &mut got);
+        assert_eq!(&got, b"abc");
+        assert!(std::panic::catch_unwind(|| r.read_bytes(4094, &mut [0u8; 3])).is_err());
         std::fs::remove_file(&path).unwrap();
         f.set_len(12).unwrap();
         assert!(SharedWords::map(&f, false).is_err());

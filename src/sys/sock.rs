@@ -12,19 +12,8 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
 
 /// Hardware (MAC) address of interface `name` (SIOCGIFHWADDR).
 pub fn hwaddr(name: &str) -> io::Result<[u8; 6]> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "bad interface name",
-        ));
-    }
+    let mut ifr = ifreq_for(name)?;
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM.cloexec(), None)?;
-    // SAFETY: `ifreq` is a plain C struct/union; all-zero is a valid value.
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
     // SAFETY: SIOCGIFHWADDR reads the name from and writes a sockaddr into `ifr`, which is
     // alive and exclusively borrowed for the call.
     cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) })?;
@@ -35,6 +24,49 @@ pub fn hwaddr(name: &str) -> io::Result<[u8; 6]> {
         *d = *s as u8;
     }
     Ok(mac)
+}
+
+/// `ETHTOOL_GTSO`: read whether TCP segmentation offload is on.
+const ETHTOOL_GTSO: u32 = 0x1e;
+
+/// `struct ethtool_value`.
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+fn ifreq_for(name: &str) -> io::Result<libc::ifreq> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
+    }
+    // SAFETY: `ifreq` is a plain C struct/union; all-zero is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok(ifr)
+}
+
+/// Whether interface `name` has TCP segmentation offload on (`ethtool -k`:
+/// tcp-segmentation-offload), asked through any socket `fd` of its namespace
+/// (SIOCETHTOOL, ETHTOOL_GTSO).
+pub fn tso_enabled(fd: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+    let mut ifr = ifreq_for(name)?;
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_GTSO,
+        data: 0,
+    };
+    ifr.ifr_ifru.ifru_data = (&mut v as *mut EthtoolValue).cast();
+    // SAFETY: SIOCETHTOOL reads the name and the data pointer from `ifr`; the pointer
+    // refers to `v`, a live `ethtool_value` the kernel reads the command from and writes
+    // the result into. Both stay exclusively borrowed for the call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCETHTOOL, &mut ifr) })?;
+    Ok(v.data != 0)
 }
 
 /// Put an inherited descriptor into non-blocking, close-on-exec mode.
@@ -61,37 +93,6 @@ pub fn adopt_inherited(fd: i32) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
-/// Receive one datagram on `sock` (without blocking) into `buf`, with the descriptors
-/// it carries (SCM_RIGHTS, received close-on-exec): (length, sender, descriptors).
-pub fn recv_with_fds(
-    sock: BorrowedFd<'_>,
-    buf: &mut [u8],
-) -> io::Result<(usize, Option<nix::sys::socket::UnixAddr>, Vec<OwnedFd>)> {
-    use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixAddr, recvmsg};
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 16]);
-    let mut iov = [io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<UnixAddr>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?;
-    let mut fds = Vec::new();
-    if let Ok(cmsgs) = msg.cmsgs() {
-        for c in cmsgs {
-            if let ControlMessageOwned::ScmRights(v) = c {
-                for fd in v {
-                    // SAFETY: the kernel installed `fd` in this process for this message;
-                    // nothing else refers to it.
-                    fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-    }
-    Ok((msg.bytes, msg.address, fds))
-}
-
 /// `true` if `fd` is a socket (fstat S_IFSOCK).
 pub fn is_socket(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let st = nix::sys::stat::fstat(fd).map_err(io::Error::from)?;
@@ -108,6 +109,11 @@ mod tests {
         assert_eq!(hwaddr("lo").unwrap(), [0; 6]);
         assert!(ifindex("vbnosuchif0").is_err());
         assert!(hwaddr("").is_err());
+        // Loopback segments nothing itself but advertises TSO; a missing interface is
+        // an error, not "off".
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(tso_enabled(s.as_fd(), "lo").unwrap());
+        assert!(tso_enabled(s.as_fd(), "vbnosuchif0").is_err());
     }
 
     #[test]

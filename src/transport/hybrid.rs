@@ -42,7 +42,9 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         actual = a;
         rx = packet_socket(name, &actual)?;
     }
-    let offload_ok = vnet && super::tap::set_offloads(&tap, spec.common.gro, &mut fallbacks);
+    // gro= not given: TSO/USO whenever the tap accepts them.
+    let gro = spec.common.gro(true);
+    let offload_ok = vnet && super::tap::set_offloads(&tap, gro, &mut fallbacks);
     match &spec.common.bpffile {
         // The user's program runs behind the direction check (see only_outgoing_then).
         Some(path) => {
@@ -72,7 +74,7 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         ))?,
     }
     let _ = packet::set_rcvbuf(&rx, SOCKET_BUFFER);
-    let gso = vnet && offload_ok && spec.common.gro;
+    let gso = vnet && offload_ok && gro;
     let prefix = if vnet {
         crate::wire::vnet::HEADER_LEN
     } else {

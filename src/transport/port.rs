@@ -122,6 +122,8 @@ pub struct Port {
     catch_up: Option<crate::filter::Program>,
     /// The memory-mapped receive ring ([`RxMode::Ring`]).
     ring: Option<ring::RingRx>,
+    /// Capture points ([`crate::capture::tap`]); `None` while nobody captures this port.
+    pub tap: Option<Box<crate::capture::tap::PortTap>>,
     /// Impairment of frames leaving onto the link and arriving from it ([`impair`]).
     imp_tx: Option<Box<crate::impair::Stage>>,
     imp_rx: Option<Box<crate::impair::Stage>>,
@@ -161,6 +163,7 @@ impl Port {
             soft_filter: None,
             catch_up: None,
             ring: o.ring.map(ring::RingRx::new),
+            tap: None,
             imp_tx: None,
             imp_rx: None,
         };
@@ -256,8 +259,12 @@ impl Port {
             }
             other => other,
         };
-        if self.imp_rx.is_some() {
-            self.impair_rx(pool, out);
+        // Capture sees the batch here unless an rx stage took it (it shows frames at
+        // rx-pre as they enter and rx-post as they leave).
+        if !(self.imp_rx.is_some() && self.impair_rx(pool, out))
+            && let Some(t) = self.tap.as_deref_mut()
+        {
+            t.rx(pool, out);
         }
         got
     }

@@ -72,6 +72,13 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
     let _ = packet::set_rcvbuf(&rx, SOCKET_BUFFER);
     let _ = packet::set_sndbuf(&tx, SOCKET_BUFFER);
 
+    // gro= not given: pass GSO frames whole when the interface takes TSO itself (the
+    // veth default); one with TSO switched off (e.g. facing a UML guest with gro=0) gets
+    // MTU-sized frames, as UML's own gro=0 would send.
+    let gro = vnet
+        && spec
+            .common
+            .gro(sock::tso_enabled(tx.as_fd(), ifname).unwrap_or(false));
     let vector = spec.common.vector;
     let prefix = if vnet {
         crate::wire::vnet::HEADER_LEN
@@ -89,7 +96,7 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
             // with a vnet header they arrive whole and are segmented on output if needed.
             rx_slot: rx_slot(spec, prefix, vnet),
             vnet,
-            tx_gso: vnet && spec.common.gro,
+            tx_gso: gro,
             max_tx_frame: max_tx_frame(spec),
             depth: usize::from(spec.common.depth),
         },

@@ -112,17 +112,19 @@ pub struct Common {
     pub depth: u16,
     /// `headroom=`, [`HEADROOM_RANGE`], default [`DEFAULT_HEADROOM`].
     pub headroom: u16,
-    /// `gro=`: offloads on, 64 KiB receive buffers.
-    pub gro: bool,
+    /// `gro=`: 64 KiB GSO frames pass whole (`Some(true)`), are segmented in software
+    /// as UML's `gro=0` needs (`Some(false)`), or, not given (`None`), pass whole wherever
+    /// the port and its interface can carry them (see [`Common::gro`]).
+    pub gro: Option<bool>,
     /// `vec=`: multi-packet IO; `vec=0` falls back to one packet per call.
     pub vector: bool,
     /// `bpffile=`: classic BPF program attached to the rx socket.
     pub bpffile: Option<PathBuf>,
     /// `bpfflash=`: let the guest load BPF with `ethtool -f`.
     pub bpfflash: bool,
-    /// `ring=` (raw and hybrid only): receive through a TPACKET_V3 memory-mapped ring
-    /// (`Some(true)`) or `recvmmsg` (`Some(false)`); `None` takes [`DEFAULT_RING`].
-    pub ring: Option<bool>,
+    /// `ring=` (raw and hybrid only): how the receive socket delivers frames; `None`
+    /// takes [`DEFAULT_RING`].
+    pub ring: Option<RingMode>,
     /// `fd=` (gre and l2tpv3 only): the tunnel's socket is this inherited descriptor,
     /// already bound to `src` (and `srcport`) by the parent — how a lab hands a guest in
     /// its own namespace a socket on the machine's underlay address.
@@ -133,15 +135,49 @@ pub struct Common {
     pub impair: crate::impair::PortParams,
 }
 
-/// Whether raw and hybrid ports receive through a memory-mapped ring when `ring=` is
-/// not given (and `vec=` is on).
-pub const DEFAULT_RING: bool = false;
+/// How raw and hybrid ports receive (`ring=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RingMode {
+    /// `ring=0`: `recvmmsg` into the port's buffers, as UML.
+    Off = 0,
+    /// `ring=1`: a TPACKET_V2 frame ring, one slot per frame, each handed over as soon as
+    /// it is written (no added latency); frames larger than a slot (GSO) come through
+    /// the socket.
+    Frames = 1,
+    /// `ring=2`: a TPACKET_V3 block ring, frames packed into blocks handed over when full
+    /// or after a 1 ms retire timeout.
+    Blocks = 2,
+}
+
+impl RingMode {
+    /// From the `ring=` value.
+    pub fn from_value(v: u64) -> Option<RingMode> {
+        match v {
+            0 => Some(RingMode::Off),
+            1 => Some(RingMode::Frames),
+            2 => Some(RingMode::Blocks),
+            _ => None,
+        }
+    }
+}
+
+/// How raw and hybrid ports receive when `ring=` is not given (and `vec=` is on).
+pub const DEFAULT_RING: RingMode = RingMode::Frames;
 
 impl Common {
-    /// `true` if the receive side should use a TPACKET_V3 ring (`ring=`, default
-    /// [`DEFAULT_RING`]); never with `vec=0`.
-    pub fn rx_ring(&self) -> bool {
-        self.vector && self.ring.unwrap_or(DEFAULT_RING)
+    /// The receive ring to use (`ring=`, default [`DEFAULT_RING`]); never one with `vec=0`.
+    pub fn rx_ring(&self) -> RingMode {
+        if self.vector {
+            self.ring.unwrap_or(DEFAULT_RING)
+        } else {
+            RingMode::Off
+        }
+    }
+
+    /// Whether GSO frames may leave whole: `gro=` as given, else `auto` (what the port
+    /// and its interface can carry, decided when it opens).
+    pub fn gro(&self, auto: bool) -> bool {
+        self.gro.unwrap_or(auto)
     }
 }
 
@@ -152,7 +188,7 @@ impl Default for Common {
             mtu: DEFAULT_MTU,
             depth: DEFAULT_DEPTH,
             headroom: DEFAULT_HEADROOM,
-            gro: false,
+            gro: None,
             vector: true,
             bpffile: None,
             bpfflash: false,
@@ -394,13 +430,13 @@ impl fmt::Display for Spec {
         if c.headroom != DEFAULT_HEADROOM {
             pair(f, "headroom", c.headroom)?;
         }
-        flag(f, "gro", c.gro)?;
+        opt(f, "gro", c.gro.map(u8::from))?;
         if !c.vector {
             pair(f, "vec", 0)?;
         }
         opt_path(f, "bpffile", &c.bpffile)?;
         flag(f, "bpfflash", c.bpfflash)?;
-        opt(f, "ring", c.ring.map(u8::from))?;
+        opt(f, "ring", c.ring.map(|m| m as u8))?;
         opt(f, "fd", c.sock_fd)?;
         for dir in crate::impair::Direction::BOTH {
             for (k, v) in c.impair.get(dir).pairs() {

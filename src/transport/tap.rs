@@ -23,12 +23,14 @@ pub fn open(name: &str, spec: &Spec, ifname: Option<&str>) -> Result<Opened, Ope
     if !existed {
         tracing::info!(port = name, tap = %actual, "created tap (removed when the guest exits)");
     }
+    // gro= not given: TSO/USO whenever the tap accepts them.
+    let gro = spec.common.gro(true);
     let offload_ok = if vnet {
-        set_offloads(&fd, spec.common.gro, &mut fallbacks)
+        set_offloads(&fd, gro, &mut fallbacks)
     } else {
         false
     };
-    let gso = vnet && offload_ok && spec.common.gro;
+    let gso = vnet && offload_ok && gro;
     let prefix = if vnet {
         crate::wire::vnet::HEADER_LEN
     } else {

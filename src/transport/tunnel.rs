@@ -1,7 +1,8 @@
 //! Sockets of the IP tunnel transports (GRE, L2TPv3 over IP or UDP), opened as UML
 //! does: `socket(AF_INET|AF_INET6, SOCK_RAW, 47|115)` or a UDP socket, bound to `src`
-//! (and `srcport`), never connected; every frame is sent to `dst` (`dstport`) with
-//! `sendmmsg`. No IP_HDRINCL: the kernel writes the IP header.
+//! (and `srcport`); every frame is sent to `dst` (`dstport`) with `sendmmsg`, UDP
+//! sockets connected to it, raw IP sockets not. No IP_HDRINCL: the kernel writes the
+//! IP header.
 //!
 //! vecbox adds a receive filter ([`super::demux`]) keeping other peers' packets off the
 //! socket, checks at open that the MTU plus the encapsulation fits in an IP packet, and
@@ -171,6 +172,21 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
     if matches!(r.carrier, Carrier::Ip(_)) {
         discard_queued(&sock);
     }
+    // A UDP tunnel's socket is connected to its peer: the kernel keeps the route (no
+    // lookup and no address copy per datagram), and it receives only what the peer's
+    // port sends, which is what the filter accepts anyway (UDP tunnels never share a
+    // socket). A raw IP socket looks its route up per packet connected or not; it
+    // stays unconnected as in UML.
+    let dest = if r.carrier == Carrier::Udp {
+        sock.connect(&SockAddr::from(remote)).map_err(sys_err(
+            name,
+            "connect",
+            remote.to_string(),
+        ))?;
+        None
+    } else {
+        Some(SockAddr::from(remote))
+    };
     let prefix = if ipv4_raw { MAX_IPV4_HEADER } else { 0 } + r.framing.tx_header_len();
     let vector = spec.common.vector;
     tracing::debug!(port = name, %local, %remote, overhead = over, "tunnel open");
@@ -178,7 +194,7 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         rx_fd: OwnedFd::from(sock),
         tx_fd: None,
         rx_mode: if vector { RxMode::Mmsg } else { RxMode::Single },
-        // The socket is not connected: even vec=0 sends with sendmsg to `dst` (UML's
+        // vec=0 sends with sendmsg (to `dst` when the socket is not connected; UML's
         // writev fails there with EDESTADDRREQ).
         tx_mode: if vector { TxMode::Mmsg } else { TxMode::Single },
         framing: r.framing,
@@ -191,7 +207,7 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         },
         host_if: Some(format!("{}>{}", local.ip(), remote.ip())),
         fallbacks: 0,
-        dest: Some(SockAddr::from(remote)),
+        dest,
         ring: None,
     })
 }

@@ -359,14 +359,13 @@ pub(super) fn removals(b: &mut Builder, swapped_old: &BTreeSet<String>) {
         match f {
             UnderlayFate::Remove => {
                 let u = b.rec.underlays[id].clone();
-                let mut steps = Vec::new();
-                if u.nodes.iter().all(|n| b.stays(n)) {
-                    let netns = [b.netns_of(&u.nodes[0]), b.netns_of(&u.nodes[1])];
-                    steps.push(Step::VethDelete {
-                        netns,
-                        kernel: u.kernel.clone(),
-                    });
-                }
+                // Deleted explicitly even when a node goes too (see the veth links in
+                // make.rs): the surviving end would outlive the namespace for a while.
+                let netns = [b.netns_of(&u.nodes[0]), b.netns_of(&u.nodes[1])];
+                let steps = vec![Step::VethDelete {
+                    netns,
+                    kernel: u.kernel.clone(),
+                }];
                 b.push(
                     line(
                         Symbol::Remove,

@@ -180,21 +180,19 @@ impl Builder<'_> {
             }
         }
         match l.kind {
-            LinkType::Veth => {
-                let gone = |n: &str| !self.stays(n);
-                if !(gone(&l.ends[0].node) || gone(&l.ends[1].node)) {
-                    steps.push(Step::VethDelete {
-                        netns: [
-                            self.netns_of(&l.ends[0].node),
-                            self.netns_of(&l.ends[1].node),
-                        ],
-                        kernel: [
-                            l.ends[0].kernel.clone().unwrap_or_default(),
-                            l.ends[1].kernel.clone().unwrap_or_default(),
-                        ],
-                    });
-                }
-            }
+            // Deleted explicitly even when an end's node goes too: a namespace is
+            // destroyed asynchronously (and not at all while a process still holds
+            // it), so the surviving end would linger in its peer's namespace.
+            LinkType::Veth => steps.push(Step::VethDelete {
+                netns: [
+                    self.netns_of(&l.ends[0].node),
+                    self.netns_of(&l.ends[1].node),
+                ],
+                kernel: [
+                    l.ends[0].kernel.clone().unwrap_or_default(),
+                    l.ends[1].kernel.clone().unwrap_or_default(),
+                ],
+            }),
             LinkType::Tap => steps.push(Step::TapDelete {
                 link: id.to_string(),
             }),
@@ -260,22 +258,26 @@ pub(super) fn made(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
         if *f != LinkFate::Create || swaps.contains_key(id) {
             continue;
         }
-        let l = want.links[id].clone();
-        let steps = b.make_link_steps(&l);
-        b.push(
-            line(
-                Symbol::Create,
-                format!("link {}", l.title()),
-                l.kind.to_string(),
-                "none",
-            ),
-            steps,
-            vec![Record::Link {
-                id: id.clone(),
-                obj: Some(l),
-            }],
-        );
+        push_create_link(b, id, want.links[id].clone());
     }
+}
+
+/// The action that makes link `id` as `l`: its steps and its record.
+fn push_create_link(b: &mut Builder, id: &str, l: LinkObj) {
+    let steps = b.make_link_steps(&l);
+    b.push(
+        line(
+            Symbol::Create,
+            format!("link {}", l.title()),
+            l.kind.to_string(),
+            "none",
+        ),
+        steps,
+        vec![Record::Link {
+            id: id.to_string(),
+            obj: Some(l),
+        }],
+    );
 }
 
 pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
@@ -304,21 +306,7 @@ pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
                 }],
             );
         }
-        let l = want.links[id].clone();
-        let steps = b.make_link_steps(&l);
-        b.push(
-            line(
-                Symbol::Create,
-                format!("link {}", l.title()),
-                l.kind.to_string(),
-                "none",
-            ),
-            steps,
-            vec![Record::Link {
-                id: id.clone(),
-                obj: Some(l),
-            }],
-        );
+        push_create_link(b, id, want.links[id].clone());
     }
     for (id, f) in &diff.links {
         if let LinkFate::Replace(why) = f

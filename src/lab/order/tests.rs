@@ -341,6 +341,8 @@ fn an_impairment_change_is_planned_in_place_and_reported_unsupported() {
             .iter()
             .any(|a| a.steps.contains(&Step::Impair { link: id.clone() }))
     );
-    let e = crate::lab::execute::impair(&id).unwrap_err().to_string();
+    let e = crate::lab::execute::impair(&plan_of(LAB), &want, &id)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not supported yet"), "{e}");
 }

@@ -72,6 +72,7 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
         lock: Lock::default(),
         hosts,
         local: None,
+        impairs: Vec::new(),
     };
     let before = d.list.len();
     links::links(&mut d, topo, &mut p);
@@ -82,6 +83,7 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
     alloc::assign(&mut p, prior);
     links::clashes(&mut d, topo, &p);
     links::finish_nodes(&mut d, topo, &mut p, links_ok);
+    super::impair::realise::plan(&mut d, topo, &mut p);
     if d.is_empty() { Ok(p) } else { Err(d) }
 }
 

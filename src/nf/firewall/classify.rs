@@ -1,147 +1,141 @@
-//! Rule lookup that does not scan every rule per packet.
+//! Rule lookup whose cost does not depend on how the rules share fields.
 //!
-//! Each rule is filed under its most selective field, in one of four indexes:
-//! 1. destination port (rules with `proto tcp|udp|sctp` and a `dport` set of at most
-//!    [`PORT_INDEX_MAX`] ports): a hash map (protocol, port) → rules;
-//! 2. destination prefix: one hash map per (family, prefix length) in use;
-//! 3. source prefix: likewise;
-//! 4. everything else: one list.
+//! The rules are compiled into decision trees ([`super::tree`], built by
+//! [`super::cuts`] over the dimensions of [`super::fields`]): a packet walks a few
+//! inner nodes, each a shift and a mask of one field, to a leaf of a few rules in file
+//! order, and the first of those whose remaining range tests pass is the answer —
+//! exactly the rule a linear first-match scan would pick (the tests compare the two on
+//! random rule sets and packets).
 //!
-//! A packet looks up its port bucket, one bucket per destination and source prefix
-//! length in use, and the rest list. Every list holds rule indices in file order, so a
-//! k-way merge visits candidates in order and the first that fully matches wins: the
-//! result is exactly that of a linear first-match scan, at the cost of a few hash
-//! lookups plus the candidates that share a key with the packet.
+//! Large rule sets are split into up to four groups by which of the source and
+//! destination address they leave wide open, one tree each (EffiCuts' separable trees):
+//! a tree that cuts addresses then never copies wildcard rules into all its children.
+//! The trees are searched in the order of their first rule, each only for rules before
+//! the best match so far. See docs/firewall.md for the choice, the memory it takes and
+//! its worst cases.
 
-use std::collections::HashMap;
-
+use super::cuts;
+use super::fields::{Axes, Coord, DST, Point, SRC, Space, top};
 use super::rules::{Packet, Rule};
+use super::tree::{Tree, TreeStats};
 
-/// Rules whose `dport` covers more ports than this go to another index.
-pub const PORT_INDEX_MAX: usize = 64;
-/// Most lists merged per packet; beyond this (unusual: very many distinct prefix
-/// lengths) the lookup falls back to a scan.
-const MAX_LISTS: usize = 48;
+/// Rule sets up to this size get one tree per family.
+const ONE_TREE: usize = 64;
+/// Smaller groups join the group of rules wide open in both addresses.
+const MIN_GROUP: usize = 32;
+/// An address condition is wide open when it spans 2^(bits - this) addresses or more
+/// (IPv4: a /16 or shorter prefix).
+const OPEN_PREFIX: u8 = 16;
 
-/// Small rule sets are scanned: below this a scan beats the hash lookups.
-const SCAN_BELOW: usize = 16;
+/// The trees of one address family: (first rule, tree), by first rule.
+struct Family<V> {
+    trees: Vec<(u32, Tree<V>)>,
+}
 
-/// A fast hasher for the fixed-size integer keys of the indexes and the connection
-/// table (multiply-rotate, as rustc's FxHasher); keys come from packets but the tables
-/// are bounded, so hash flooding costs speed, never memory.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
+impl<V: Coord> Family<V> {
+    fn new(space: &Space, axes: &Axes) -> Family<V> {
+        let mut trees: Vec<(u32, Tree<V>)> = partition(space, space.rules())
+            .into_iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| (g[0], cuts::tree(space, axes, &g)))
+            .collect();
+        trees.sort_by_key(|t| t.0);
+        Family { trees }
     }
+
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut v = [0u8; 8];
-            v[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(v));
+    fn lookup(&self, x: &Point<V>) -> Option<usize> {
+        let mut best = u32::MAX;
+        for (first, t) in &self.trees {
+            if *first >= best {
+                break;
+            }
+            if let Some(r) = t.lookup(x, best) {
+                best = r;
+            }
         }
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    #[inline]
-    fn write_u128(&mut self, i: u128) {
-        self.write_u64(i as u64);
-        self.write_u64((i >> 64) as u64);
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
+        (best != u32::MAX).then_some(best as usize)
     }
 }
 
-/// `HashMap` with [`FastHasher`].
-pub type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+/// Split `rules` into groups that cut well together: by which of source and destination
+/// address they leave wide open. Small groups join the group open in both.
+fn partition(space: &Space, rules: Vec<u32>) -> Vec<Vec<u32>> {
+    if rules.len() <= ONE_TREE {
+        return vec![rules];
+    }
+    let open = |r: u32, d: usize| {
+        let span = space
+            .set(r, d)
+            .iter()
+            .fold(0u128, |s, &(a, b)| s.saturating_add(b - a));
+        span >= top(space.width[d].saturating_sub(OPEN_PREFIX))
+    };
+    let mut groups: Vec<Vec<u32>> = vec![Vec::new(); 4];
+    for r in rules {
+        groups[usize::from(open(r, SRC)) | usize::from(open(r, DST)) << 1].push(r);
+    }
+    let mut small = Vec::new();
+    for g in &mut groups[..3] {
+        if g.len() < MIN_GROUP {
+            small.append(g);
+        }
+    }
+    groups[3].append(&mut small);
+    groups[3].sort_unstable();
+    groups
+}
 
-type Prefixes = Vec<(bool, u8, u128, FastMap<u128, Vec<u32>>)>;
+/// The trees over a rule list.
+struct Index {
+    axes: Axes,
+    v4: Family<u32>,
+    v6: Family<u128>,
+}
 
-/// The index over a rule list.
+/// The classifier over a rule list: the trees, or (while they are being built in the
+/// background, see [`Classifier::linear`]) a scan with the same answers.
 pub struct Classifier {
     rules: Vec<Rule>,
-    by_port: FastMap<(u8, u16), Vec<u32>>,
-    by_dst: Prefixes,
-    by_src: Prefixes,
-    rest: Vec<u32>,
+    index: Option<Index>,
 }
 
-fn file(list: &mut Prefixes, v6: bool, len: u8, mask: u128, addr: u128, idx: u32) {
-    let i = match list.iter().position(|(f, l, _, _)| *f == v6 && *l == len) {
-        Some(i) => i,
-        None => {
-            list.push((v6, len, mask, FastMap::default()));
-            list.len() - 1
-        }
-    };
-    let v = list[i].3.entry(addr).or_default();
-    if v.last() != Some(&idx) {
-        v.push(idx);
-    }
-}
-
-fn port_count(r: &Rule) -> usize {
-    r.dport.iter().map(|(a, b)| usize::from(*b - *a) + 1).sum()
+/// Shape of the classifier (docs, benchmarks, tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub rules: usize,
+    /// IPv4 trees, IPv6 trees (none while scanning).
+    pub trees: [Vec<TreeStats>; 2],
+    /// Bytes used at lookup: trees and the compression tables.
+    pub bytes: usize,
 }
 
 impl Classifier {
-    /// Index `rules` (kept in order).
+    /// Compile `rules` (kept in order) into trees.
     pub fn new(rules: Vec<Rule>) -> Classifier {
-        let mut c = Classifier {
-            rules: Vec::new(),
-            by_port: FastMap::default(),
-            by_dst: Vec::new(),
-            by_src: Vec::new(),
-            rest: Vec::new(),
+        let axes = Axes::new(&rules);
+        let s4 = Space::new(&rules, false, &axes);
+        let s6 = Space::new(&rules, true, &axes);
+        let index = Index {
+            v4: Family::new(&s4, &axes),
+            v6: Family::new(&s6, &axes),
+            axes,
         };
-        for (i, r) in rules.iter().enumerate() {
-            let idx = i as u32;
-            if let Some(proto) = r.proto
-                && !r.dport.is_empty()
-                && port_count(r) <= PORT_INDEX_MAX
-            {
-                for &(a, b) in &r.dport {
-                    for p in a..=b {
-                        let v = c.by_port.entry((proto, p)).or_default();
-                        if v.last() != Some(&idx) {
-                            v.push(idx);
-                        }
-                    }
-                }
-            } else if !r.dst.is_empty() && r.dst.iter().all(|p| p.len > 0) {
-                for p in &r.dst {
-                    file(&mut c.by_dst, p.v6, p.len, p.mask, p.addr, idx);
-                }
-            } else if !r.src.is_empty() && r.src.iter().all(|p| p.len > 0) {
-                for p in &r.src {
-                    file(&mut c.by_src, p.v6, p.len, p.mask, p.addr, idx);
-                }
-            } else {
-                c.rest.push(idx);
-            }
+        Classifier {
+            rules,
+            index: Some(index),
         }
-        c.rules = rules;
-        c
+    }
+
+    /// A classifier that scans `rules`: the same answers as [`Classifier::new`]'s at
+    /// once, for the time its trees take to build.
+    pub fn linear(rules: Vec<Rule>) -> Classifier {
+        Classifier { rules, index: None }
+    }
+
+    /// `true` when the trees are built (not scanning).
+    pub fn indexed(&self) -> bool {
+        self.index.is_some()
     }
 
     /// The rules, in order.
@@ -150,55 +144,51 @@ impl Classifier {
     }
 
     /// Index of the first rule matching `p`.
+    #[inline]
     pub fn lookup(&self, p: &Packet) -> Option<usize> {
-        if self.rules.len() < SCAN_BELOW {
+        let Some(ix) = &self.index else {
             return self.scan(p);
-        }
-        let mut lists: [&[u32]; MAX_LISTS] = [&[]; MAX_LISTS];
-        let mut n = 0;
-        if let Some((_, dport)) = p.ports
-            && let Some(v) = self.by_port.get(&(p.proto, dport))
-        {
-            lists[n] = v;
-            n += 1;
-        }
-        for (table, addr) in [(&self.by_dst, p.dst), (&self.by_src, p.src)] {
-            for (v6, _, mask, m) in table {
-                if *v6 != p.v6 {
-                    continue;
-                }
-                if let Some(v) = m.get(&(addr & mask)) {
-                    if n == MAX_LISTS - 1 {
-                        return self.scan(p);
-                    }
-                    lists[n] = v;
-                    n += 1;
-                }
-            }
-        }
-        lists[n] = &self.rest;
-        n += 1;
-        // k-way merge by rule index; the first full match is the answer.
-        let mut heads = [0usize; MAX_LISTS];
-        loop {
-            let mut best: Option<(u32, usize)> = None;
-            for (k, l) in lists[..n].iter().enumerate() {
-                if let Some(&idx) = l.get(heads[k])
-                    && best.is_none_or(|(b, _)| idx < b)
-                {
-                    best = Some((idx, k));
-                }
-            }
-            let (idx, k) = best?;
-            heads[k] += 1;
-            if self.rules[idx as usize].matches(p) {
-                return Some(idx as usize);
-            }
-        }
+        };
+        let found = if p.v6 {
+            ix.axes.point(p).map(|x| ix.v6.lookup(&x))
+        } else {
+            ix.axes.point(p).map(|x| ix.v4.lookup(&x))
+        };
+        // `None`: a port index the dimensions do not encode (a guest with 255+ ports).
+        found.unwrap_or_else(|| self.scan(p))
     }
 
     /// First match by scanning every rule (the reference for [`Classifier::lookup`]).
     pub fn scan(&self, p: &Packet) -> Option<usize> {
         self.rules.iter().position(|r| r.matches(p))
+    }
+
+    /// The shape of the trees and the memory they take.
+    pub fn stats(&self) -> Stats {
+        let Some(ix) = &self.index else {
+            return Stats {
+                rules: self.rules.len(),
+                ..Stats::default()
+            };
+        };
+        let trees = [
+            ix.v4.trees.iter().map(|t| t.1.stats()).collect::<Vec<_>>(),
+            ix.v6.trees.iter().map(|t| t.1.stats()).collect::<Vec<_>>(),
+        ];
+        Stats {
+            rules: self.rules.len(),
+            bytes: trees.iter().flatten().map(|t| t.bytes).sum::<usize>() + ix.axes.bytes(),
+            trees,
+        }
+    }
+
+    /// Rules of the largest IPv4 leaf (diagnostics and tests).
+    pub fn largest_leaf(&self) -> Vec<u32> {
+        self.index
+            .iter()
+            .flat_map(|ix| ix.v4.trees.iter())
+            .map(|t| t.1.largest_leaf())
+            .max_by_key(Vec::len)
+            .unwrap_or_default()
     }
 }

@@ -1,12 +1,15 @@
 //! Connection tracking: TCP (a SYN/FIN/RST state machine), UDP, ICMP echo and other
 //! protocols by address pair, with per-state timeouts and a bounded table.
 //!
-//! Each connection is stored once in a slab and found under two keys (original and
-//! reply direction) in a hash map sized at start, so tracking allocates nothing per
-//! packet. When the table is full the entry under a rotating hand is evicted (counted).
-//! Time is in guest ticks (4 per second), advanced by the timer.
+//! Each connection is stored once in a slab (capacity reserved at start, pages touched
+//! as connections arrive) and found through [`Index`] under its direction-independent
+//! key: one keyed hash and at most two buckets per packet, no rehash, ever. When the
+//! table is full the connection under a rotating hand is evicted (counted). Time is in
+//! guest ticks (4 per second), advanced by the timer, which also sweeps out expired
+//! connections. Each connection also remembers, per direction, the rule its packets
+//! were last classified to ([`Verdict`]), so the classifier runs once per flow.
 
-use super::classify::FastMap;
+use super::index::Index;
 use super::rules::ct;
 use crate::nf::ip::tcp;
 
@@ -37,6 +40,16 @@ pub struct Key {
 }
 
 impl Key {
+    /// The flow with its endpoints in a fixed order: equal for both directions.
+    #[inline]
+    pub fn canonical(&self) -> Key {
+        if (self.src, self.sport) <= (self.dst, self.dport) {
+            *self
+        } else {
+            self.reversed()
+        }
+    }
+
     /// The same flow seen from the other end.
     pub fn reversed(&self) -> Key {
         Key {
@@ -46,6 +59,31 @@ impl Key {
             dport: self.sport,
             ..*self
         }
+    }
+}
+
+/// A key as the few words the index hashes: one write per word, not per field (IPv4
+/// addresses fit one word together).
+struct Words<'a>(&'a Key);
+
+impl std::hash::Hash for Words<'_> {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let k = self.0;
+        if k.v6 {
+            for a in [k.src, k.dst] {
+                h.write_u64(a as u64);
+                h.write_u64((a >> 64) as u64);
+            }
+        } else {
+            h.write_u64((k.src as u64) << 32 ^ k.dst as u64);
+        }
+        h.write_u64(
+            u64::from(k.sport) << 48
+                | u64::from(k.dport) << 32
+                | u64::from(k.proto) << 8
+                | u64::from(k.v6),
+        );
     }
 }
 
@@ -63,15 +101,30 @@ pub enum TcpState {
     Close,
 }
 
+/// The rule a direction of a connection was last classified to, and under what: the
+/// classifier's generation and the packet fields the connection's key does not fix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub generation: u32,
+    pub context: u64,
+    /// Rule index, or `u32::MAX` for the policy.
+    pub rule: u32,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Conn {
+    /// Original direction.
     key: Key,
+    expires: u32,
+    /// Position in the index.
+    at: u32,
     tcp: TcpState,
     /// Which direction sent the first FIN (true = reply).
     fin_reply: bool,
     replied: bool,
-    expires: u32,
     live: bool,
+    /// Original, reply direction.
+    verdict: [Verdict; 2],
 }
 
 /// Result of looking a packet up.
@@ -85,13 +138,19 @@ pub enum Seen {
 
 /// The connection table.
 pub struct Conntrack {
-    map: FastMap<Key, (u32, bool)>,
+    index: Index,
+    /// Used slots; the capacity is reserved at start, so it never reallocates.
     slots: Vec<Conn>,
+    max: usize,
     free: Vec<u32>,
+    live: usize,
     hand: usize,
     now: u32,
-    /// Connections evicted because the table was full.
+    /// Connections evicted to make room: the table was full, or both of a new
+    /// connection's buckets in the index were (the latter also in `bucket_full`).
     pub evictions: u64,
+    /// Evictions because both candidate buckets were full (a sign of hash trouble).
+    pub bucket_full: u64,
     /// Connections that timed out.
     pub expired: u64,
     /// Connections created.
@@ -101,24 +160,17 @@ pub struct Conntrack {
 impl Conntrack {
     /// A table for `max` connections.
     pub fn new(max: usize) -> Conntrack {
-        let max = max.max(1);
+        let max = max.clamp(1, u32::MAX as usize / 2);
         Conntrack {
-            map: FastMap::with_capacity_and_hasher(2 * max, Default::default()),
-            slots: vec![
-                Conn {
-                    key: Key::default(),
-                    tcp: TcpState::Close,
-                    fin_reply: false,
-                    replied: false,
-                    expires: 0,
-                    live: false,
-                };
-                max
-            ],
-            free: (0..max as u32).rev().collect(),
+            index: Index::new(max),
+            slots: Vec::with_capacity(max),
+            max,
+            free: Vec::new(),
+            live: 0,
             hand: 0,
             now: 0,
             evictions: 0,
+            bucket_full: 0,
             expired: 0,
             created: 0,
         }
@@ -126,22 +178,44 @@ impl Conntrack {
 
     /// Live connections.
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.live
     }
 
     /// `true` when no connection is tracked.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.live == 0
+    }
+
+    /// Capacity.
+    pub fn capacity(&self) -> usize {
+        self.max
+    }
+
+    /// Bytes the table takes at full capacity.
+    pub fn bytes(&self) -> usize {
+        self.index.bytes() + self.max * std::mem::size_of::<Conn>()
+    }
+
+    /// The slot holding `k` (either direction), live or expired, and whether `k` is
+    /// its reply direction.
+    #[inline]
+    fn lookup(&self, k: &Key) -> Option<(usize, bool)> {
+        let c = k.canonical();
+        let h = self.index.hash(&Words(&c));
+        let (slot, _) = self
+            .index
+            .find(h, |s| self.slots[s as usize].key.canonical() == c)?;
+        let orig = &self.slots[slot as usize].key;
+        Some((slot as usize, (k.src, k.sport) != (orig.src, orig.sport)))
     }
 
     /// Find the connection of a packet with flow `k`.
     #[inline]
     pub fn find(&self, k: &Key) -> Seen {
-        match self.map.get(k) {
-            Some(&(slot, reply)) if self.slots[slot as usize].expires > self.now => Seen::Known {
-                slot: slot as usize,
-                reply,
-            },
+        match self.lookup(k) {
+            Some((slot, reply)) if self.slots[slot].expires > self.now => {
+                Seen::Known { slot, reply }
+            }
             _ => Seen::Unknown,
         }
     }
@@ -171,53 +245,88 @@ impl Conntrack {
         }
     }
 
-    /// Update the connection for an accepted packet (creating it if new).
-    pub fn update(&mut self, k: &Key, seen: Seen, flags: u8) {
-        let slot = match seen {
-            Seen::Known { slot, reply } => {
-                let now = self.now;
-                let c = &mut self.slots[slot];
-                if reply {
-                    c.replied = true;
-                }
-                if k.proto == crate::nf::ip::PROTO_TCP {
-                    c.tcp = next_tcp(c.tcp, &mut c.fin_reply, reply, flags);
-                }
-                c.expires = now + lifetime(c) * TICKS;
-                return;
+    /// The verdict remembered for a direction of a tracked connection.
+    #[inline]
+    pub fn verdict(&self, slot: usize, reply: bool) -> Verdict {
+        self.slots[slot].verdict[usize::from(reply)]
+    }
+
+    /// Remember a verdict for a direction of a tracked connection.
+    #[inline]
+    pub fn remember(&mut self, slot: usize, reply: bool, v: Verdict) {
+        self.slots[slot].verdict[usize::from(reply)] = v;
+    }
+
+    /// Make every remembered verdict stale (the generation counter wrapped).
+    pub fn forget_verdicts(&mut self) {
+        for c in &mut self.slots {
+            c.verdict = [Verdict::default(); 2];
+        }
+    }
+
+    /// Update the connection for an accepted packet (creating it if new); its slot,
+    /// unless a new connection found no room.
+    pub fn update(&mut self, k: &Key, seen: Seen, flags: u8) -> Option<usize> {
+        if let Seen::Known { slot, reply } = seen {
+            let now = self.now;
+            let c = &mut self.slots[slot];
+            if reply {
+                c.replied = true;
             }
-            Seen::Unknown => {
-                // An expired connection may still hold this key: retire it first.
-                if let Some(&(old, _)) = self.map.get(k) {
-                    self.remove(old as usize);
-                    self.expired += 1;
-                }
-                match self.alloc() {
-                    Some(s) => s,
-                    None => return,
-                }
+            if k.proto == crate::nf::ip::PROTO_TCP {
+                c.tcp = next_tcp(c.tcp, &mut c.fin_reply, reply, flags);
+            }
+            c.expires = now + lifetime(c) * TICKS;
+            return Some(slot);
+        }
+        // An expired connection may still hold this key: retire it first.
+        if let Some((old, _)) = self.lookup(k) {
+            self.remove(old);
+            self.expired += 1;
+        }
+        let h = self.index.hash(&Words(&k.canonical()));
+        let slot = self.alloc()?;
+        let at = match self.index.insert(h, slot as u32) {
+            Some(at) => at,
+            None => {
+                // Both buckets full: evict the one of their connections closest to
+                // expiry (never seen with a keyed hash at this load, but bounded).
+                let victim = self
+                    .index
+                    .candidates(h)
+                    .min_by_key(|s| self.slots[*s as usize].expires)?;
+                self.remove(victim as usize);
+                self.evictions += 1;
+                self.bucket_full += 1;
+                self.index.insert(h, slot as u32)?
             }
         };
         let mut c = Conn {
             key: *k,
+            expires: 0,
+            at,
             tcp: TcpState::SynSent,
             fin_reply: false,
             replied: false,
-            expires: 0,
             live: true,
+            verdict: [Verdict::default(); 2],
         };
         c.expires = self.now + lifetime(&c) * TICKS;
         self.slots[slot] = c;
-        self.map.insert(*k, (slot as u32, false));
-        self.map.insert(k.reversed(), (slot as u32, true));
+        self.live += 1;
         self.created += 1;
+        Some(slot)
     }
 
+    /// A free slot (not yet in the index), evicting under the hand when full.
     fn alloc(&mut self) -> Option<usize> {
         if let Some(s) = self.free.pop() {
             return Some(s as usize);
         }
-        // Full: evict the entry under the hand.
+        if self.slots.len() < self.max {
+            self.slots.push(EMPTY);
+            return Some(self.slots.len() - 1);
+        }
         let s = self.hand % self.slots.len();
         self.hand = s + 1;
         self.remove(s);
@@ -226,16 +335,14 @@ impl Conntrack {
     }
 
     fn remove(&mut self, s: usize) {
-        let c = self.slots[s];
+        let c = &mut self.slots[s];
         if !c.live {
             return;
         }
-        for k in [c.key, c.key.reversed()] {
-            if self.map.get(&k).is_some_and(|(x, _)| *x as usize == s) {
-                self.map.remove(&k);
-            }
-        }
-        self.slots[s].live = false;
+        c.live = false;
+        let at = c.at;
+        self.index.remove(at);
+        self.live -= 1;
         self.free.push(s as u32);
     }
 
@@ -251,6 +358,11 @@ impl Conntrack {
                 self.expired += 1;
             }
         }
+    }
+
+    /// Slots to visit per tick so the whole table is swept every [`SWEEP_SECONDS`].
+    pub fn sweep_budget(&self) -> usize {
+        (self.max / (SWEEP_SECONDS * TICKS) as usize).max(1024)
     }
 
     /// Live connections as (original-direction flow, TCP state, seen a reply, seconds
@@ -270,12 +382,32 @@ impl Conntrack {
             })
             .collect()
     }
-
-    /// TCP state of a tracked connection slot.
-    pub fn tcp_state(&self, slot: usize) -> TcpState {
-        self.slots[slot].tcp
-    }
 }
+
+/// Seconds in which the timer visits every slot once (expiry also happens on lookup).
+pub const SWEEP_SECONDS: u32 = 5;
+
+const EMPTY: Conn = Conn {
+    key: Key {
+        v6: false,
+        proto: 0,
+        src: 0,
+        dst: 0,
+        sport: 0,
+        dport: 0,
+    },
+    expires: 0,
+    at: 0,
+    tcp: TcpState::Close,
+    fin_reply: false,
+    replied: false,
+    live: false,
+    verdict: [Verdict {
+        generation: 0,
+        context: 0,
+        rule: 0,
+    }; 2],
+};
 
 /// Impossible TCP flag combinations.
 fn bad_flags(f: u8) -> bool {

@@ -1,9 +1,11 @@
 //! `firewall`: a stateful filter between ports that forwards like `xconnect` (two
 //! ports) or `bridge` (MAC learning), deciding per IP packet with a rule file
 //! (`rules=FILE`, language in [`rules`] and docs/firewall.md) and connection tracking
-//! ([`conntrack`]). Rules are looked up through an index ([`classify`]), so thousands
-//! of rules cost a few hash lookups per packet. Every rule and the default policy count
-//! packets and bytes; dropped frames are counted as `filtered` on their input port.
+//! ([`conntrack`]). Rules are looked up through decision trees ([`classify`]) whose cost
+//! does not grow with the rules that share a field, and a tracked connection remembers
+//! its verdict ([`verdict`]), so its later packets skip the lookup. Every rule and the
+//! default policy count packets and bytes; dropped frames are counted as `filtered` on
+//! their input port.
 //!
 //! Non-IP frames (ARP, LLDP, ...) and IPv6 neighbour discovery pass unfiltered: they are
 //! what makes the link work. Later IP fragments carry no ports: they match rules
@@ -11,9 +13,14 @@
 
 pub mod classify;
 pub mod conntrack;
+mod cuts;
+mod fields;
+mod index;
 mod ops;
 pub mod reject;
 pub mod rules;
+mod tree;
+mod verdict;
 
 use super::bridge::Fdb;
 use super::ip::{self, IpInfo};
@@ -26,8 +33,10 @@ use classify::Classifier;
 use conntrack::{Conntrack, Key, Seen, inner_key};
 use rules::{Action, Packet, RuleSet, ct};
 
+/// Connections tracked by default: room for 100 000 concurrent flows and more.
+pub const CONNTRACK_MAX: usize = 131_072;
 const OPTIONS: &str =
-    "rules=FILE, mode=xconnect|bridge, conntrack_max=N (65536), aging=SECONDS (bridge, 300)";
+    "rules=FILE, mode=xconnect|bridge, conntrack_max=N (131072), aging=SECONDS (bridge, 300)";
 /// Log lines per second at most (the rest are counted as suppressed).
 const LOG_RATE: u32 = 20;
 
@@ -50,6 +59,8 @@ pub struct FwStats {
     pub invalid: u64,
     pub logged: u64,
     pub log_suppressed: u64,
+    /// Packets whose rule came from their connection's remembered verdict.
+    pub cached: u64,
 }
 
 /// The firewall.
@@ -59,8 +70,17 @@ pub struct Firewall {
     cls: Classifier,
     policy: Action,
     ct: Conntrack,
+    /// Changes whenever the classifier is replaced: verdicts remembered by connections
+    /// under another generation are stale.
+    generation: u32,
+    /// The trees for the current rules, being built by a background thread while the
+    /// classifier scans (after the rules were re-read).
+    pending: Option<std::sync::mpsc::Receiver<Classifier>>,
     /// (packets, bytes) per rule, then the policy's.
     hits: Vec<(u64, u64)>,
+    /// Tests: classify every packet by the linear scan, remembering nothing.
+    #[cfg(test)]
+    uncached: bool,
     pub stats: FwStats,
     log_tokens: u32,
     ticks: u32,
@@ -84,7 +104,7 @@ impl Firewall {
     pub fn new(specs: &[Spec], options: &[(String, String)]) -> Result<Firewall, NfError> {
         let mut path = None;
         let mut mode = None;
-        let mut max = 65536;
+        let mut max = CONNTRACK_MAX;
         let mut aging = 300;
         for (k, v) in options {
             match k.as_str() {
@@ -100,7 +120,17 @@ impl Firewall {
                         });
                     }
                 },
-                "conntrack_max" => max = opt_num(k, v, "a number of connections, e.g. 65536")?,
+                "conntrack_max" => {
+                    max = opt_num(k, v, "a number of connections from 1 to 2^31, e.g. 131072")?;
+                    if !(1..=1 << 31).contains(&max) {
+                        return Err(NfError::BadOption {
+                            function: "firewall",
+                            key: k.clone(),
+                            value: v.clone(),
+                            expected: "a number of connections from 1 to 2^31, e.g. 131072",
+                        });
+                    }
+                }
                 "aging" => aging = opt_num(k, v, "seconds, e.g. 300")?,
                 _ => {
                     return Err(NfError::UnknownOption {
@@ -168,7 +198,11 @@ impl Firewall {
             cls: Classifier::new(set.rules),
             policy: set.policy,
             ct: Conntrack::new(conntrack_max),
+            generation: 1,
+            pending: None,
             hits: vec![(0, 0); n + 1],
+            #[cfg(test)]
+            uncached: false,
             stats: FwStats::default(),
             log_tokens: LOG_RATE,
             ticks: 0,
@@ -316,7 +350,7 @@ impl Firewall {
         if p.ct == ct::INVALID {
             self.stats.invalid += 1;
         }
-        let rule = self.cls.lookup(&p);
+        let rule = self.classify(&p, seen);
         let (action, log) = match rule {
             Some(r) => {
                 let r = &self.cls.rules()[r];
@@ -334,8 +368,12 @@ impl Firewall {
         match action {
             Action::Accept => {
                 self.stats.accepted += 1;
-                if p.ct & (ct::NEW | ct::ESTABLISHED) != 0 {
-                    self.ct.update(&key, seen, flags);
+                if p.ct & (ct::NEW | ct::ESTABLISHED) != 0
+                    && let Some(slot) = self.ct.update(&key, seen, flags)
+                    && seen == Seen::Unknown
+                {
+                    // The new connection's first verdict, for its next packets.
+                    self.remember(slot, &p, rule);
                 }
                 self.pass(out, port, to, f);
             }
@@ -381,7 +419,9 @@ impl Function for Firewall {
 
     fn timer(&mut self, _now: std::time::Instant, _out: &mut dyn Output) {
         self.ticks += 1;
-        self.ct.tick(4096);
+        self.adopt_trees();
+        let budget = self.ct.sweep_budget();
+        self.ct.tick(budget);
         self.log_tokens = (self.log_tokens + LOG_RATE / 4).min(LOG_RATE);
         if let Mode::Bridge(fdb) = &mut self.mode
             && self.ticks.is_multiple_of(4)
@@ -423,6 +463,8 @@ impl Function for Firewall {
             ("conntrack_created", self.ct.created.to_string()),
             ("conntrack_expired", self.ct.expired.to_string()),
             ("conntrack_evictions", self.ct.evictions.to_string()),
+            ("conntrack_bucket_full", self.ct.bucket_full.to_string()),
+            ("verdicts_cached", s.cached.to_string()),
             ("rule_hits", hits.join(" ")),
         ]
     }

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::classify::Classifier;
 use super::conntrack::{Key, TcpState};
 use super::rules::{self, Action};
 use super::{Firewall, Mode};
@@ -107,7 +106,7 @@ impl Firewall {
             self.hits = vec![(0, 0); set.rules.len()];
             self.hits.push(policy);
         }
-        self.cls = Classifier::new(set.rules);
+        self.set_rules(set.rules);
         self.policy = set.policy;
         self.ports = specs.len();
         if let Mode::Bridge(fdb) = &mut self.mode {
@@ -175,8 +174,18 @@ impl Firewall {
             ),
             (
                 "vecbox_conntrack_evictions_total",
-                "Connections evicted because the table was full.",
+                "Connections evicted because the table (or both of a new connection's index buckets) was full.",
                 self.ct.evictions,
+            ),
+            (
+                "vecbox_conntrack_bucket_full_total",
+                "Evictions because both index buckets of a new connection were full.",
+                self.ct.bucket_full,
+            ),
+            (
+                "vecbox_firewall_verdicts_cached_total",
+                "Packets whose rule came from their connection's remembered verdict.",
+                self.stats.cached,
             ),
         ] {
             out.counter(name, help, &[], v);

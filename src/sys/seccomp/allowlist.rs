@@ -72,9 +72,9 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_epoll_wait => "the event loop waits on ports, console, signalfd and timerfd",
     SYS_recvmmsg => "batched receive on packet, tunnel and bess sockets (vec=1)",
     SYS_sendmmsg => "batched transmit on packet, tunnel and bess sockets (vec=1)",
-    SYS_recvmsg => "single-frame receive (vec=0, fd transport)",
+    SYS_recvmsg => "single-frame receive (vec=0, fd transport); console requests and the descriptors passed with them (capture start)",
     SYS_sendmsg => "single-frame transmit (vec=0)",
-    SYS_recvfrom => "console requests on the mconsole socket; metrics= HTTP requests; what a new raw tunnel socket queued before its filter",
+    SYS_recvfrom => "metrics= HTTP requests; what a new raw tunnel socket queued before its filter",
     SYS_sendto => "console replies; metrics= HTTP responses",
     SYS_read => "tap receive, signalfd and timerfd reads, BPF files (bpffile=, console bpf)",
     SYS_write => "stderr logs (tracing), the exit report, stats= file",
@@ -89,8 +89,8 @@ pub const ALLOWLIST: &[Allowed] = allow! {
     SYS_exit_group => "the guest exiting (halt, SIGTERM, errors)",
     // Memory (seen).
     SYS_brk => "heap growth (hot-added ports, console text, reports)",
-    SYS_mmap => "allocations, the metrics thread's stack and its view of the region",
-    SYS_munmap => "freeing allocations and rings of removed ports",
+    SYS_mmap => "allocations, the metrics thread's stack and its view of the region, capture rings",
+    SYS_munmap => "freeing allocations, rings of removed ports, rings of ended captures",
     SYS_mprotect => "the metrics thread's stack guard and heap arena",
     // The metrics= HTTP thread, started after the sandbox; it inherits the filter (seen).
     SYS_clone3 => "starting the metrics= HTTP thread",
@@ -104,7 +104,7 @@ pub const ALLOWLIST: &[Allowed] = allow! {
         "naming the metrics thread; timer slack 1 ns for the impairment timer (run() start)",
     SYS_kill(1 in [0]) => "metrics thread: is the guest (pid of the region) alive? (signal 0 only)",
     SYS_accept4 => "metrics= HTTP connections; bess listen= peers",
-    SYS_poll => "std's checks on accepted HTTP connections",
+    SYS_poll => "std's checks on accepted HTTP connections; is a capture's reader still there (its pipe)",
     // Reopening transports: console reboot, config vecN:..., bess reconnects (seen).
     SYS_capget => "raising the kept network capabilities to reopen transports",
     SYS_capset => "raising and clearing them again",
@@ -118,13 +118,13 @@ pub const ALLOWLIST: &[Allowed] = allow! {
         "buffers, PACKET_VNET_HDR, PACKET_RX_RING, UDP_SEGMENT/GRO, SO_ATTACH_FILTER (bpf), HTTP timeouts",
     SYS_getsockopt => "PACKET_STATISTICS of receive rings (ring_full drops), each tick and at exit",
     SYS_ioctl(1 in [
-        libc::SIOCGIFINDEX, libc::FIONBIO,
+        libc::SIOCGIFINDEX, libc::FIONBIO, libc::SIOCETHTOOL,
         TUNSETIFF, TUNGETFEATURES, TUNSETOFFLOAD, TUNSETVNETHDRSZ,
-    ]) => "interface index lookups, non-blocking mode, tap setup on reopen or hot-add",
+    ]) => "interface index lookups, non-blocking mode, an interface's TSO setting (raw gro default), tap setup on reopen or hot-add",
     // Files (seen).
     SYS_openat => "/dev/net/tun on reopen, BPF programs (console bpf), stats= file",
     SYS_newfstatat => "file metadata (run-directory removal)",
-    SYS_statx => "file metadata as Rust's std asks for it (BPF files, stats= file)",
+    SYS_statx => "file metadata as Rust's std asks for it (BPF files, stats= file, a capture ring's size)",
     SYS_getdents64 => "removing the run directory at exit",
     SYS_unlinkat => "removing the run directory at exit",
     SYS_unlink => "removing a stale bess listen= socket path on reopen",

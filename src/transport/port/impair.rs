@@ -8,8 +8,13 @@
 //! departure time comes ([`Port::release_tx`], [`Port::release_rx`], called by the
 //! guest loop on its impairment timer) it is copied into a fresh pool buffer and goes on
 //! as if it had just arrived: transmit queue and `sendmmsg`, or the function.
+//!
+//! A capture on the port ([`crate::capture::tap`]) sees a frame at the pre point as it
+//! enters a stage (with the stage's packet id and verdict) and at the post point as it
+//! leaves; without a capture this costs the branch on `self.tap`.
 
 use crate::buf::{Frame, Pool};
+use crate::capture::Point;
 use crate::impair::{Change, Direction, ImpairError, Params, PortParams, Stage};
 use crate::metrics::DropReason;
 
@@ -169,27 +174,36 @@ impl Port {
         if st.is_idle() {
             return false;
         }
-        st.offer(now_ns(), pool.frame(f), &f.vnet, self.caps.max_tx_frame);
+        let (now, max) = (now_ns(), self.caps.max_tx_frame);
+        match self.tap.as_deref_mut() {
+            None => st.offer(now, pool.frame(f), &f.vnet, max),
+            Some(t) => t.enter(Point::TxPre, st, now, pool.frame(f), &f.vnet, max),
+        };
         log_full(st, &self.name, Direction::Tx);
         pool.release(f.buf);
         true
     }
 
     /// Received frames in `out` go into the `rx` stage; what is due comes back out.
-    pub(super) fn impair_rx(&mut self, pool: &mut Pool, out: &mut Vec<Frame>) {
+    /// `false` if the stage is idle (the frames stay in `out`).
+    pub(super) fn impair_rx(&mut self, pool: &mut Pool, out: &mut Vec<Frame>) -> bool {
         let Some(st) = self.imp_rx.as_deref_mut() else {
-            return;
+            return false;
         };
         if st.is_idle() {
-            return;
+            return false;
         }
         let now = now_ns();
         for f in out.drain(..) {
-            st.offer(now, pool.frame(&f), &f.vnet, usize::MAX);
+            match self.tap.as_deref_mut() {
+                None => st.offer(now, pool.frame(&f), &f.vnet, usize::MAX),
+                Some(t) => t.enter(Point::RxPre, st, now, pool.frame(&f), &f.vnet, usize::MAX),
+            };
             pool.release(f.buf);
         }
         log_full(st, &self.name, Direction::Rx);
         self.release_rx(pool, now, out);
+        true
     }
 
     /// Frames of the `tx` stage due at `now` go to the transmit queue, as many as it
@@ -199,9 +213,12 @@ impl Port {
             return 0;
         };
         let room = self.caps.depth.saturating_sub(self.txq.len());
-        let n = st.release(now, room, |bytes, vnet, _| {
+        let n = st.release(now, room, |bytes, vnet, id| {
             match copy_out(pool, bytes, vnet) {
                 Ok(f) => {
+                    if let Some(t) = self.tap.as_deref_mut() {
+                        t.leave(Point::TxPost, bytes, id);
+                    }
                     self.enqueue_now(pool, f);
                     true
                 }
@@ -224,10 +241,13 @@ impl Port {
         let Some(st) = self.imp_rx.as_deref_mut() else {
             return 0;
         };
-        let stats = &mut self.stats;
-        let n = st.release(now, self.caps.depth, |bytes, vnet, _| {
+        let (stats, tap) = (&mut self.stats, &mut self.tap);
+        let n = st.release(now, self.caps.depth, |bytes, vnet, id| {
             match copy_out(pool, bytes, vnet) {
                 Ok(f) => {
+                    if let Some(t) = tap.as_deref_mut() {
+                        t.leave(Point::RxPost, bytes, id);
+                    }
                     out.push(f);
                     true
                 }

@@ -1,12 +1,15 @@
-//! Receiving through a TPACKET_V3 memory-mapped ring ([`RxMode::Ring`], `ring=1` on raw
-//! and hybrid ports).
+//! Receiving through a memory-mapped ring ([`RxMode::Ring`]; raw and hybrid ports,
+//! `ring=1`, the default, and `ring=2`).
 //!
-//! The kernel fills ring blocks on the CPU that delivers each frame; the port walks the
-//! blocks handed to user space and copies each frame (with its virtio-net header, which
-//! the kernel puts right before the MAC header) into a pool buffer, so the rest of the
-//! datapath sees exactly what `recvmmsg` would have produced. A block is given back
-//! once all its frames are taken; a batch may stop mid-block and the next one resumes
-//! there. Frames the kernel dropped for lack of a free block are read from
+//! The kernel copies each frame into the ring on the CPU that delivers it. `ring=1` is a
+//! TPACKET_V2 frame ring: one slot per frame, each handed over (and the reader woken)
+//! as soon as it is written; frames too large for a slot (64 KiB GSO frames) are queued
+//! on the socket too and read from there with `recvmsg`, in ring order. `ring=2` is a
+//! TPACKET_V3 block ring: frames packed into blocks handed over when full or after the
+//! retire timeout. Either way the port copies each frame (with its virtio-net header,
+//! which the kernel puts right before the MAC header) into a pool buffer, so the rest of
+//! the datapath sees exactly what `recvmmsg` would have produced, and gives the slot or
+//! block back at once. Frames the kernel dropped for lack of room are read from
 //! PACKET_STATISTICS and counted as `ring_full`.
 
 use std::os::fd::AsFd;
@@ -14,46 +17,79 @@ use std::os::fd::AsFd;
 use crate::buf::{BufId, Pool};
 use crate::metrics::{DropReason, PortStats};
 use crate::sys::mmsg::RecvMeta;
-use crate::sys::ring::{self, BLOCK_HEADER_LEN, Geometry, RxRing, TP_STATUS_LOSING};
+use crate::sys::ring::{
+    self, BLOCK_HEADER_LEN, Geometry, Layout, RxRing, TP_STATUS_COPY, TP_STATUS_LOSING,
+};
 
 use super::{Opened, RxMode};
 use crate::transport::probe::{self, Feature};
-use crate::transport::spec::Spec;
+use crate::transport::spec::{RingMode, Spec};
 
-/// Bytes of ring per port; the block count follows from the block size.
+/// Bytes of a block ring (`ring=2`) per port; the number of blocks follows from their size.
 pub const RING_BYTES: usize = 4 << 20;
+/// Bytes of a frame ring (`ring=1`) per port: 5120 slots at MTU 1500, about the
+/// 64-byte frames a `recvmmsg` socket buffer of 4 MiB holds (each of them is charged
+/// ~880 bytes there), so a guest that is not scheduled for a while loses no more than
+/// with `ring=0`.
+pub const FRAME_RING_BYTES: usize = 8 << 20;
 /// Smallest block: enough 64-byte frames per block that wakeups stay rare under load.
 const MIN_BLOCK: usize = 64 << 10;
 /// Room for the block header and one frame's `tpacket3_hdr`, `sockaddr_ll` and padding.
 const FRAME_OVERHEAD: usize = 256;
+/// Room before the frame in a V2 slot: `tpacket2_hdr`, `sockaddr_ll`, alignment and the
+/// vnet header (the kernel puts the MAC header at offset 76 with a vnet header, 66
+/// without).
+const SLOT_OVERHEAD: usize = 76;
 /// A partly filled block is handed over after this many milliseconds (latency bound at
-/// low rates).
+/// low rates, `ring=2`).
 pub const RETIRE_MS: u32 = 1;
 
 /// Size of `struct tpacket3_hdr` fields read here: through `tp_net`.
 const FRAME_HEADER_LEN: usize = 28;
+/// Size of `struct tpacket2_hdr`.
+const SLOT_HEADER_LEN: usize = 32;
 
-/// Ring geometry for receive slots of `rx_slot` bytes (prefix + largest frame): blocks
-/// hold the largest frame whole, [`RING_BYTES`] in all.
-pub fn geometry(rx_slot: usize) -> Geometry {
-    let block_size = (rx_slot + FRAME_OVERHEAD)
-        .next_power_of_two()
-        .max(MIN_BLOCK);
-    Geometry {
-        block_size,
-        blocks: (RING_BYTES / block_size).max(4),
-        retire_ms: RETIRE_MS,
+/// Ring geometry for `mode`. `rx_slot` is the port's receive slot (prefix + largest
+/// frame, 64 KiB with GSO), `max_frame` the largest non-GSO Ethernet frame (MTU, header
+/// and one VLAN tag). Frame rings have slots for such frames, rounded up to 64 bytes
+/// (larger ones take the socket), [`FRAME_RING_BYTES`] in all; block rings have blocks
+/// that hold the largest frame whole, [`RING_BYTES`] in all.
+pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {
+    match mode {
+        RingMode::Blocks | RingMode::Off => {
+            let block_size = (rx_slot + FRAME_OVERHEAD)
+                .next_power_of_two()
+                .max(MIN_BLOCK);
+            Geometry {
+                block_size,
+                blocks: (RING_BYTES / block_size).max(4),
+                layout: Layout::Blocks {
+                    retire_ms: RETIRE_MS,
+                },
+            }
+        }
+        RingMode::Frames => {
+            let frame_size = (max_frame + SLOT_OVERHEAD).next_multiple_of(64).max(256);
+            // Slots do not span blocks; a block's tail shorter than a slot is unused.
+            let block_size = frame_size.next_multiple_of(4096).max(MIN_BLOCK);
+            Geometry {
+                block_size,
+                blocks: (FRAME_RING_BYTES / block_size).max(4),
+                layout: Layout::Frames { frame_size },
+            }
+        }
     }
 }
 
 /// Turn an opened raw/hybrid receive socket into a ring if the spec asks for it (and
 /// vector IO is on). A kernel that refuses is a logged, counted fallback to `recvmmsg`.
-/// Must run after PACKET_VNET_HDR is set on the socket.
+/// Must run after PACKET_VNET_HDR is set on the socket and before it is bound.
 pub fn enable(spec: &Spec, o: &mut Opened) {
-    if !spec.common.rx_ring() || o.rx_mode != RxMode::Mmsg {
+    let mode = spec.common.rx_ring();
+    if mode == RingMode::Off || o.rx_mode != RxMode::Mmsg {
         return;
     }
-    let geo = geometry(o.caps.rx_slot);
+    let geo = geometry(mode, o.caps.rx_slot, o.caps.max_tx_frame);
     let mut map = None;
     let ok = probe::try_enable(
         Feature::PacketRxRing,
@@ -70,6 +106,20 @@ pub fn enable(spec: &Spec, o: &mut Opened) {
         }
         _ => o.fallbacks += 1,
     }
+}
+
+/// The fields of a V2 slot's `tpacket2_hdr` the port needs: (bytes captured, bytes on
+/// the wire, offset of the MAC header). `None` if they do not describe a frame inside
+/// the slot with room for `prefix` bytes before it (the kernel never writes such a
+/// slot; this keeps a corrupted ring from turning into out-of-bounds reads).
+pub fn slot_frame(slot: &[u8], prefix: usize) -> Option<RingFrame> {
+    let len = u32_at(slot, 4)? as usize;
+    let snaplen = u32_at(slot, 8)? as usize;
+    let mac = usize::from(u16_at(slot, 12)?);
+    if mac < SLOT_HEADER_LEN + prefix || mac.checked_add(snaplen)? > slot.len() {
+        return None;
+    }
+    Some(RingFrame { mac, snaplen, len })
 }
 
 /// One frame found in a block.
@@ -151,26 +201,110 @@ impl Cursor {
 /// A port's ring and its read position.
 pub struct RingRx {
     map: RxRing,
-    block: usize,
+    /// Next slot (V2) or block (V3) to look at.
+    unit: usize,
+    /// Position in the current V3 block.
     cursor: Option<Cursor>,
-    /// A released block carried TP_STATUS_LOSING: read the drop counter.
+    /// A unit carried TP_STATUS_LOSING: read the drop counter.
     losing: bool,
+}
+
+/// What one [`RingRx::fill`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Filled {
+    /// Frames placed in slots.
+    pub got: usize,
+    /// Frames the kernel could neither fit in a slot nor queue on the socket (its
+    /// receive buffer was full): only their start reached the ring.
+    pub cut: u64,
 }
 
 impl RingRx {
     pub fn new(map: RxRing) -> RingRx {
         RingRx {
             map,
-            block: 0,
+            unit: 0,
             cursor: None,
             losing: false,
         }
     }
 
+    /// `true` for a TPACKET_V2 frame ring.
+    pub fn frames(&self) -> bool {
+        matches!(self.map.layout(), Layout::Frames { .. })
+    }
+
     /// Copy up to `slots.len()` frames into the slot buffers (`prefix` bytes before each
-    /// MAC header included), describing each in `meta` as `recvmmsg` would. Returns the
-    /// number of frames taken.
+    /// MAC header included), describing each in `meta` as `recvmmsg` would. A V2 slot
+    /// marked TP_STATUS_COPY stands for a frame queued on the socket: `from_socket` reads
+    /// it into the buffer it is given.
     pub fn fill(
+        &mut self,
+        pool: &mut Pool,
+        slots: &[BufId],
+        slot_len: usize,
+        prefix: usize,
+        meta: &mut [RecvMeta],
+        from_socket: &mut dyn FnMut(&mut [u8]) -> Option<RecvMeta>,
+    ) -> Filled {
+        if self.frames() {
+            self.fill_frames(pool, slots, slot_len, prefix, meta, from_socket)
+        } else {
+            Filled {
+                got: self.fill_blocks(pool, slots, slot_len, prefix, meta),
+                cut: 0,
+            }
+        }
+    }
+
+    fn fill_frames(
+        &mut self,
+        pool: &mut Pool,
+        slots: &[BufId],
+        slot_len: usize,
+        prefix: usize,
+        meta: &mut [RecvMeta],
+        from_socket: &mut dyn FnMut(&mut [u8]) -> Option<RecvMeta>,
+    ) -> Filled {
+        let mut done = Filled::default();
+        while done.got < slots.len() {
+            let Some((status, slot)) = self.map.user_unit(self.unit) else {
+                break;
+            };
+            self.losing |= status & TP_STATUS_LOSING != 0;
+            let buf = &mut pool.buf_mut(slots[done.got])[..slot_len];
+            let m = if status & TP_STATUS_COPY != 0 {
+                // The whole frame waits on the socket, queued before this slot was
+                // published (the kernel does both under one lock, in ring order).
+                from_socket(buf)
+            } else {
+                match slot_frame(slot, prefix) {
+                    Some(f) if f.snaplen == f.len && prefix + f.snaplen < slot_len => {
+                        let total = prefix + f.snaplen;
+                        buf[..total].copy_from_slice(&slot[f.mac - prefix..f.mac + f.snaplen]);
+                        Some(RecvMeta {
+                            len: total,
+                            truncated: false,
+                            segment: 0,
+                        })
+                    }
+                    _ => None,
+                }
+            };
+            match m {
+                Some(m) => {
+                    meta[done.got] = m;
+                    done.got += 1;
+                }
+                None => done.cut += 1,
+            }
+            self.map.release(self.unit);
+            self.unit = (self.unit + 1) % self.map.units();
+        }
+        done
+    }
+
+    fn fill_blocks(
         &mut self,
         pool: &mut Pool,
         slots: &[BufId],
@@ -180,7 +314,7 @@ impl RingRx {
     ) -> usize {
         let mut got = 0;
         while got < slots.len() {
-            let Some((status, block)) = self.map.user_block(self.block) else {
+            let Some((status, block)) = self.map.user_unit(self.unit) else {
                 break;
             };
             let cursor = self.cursor.get_or_insert_with(|| Cursor::open(block));
@@ -205,15 +339,15 @@ impl RingRx {
                 None => {
                     self.losing |= status & TP_STATUS_LOSING != 0;
                     self.cursor = None;
-                    self.map.release(self.block);
-                    self.block = (self.block + 1) % self.map.blocks();
+                    self.map.release(self.unit);
+                    self.unit = (self.unit + 1) % self.map.units();
                 }
             }
         }
         got
     }
 
-    /// Count the frames the kernel dropped for want of a free block, if a block said
+    /// Count the frames the kernel dropped for want of room, if a slot or block said
     /// there were any (or `force`).
     pub fn account_drops(&mut self, fd: impl AsFd, stats: &mut PortStats, force: bool) {
         if !(self.losing || force) {
@@ -233,9 +367,20 @@ impl super::Port {
         let Some(r) = self.ring.as_mut() else {
             return 0;
         };
-        let got = r.fill(pool, &self.slots, slot_len, prefix, &mut self.meta);
-        r.account_drops(self.rx_fd.as_fd(), &mut self.stats, false);
-        got
+        let fd = self.rx_fd.as_fd();
+        let single = &mut self.rx_ring;
+        let mut from_socket = |buf: &mut [u8]| single.recv_one(fd, buf).ok().flatten();
+        let done = r.fill(
+            pool,
+            &self.slots,
+            slot_len,
+            prefix,
+            &mut self.meta,
+            &mut from_socket,
+        );
+        self.stats.drop_n(DropReason::RingFull, done.cut);
+        r.account_drops(fd, &mut self.stats, false);
+        done.got
     }
 
     /// Bring `ring_full` up to date with the kernel's drop counter (timer ticks and
@@ -249,6 +394,14 @@ impl super::Port {
     /// `true` if this port receives through a memory-mapped ring.
     pub fn uses_ring(&self) -> bool {
         self.rx_mode == RxMode::Ring
+    }
+
+    /// The receive ring's name for reports: `frames` (TPACKET_V2), `blocks`
+    /// (TPACKET_V3), or `None` without a ring.
+    pub fn ring_kind(&self) -> Option<&'static str> {
+        self.ring
+            .as_ref()
+            .map(|r| if r.frames() { "frames" } else { "blocks" })
     }
 }
 

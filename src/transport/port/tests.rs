@@ -12,7 +12,7 @@ fn port(framing: Framing, vector: bool, gso: bool) -> (Port, UnixDatagram) {
     b.set_nonblocking(true).unwrap();
     let vnet = framing.has_vnet();
     let mut spec = Spec::new(0, Kind::Fd { fd: 0 });
-    spec.common.gro = gso;
+    spec.common.gro = Some(gso);
     let opened = Opened {
         rx_fd: OwnedFd::from(a),
         tx_fd: None,

@@ -26,6 +26,9 @@ impl Port {
         if self.imp_tx.is_some() && self.impair_tx(pool, &f) {
             return;
         }
+        if let Some(t) = self.tap.as_deref_mut() {
+            t.tx(pool.frame(&f));
+        }
         self.enqueue_now(pool, f);
     }
 
@@ -46,11 +49,11 @@ impl Port {
                 return;
             }
         }
-        if f.vnet.is_gso() && !self.caps.tx_gso {
+        let mut meta = f.vnet;
+        if f.vnet.is_gso() && !(self.caps.tx_gso && self.fits_whole(pool, &f, &mut meta)) {
             self.enqueue_segments(pool, f);
             return;
         }
-        let mut meta = f.vnet;
         if !f.vnet.is_gso() {
             if f.len as usize > self.caps.max_tx_frame {
                 self.stats.drop(DropReason::Oversize);
@@ -76,6 +79,29 @@ impl Port {
         if !pushed {
             self.stats.drop(DropReason::TxQueueFull);
             pool.release(f.buf);
+        }
+    }
+
+    /// Whether GSO frame `f` may leave whole: its segments must fit this port's MTU (the
+    /// kernel cuts at `gso_size` without looking at the egress MTU). A TCP frame whose
+    /// segments are too large has its `gso_size` lowered in `meta` (TCP segments can be
+    /// cut anywhere); a UDP one cannot (datagram boundaries do not move).
+    fn fits_whole(&self, pool: &Pool, f: &Frame, meta: &mut vnet::Repr) -> bool {
+        let Ok(plan) = gso::Plan::new(pool.frame(f), meta) else {
+            // The kernel validates what it is handed; vecbox's segmenter would fail too.
+            return true;
+        };
+        let hdr = plan.header_len();
+        if hdr + usize::from(meta.gso_size) <= self.caps.max_tx_frame {
+            return true;
+        }
+        let tcp = matches!(meta.gso_type, vnet::GsoType::TcpV4 | vnet::GsoType::TcpV6);
+        match self.caps.max_tx_frame.checked_sub(hdr) {
+            Some(room) if tcp && room >= 64 => {
+                meta.gso_size = room as u16;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -282,11 +308,12 @@ impl Port {
 
 /// Errors that mean "the link is down", not "this frame is bad": tap writes before the
 /// interface is up fail with EIO, AF_PACKET sends on a down interface with ENETDOWN or
-/// ENXIO.
+/// ENXIO, a connected UDP tunnel whose peer answered with port unreachable with
+/// ECONNREFUSED.
 fn link_down(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EIO | libc::ENETDOWN | libc::ENXIO)
+        Some(libc::EIO | libc::ENETDOWN | libc::ENXIO | libc::ECONNREFUSED)
     )
 }
 

@@ -182,7 +182,7 @@ fn common(cx: Ctx, c: &Common) -> Result<(), SpecError> {
     if let Some(p) = &c.bpffile {
         cx.path("bpffile", p)?;
     }
-    if c.ring == Some(true) && !c.vector {
+    if c.ring.is_some_and(|m| m != super::RingMode::Off) && !c.vector {
         return Err(SpecError::Conflict {
             unit: cx.unit,
             key: "ring",

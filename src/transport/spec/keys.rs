@@ -158,7 +158,10 @@ pub(crate) fn form_of(transport: &str, key: &str) -> Form {
         "vec" => form(FLAG, "vec=0"),
         "bpffile" => form("a host file path", "bpffile=/etc/vecbox/filter.bpf"),
         "bpfflash" => form(FLAG, "bpfflash=1"),
-        "ring" => form(FLAG, "ring=0"),
+        "ring" => form(
+            "0 (recvmmsg, as UML), 1 (frame ring, the default) or 2 (block ring)",
+            "ring=0",
+        ),
         "ifname" if transport == "raw" => form(IFNAME_FORM, "ifname=p-veth0"),
         "ifname" => form(IFNAME_FORM, "ifname=tap0"),
         "ifup" => form("a program path", "ifup=/usr/local/sbin/vec-ifup"),

@@ -8,7 +8,7 @@ use super::keys::{
     TRANSPORTS, canonical, closest, closest_transport, form_any, form_of, keys_for, owners,
 };
 use super::value::{self, IfName, MacAddr, NumError};
-use super::{Common, DEPTH_RANGE, HEADROOM_RANGE, Kind, MAX_PAIRS, MTU_RANGE, Spec};
+use super::{Common, DEPTH_RANGE, HEADROOM_RANGE, Kind, MAX_PAIRS, MTU_RANGE, RingMode, Spec};
 
 /// Parses a whole spec; see the module doc of `spec` for the stages.
 pub(super) fn parse(s: &str) -> Result<Spec, SpecError> {
@@ -333,9 +333,15 @@ impl<'a> Builder<'a> {
             "mtu" => self.common.mtu = self.dec16(key, canon, value, &MTU_RANGE)?,
             "depth" => self.common.depth = self.dec16(key, canon, value, &DEPTH_RANGE)?,
             "headroom" => self.common.headroom = self.dec16(key, canon, value, &HEADROOM_RANGE)?,
-            "gro" => self.common.gro = self.flag(key, canon, value)?,
+            "gro" => self.common.gro = Some(self.flag(key, canon, value)?),
             "vec" => self.common.vector = self.flag(key, canon, value)?,
-            "ring" => self.common.ring = Some(self.flag(key, canon, value)?),
+            "ring" => {
+                let mode = value::decimal(value)
+                    .ok()
+                    .and_then(RingMode::from_value)
+                    .ok_or_else(|| cx.bad_value(key, canon, value, "is not a ring mode"))?;
+                self.common.ring = Some(mode);
+            }
             "bpfflash" => self.common.bpfflash = self.flag(key, canon, value)?,
             "bpffile" => self.common.bpffile = Some(PathBuf::from(value)),
             "ifname" => {

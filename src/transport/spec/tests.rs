@@ -156,7 +156,7 @@ fn defaults_are_umls() {
     let c = &spec.common;
     assert_eq!(c.mac, None);
     assert_eq!((c.mtu, c.depth, c.headroom), (1500, 64, 2));
-    assert!(!c.gro && c.vector && !c.bpfflash);
+    assert!(c.gro.is_none() && c.vector && !c.bpfflash);
     assert_eq!(c.bpffile, None);
     assert_eq!(spec.transport_name(), "tap");
     assert_eq!(spec.device(), "vec0");
@@ -173,7 +173,7 @@ fn howto_examples() {
             ifup: None
         }
     );
-    assert_eq!((tap.common.depth, tap.common.gro), (128, true));
+    assert_eq!((tap.common.depth, tap.common.gro), (128, Some(true)));
 
     let hybrid = parse("vec0:transport=hybrid,ifname=tap0,depth=128,gro=1");
     assert_eq!(
@@ -192,7 +192,7 @@ fn howto_examples() {
             ifup: None
         }
     );
-    assert_eq!((raw.common.depth, raw.common.gro), (128, true));
+    assert_eq!((raw.common.depth, raw.common.gro), (128, Some(true)));
 
     let g = parse("vec0:transport=gre,src=192.168.129.1,dst=192.168.128.1");
     assert_eq!(g.transport_name(), "gre");
@@ -274,9 +274,9 @@ fn common_keys_accepted_on_every_transport() {
         ("headroom=0", |c| c.headroom == 0),
         ("headroom=32", |c| c.headroom == 32),
         ("headroom=256", |c| c.headroom == 256),
-        ("gro=0", |c| !c.gro),
-        ("gro=1", |c| c.gro),
-        ("gro=7", |c| c.gro),
+        ("gro=0", |c| c.gro == Some(false)),
+        ("gro=1", |c| c.gro == Some(true)),
+        ("gro=7", |c| c.gro == Some(true)),
         ("vec=0", |c| !c.vector),
         ("vec=00", |c| !c.vector),
         ("vec=1", |c| c.vector),
@@ -947,8 +947,13 @@ fn transport_value_cases() -> Vec<Case> {
             &["given twice"],
         ),
         // ring (raw and hybrid)
-        case(with("raw", "ring=on"), "BadFlag", Some("ring"), &["ring=0"]),
-        case(with("hybrid", "ring=yes"), "BadFlag", Some("ring"), &[]),
+        case(
+            with("raw", "ring=on"),
+            "BadValue",
+            Some("ring"),
+            &["ring=0"],
+        ),
+        case(with("hybrid", "ring=yes"), "BadValue", Some("ring"), &[]),
         case(
             with("raw", "ring=1,vec=0"),
             "Conflict",
@@ -1466,19 +1471,49 @@ fn accepted_key_mentions() -> BTreeSet<(String, String)> {
 }
 
 #[test]
-fn ring_defaults_on_with_vector_io_and_prints_only_when_given() {
+fn ring_defaults_to_the_frame_ring_with_vector_io_and_prints_only_when_given() {
     let s = parse(&with("raw", "gro=1"));
     assert_eq!(s.common.ring, None);
-    assert_eq!(s.common.rx_ring(), super::DEFAULT_RING);
+    assert_eq!(s.common.rx_ring(), RingMode::Frames);
+    assert_eq!(super::DEFAULT_RING, RingMode::Frames);
     assert!(!s.to_string().contains("ring"));
-    let s = parse(&with("raw", "ring=0"));
-    assert!(!s.common.rx_ring());
-    assert!(s.to_string().ends_with(",ring=0"), "{s}");
-    assert_eq!(parse(&s.to_string()), s);
+    for (v, mode) in [
+        ("0", RingMode::Off),
+        ("1", RingMode::Frames),
+        ("2", RingMode::Blocks),
+    ] {
+        let s = parse(&with("raw", &format!("ring={v}")));
+        assert_eq!(s.common.rx_ring(), mode);
+        assert!(s.to_string().ends_with(&format!(",ring={v}")), "{s}");
+        assert_eq!(parse(&s.to_string()), s);
+    }
     let s = parse(&with("hybrid", "vec=0"));
-    assert!(!s.common.rx_ring(), "vec=0 turns the ring off");
+    assert_eq!(
+        s.common.rx_ring(),
+        RingMode::Off,
+        "vec=0 turns the ring off"
+    );
     let s = parse(&with("raw", "ring=0,vec=0"));
-    assert!(!s.common.rx_ring());
+    assert_eq!(s.common.rx_ring(), RingMode::Off);
+    for bad in ["ring=3", "ring=on", "ring=-1"] {
+        let e = parse_err(&with("raw", bad));
+        assert_eq!(e.key(), Some("ring"), "{bad}: {e}");
+        assert!(e.to_string().contains("1 (frame ring"), "{e}");
+    }
+    let e = parse_err(&with("raw", "ring=2,vec=0"));
+    assert_eq!(e.key(), Some("ring"), "{e}");
+}
+
+#[test]
+fn gro_is_automatic_unless_given() {
+    let s = parse(&with("raw", "depth=64"));
+    assert_eq!(s.common.gro, None);
+    assert!(s.common.gro(true) && !s.common.gro(false));
+    assert!(!s.to_string().contains("gro"));
+    let s = parse(&with("raw", "gro=0"));
+    assert!(!s.common.gro(true), "gro=0 forces UML's behaviour");
+    assert!(s.to_string().contains(",gro=0"), "{s}");
+    assert_eq!(parse(&s.to_string()), s);
 }
 
 #[test]
@@ -1851,17 +1886,20 @@ prop_compose! {
         mtu in 576u16..=65534,
         depth in 1u16..=4096,
         headroom in 0u16..=256,
-        gro: bool,
+        gro in proptest::option::of(any::<bool>()),
         vector: bool,
         bpffile in proptest::option::of(arb_path()),
         bpfflash: bool,
+        ring in proptest::option::of(0u64..3),
         tx_delay in 0u64..2_000_000_000,
         rx_loss in 0u32..=1_000_000_000,
     ) -> Common {
+        // ring=1/2 with vec=0 is refused; keep generated specs valid.
+        let ring = ring.and_then(RingMode::from_value).filter(|m| vector || *m == RingMode::Off);
         let mut impair = crate::impair::PortParams::default();
         impair.tx.delay = tx_delay;
         impair.rx.loss = crate::impair::Loss::Random(crate::impair::Prob(rx_loss));
-        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring: None, sock_fd: None, impair }
+        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring, sock_fd: None, impair }
     }
 }
 
@@ -1962,7 +2000,11 @@ fn arb_kind() -> impl Strategy<Value = Kind> {
 }
 
 prop_compose! {
-    fn arb_spec()(unit: u32, common in arb_common(), kind in arb_kind()) -> Spec {
+    fn arb_spec()(unit: u32, mut common in arb_common(), kind in arb_kind()) -> Spec {
+        // ring= belongs to raw and hybrid only.
+        if !matches!(kind, Kind::Raw { .. } | Kind::Hybrid { .. }) {
+            common.ring = None;
+        }
         Spec { unit, common, kind }
     }
 }

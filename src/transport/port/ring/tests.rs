@@ -69,15 +69,81 @@ fn frame_reaching_past_the_block_ends_the_walk() {
 #[test]
 fn geometry_holds_the_largest_frame() {
     let slot = crate::transport::GSO_FRAME_MAX + 11;
-    let g = geometry(slot);
+    let g = geometry(RingMode::Blocks, slot, 1577);
     assert!(g.block_size >= slot + BLOCK_HEADER_LEN + 92);
     assert_eq!(g.block_size % 4096, 0);
-    assert_eq!(g.block_size * g.blocks, RING_BYTES);
-    let g = geometry(1600);
+    assert_eq!(g.bytes(), RING_BYTES);
+    let g = geometry(RingMode::Blocks, 1600, 1600);
     assert_eq!(g.block_size, MIN_BLOCK);
 }
 
+#[test]
+fn frame_ring_slots_hold_an_mtu_frame_after_the_kernel_headers() {
+    // MTU 1500: frames up to 1518 bytes; the kernel puts the MAC header 76 bytes into
+    // the slot (vnet header included).
+    let g = geometry(RingMode::Frames, crate::transport::GSO_FRAME_MAX + 11, 1518);
+    let Layout::Frames { frame_size } = g.layout else {
+        panic!("{g:?}")
+    };
+    assert_eq!(frame_size, 1600);
+    assert!(frame_size >= 76 + 1518);
+    assert_eq!(g.block_size % 4096, 0);
+    assert_eq!(g.bytes(), FRAME_RING_BYTES);
+    let slots = (g.block_size / frame_size) * g.blocks;
+    assert_eq!(slots, 5120, "slots per port");
+    // Jumbo MTU: larger slots, fewer of them.
+    let g = geometry(RingMode::Frames, 70_000, 9018);
+    assert_eq!(g.layout, Layout::Frames { frame_size: 9152 });
+    assert!(g.block_size >= 9152 && g.block_size.is_multiple_of(4096));
+    assert!(g.bytes() <= FRAME_RING_BYTES);
+}
+
+/// A V2 slot as the kernel writes one: `tpacket2_hdr`, the vnet header, the frame at
+/// `tp_mac`.
+fn slot(frame: &[u8], size: usize, len: usize) -> Vec<u8> {
+    let mut s = vec![0u8; size];
+    let mac = 76usize;
+    s[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
+    let snap = frame.len().min(size - mac);
+    s[8..12].copy_from_slice(&(snap as u32).to_ne_bytes());
+    s[12..14].copy_from_slice(&(mac as u16).to_ne_bytes());
+    s[mac - PREFIX..mac].fill(0xee);
+    s[mac..mac + snap].copy_from_slice(&frame[..snap]);
+    s
+}
+
+#[test]
+fn slot_frames_are_found_and_bad_headers_refused() {
+    let f = [7u8; 60];
+    let s = slot(&f, 2048, 60);
+    let rf = slot_frame(&s, PREFIX).unwrap();
+    assert_eq!((rf.mac, rf.snaplen, rf.len), (76, 60, 60));
+    assert_eq!(&s[rf.mac - PREFIX..rf.mac], &[0xee; PREFIX]);
+    // Cut by the kernel (socket buffer full): snaplen < len, reported as such.
+    let big = [1u8; 3000];
+    let s = slot(&big, 2048, 3000);
+    let rf = slot_frame(&s, PREFIX).unwrap();
+    assert!(rf.snaplen < rf.len);
+    // A MAC offset inside the header or a length past the slot is refused.
+    let mut s = slot(&f, 2048, 60);
+    s[12..14].copy_from_slice(&20u16.to_ne_bytes());
+    assert!(slot_frame(&s, PREFIX).is_none());
+    let mut s = slot(&f, 2048, 60);
+    s[8..12].copy_from_slice(&5000u32.to_ne_bytes());
+    assert!(slot_frame(&s, PREFIX).is_none());
+    assert!(slot_frame(&[0u8; 8], PREFIX).is_none());
+}
+
 proptest! {
+    /// Whatever bytes a slot holds, the frame found lies inside it.
+    #[test]
+    fn garbage_slots_stay_in_bounds(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Some(f) = slot_frame(&bytes, PREFIX) {
+            prop_assert!(f.mac + f.snaplen <= bytes.len());
+            prop_assert!(f.mac >= PREFIX + 32);
+        }
+    }
+
     /// Whatever bytes a block holds, walking it never reads outside it or panics, and
     /// ends after at most `num_pkts` frames.
     #[test]

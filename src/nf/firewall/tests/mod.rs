@@ -1,3 +1,6 @@
+mod lookup;
+mod table;
+
 use proptest::prelude::*;
 
 use super::rules::{self, Packet, ct};
@@ -346,7 +349,7 @@ fn console_files_and_metrics_show_rules_and_connections() {
 #[test]
 fn interfaces_changed_at_run_time_reread_the_rules() {
     use crate::nf::testing::specs;
-    let path = std::env::temp_dir().join(format!("vecbox-fw-reconf-{}.rules", std::process::id()));
+    let path = std::env::temp_dir().join(format!("vbt{}fwreconf.rules", std::process::id()));
     let text = "policy drop\naccept ct established,related\naccept in vec0 proto tcp dport 80\naccept in vec2 proto udp\n";
     std::fs::write(&path, text).unwrap();
     let opts = |mode: &str| {
@@ -408,4 +411,117 @@ fn interfaces_changed_at_run_time_reread_the_rules() {
     std::fs::remove_file(&path).unwrap();
     let e = fw().set_ports(&specs(&[0]), &mut r).unwrap_err();
     assert!(matches!(e, NfError::FixedPorts { .. }), "{e}");
+}
+
+/// Replies use the ports the other way round: flow `f` from A is `P[f].0 -> P[f].1`.
+const FLOW_PORTS: [(u16, u16); 4] = [(40000, 53), (40001, 80), (53, 53), (40002, 20)];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Verdicts remembered by connections give exactly what classifying every packet
+    /// (by the linear scan) gives: same frames out, same per-rule counters.
+    #[test]
+    fn remembered_verdicts_equal_classifying_every_packet(
+        rules_text in prop::collection::vec(arb_rule(), 0..30),
+        frames in prop::collection::vec((any::<bool>(), 0usize..4, 0u8..4), 1..60),
+    ) {
+        let set = rules::parse("x", &rules_text.join("\n"), &names()).unwrap();
+        let mut a = Firewall::with_rules(set.clone(), 2, false, 64, 300);
+        let mut b = Firewall::with_rules(set, 2, false, 64, 300);
+        b.uncached = true;
+        let (mut ra, mut rb) = (Recorder::new(2), Recorder::new(2));
+        for (from_a, f, kind) in frames {
+            let (p, q) = FLOW_PORTS[f];
+            let (sp, dp) = if from_a { (p, q) } else { (q, p) };
+            let fr = match kind {
+                0 => udp(from_a, sp, dp),
+                1 => tcp(from_a, sp, dp, true, false),
+                2 => tcp(from_a, sp, dp, true, true),
+                _ => tcp(from_a, sp, dp, false, true),
+            };
+            let port = usize::from(!from_a);
+            ra.feed(&mut a, port, &[&fr]);
+            rb.feed(&mut b, port, &[&fr]);
+            prop_assert_eq!(&ra.sent, &rb.sent);
+            prop_assert_eq!(ra.dropped.len(), rb.dropped.len());
+        }
+        prop_assert_eq!(a.rule_counters(), b.rule_counters());
+        prop_assert_eq!(b.stats.cached, 0);
+    }
+}
+
+/// Poll the timer until the trees built in the background are in use.
+fn wait_for_trees(f: &mut Firewall, r: &mut Recorder) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f.rules_indexed() {
+        assert!(std::time::Instant::now() < deadline, "trees never adopted");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        f.timer(std::time::Instant::now(), r);
+    }
+}
+
+#[test]
+fn established_flows_reuse_their_verdict_until_the_rules_change() {
+    use crate::nf::testing::specs;
+    let path = std::env::temp_dir().join(format!("vbt{}fwcache.rules", std::process::id()));
+    std::fs::write(&path, "policy drop\naccept in vec0 proto udp dport 53\n").unwrap();
+    let opts = vec![("rules".to_string(), path.display().to_string())];
+    let mut f = Firewall::new(&specs(&[0, 1]), &opts).unwrap();
+    let mut r = Recorder::new(2);
+    for _ in 0..5 {
+        r.feed(&mut f, 0, &[&udp(true, 5000, 53)]);
+    }
+    assert_eq!(r.sent.len(), 5);
+    assert_eq!(
+        f.stats.cached, 4,
+        "the first packet classified, the rest remembered"
+    );
+    assert_eq!(f.rule_counters()[0].1, 5);
+
+    // New rules: the remembered `accept` must not survive them.
+    std::fs::write(
+        &path,
+        "policy drop\ndrop in vec0 proto udp dport 53\naccept in vec0 proto udp\n",
+    )
+    .unwrap();
+    f.set_ports(&specs(&[0, 1]), &mut r).unwrap();
+    r.clear();
+    r.feed(&mut f, 0, &[&udp(true, 5000, 53), &udp(true, 5000, 53)]);
+    assert!(r.sent.is_empty(), "dropped by the new first rule");
+    assert_eq!(f.stats.cached, 5, "classified again once, then remembered");
+    r.feed(&mut f, 0, &[&udp(true, 5001, 54)]);
+    assert_eq!(r.sent.len(), 1, "another flow still passes by rule 2");
+    wait_for_trees(&mut f, &mut r);
+    r.clear();
+    r.feed(&mut f, 0, &[&udp(true, 5000, 53), &udp(true, 5002, 54)]);
+    assert_eq!(r.sent.len(), 1);
+    let c = f.rule_counters();
+    assert_eq!((c[0].1, c[1].1), (3, 2), "{c:?}");
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn conntrack_max_is_checked() {
+    use crate::nf::testing::specs;
+    let path = std::env::temp_dir().join(format!("vbt{}fwmax.rules", std::process::id()));
+    std::fs::write(&path, "policy accept\n").unwrap();
+    let opts = |v: &str| {
+        vec![
+            ("rules".to_string(), path.display().to_string()),
+            ("conntrack_max".to_string(), v.to_string()),
+        ]
+    };
+    for bad in ["0", "many", "4294967296"] {
+        let e = Firewall::new(&specs(&[0, 1]), &opts(bad))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("conntrack_max") && e.contains("131072"), "{e}");
+    }
+    let f = Firewall::new(&specs(&[0, 1]), &opts("200000")).unwrap();
+    assert_eq!(f.ct.capacity(), 200_000);
+    let f = Firewall::new(&specs(&[0, 1]), &[opts("1")[0].clone()]).unwrap();
+    assert_eq!(f.ct.capacity(), super::CONNTRACK_MAX);
+    std::fs::remove_file(&path).unwrap();
 }

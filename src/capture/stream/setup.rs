@@ -1,0 +1,189 @@
+//! Setting a capture up: the section header, an interface block per end and side, a
+//! ring per guest (its ports as configuration slots), a packet socket per host end.
+
+use std::io::Write;
+
+use super::{
+    Counted, End, GuestPlan, GuestSrc, HostSrc, Iface, Options, Route, Run, Source, StreamError,
+};
+use crate::capture::config::{Config, PortSel};
+use crate::capture::host::HostCapture;
+use crate::capture::pcapng::{Interface, Section, Writer};
+use crate::capture::remote::GuestCapture;
+use crate::capture::{Side, now_ns};
+
+impl<W: Write> Run<W> {
+    pub(super) fn open(ends: &[End], opts: &Options, out: W) -> Result<Run<W>, StreamError> {
+        let app = format!("vecbox {}", env!("CARGO_PKG_VERSION"));
+        let os = nix::sys::utsname::uname()
+            .map(|u| {
+                format!(
+                    "{} {}",
+                    u.sysname().to_string_lossy(),
+                    u.release().to_string_lossy()
+                )
+            })
+            .ok();
+        let section = Section {
+            application: Some(&app),
+            os: os.as_deref(),
+            hardware: None,
+        };
+        let mut run = Run {
+            out: Writer::new(out, &section).map_err(StreamError::Write)?,
+            guests: Vec::new(),
+            hosts: Vec::new(),
+            ifaces: Vec::new(),
+            written: 0,
+            limit: opts.count,
+            started_ns: now_ns(),
+            backlog: false,
+        };
+        let filter_text = opts.filter.as_ref().map(|(t, _)| t.as_str());
+        let mut seen = std::collections::BTreeSet::new();
+        // Guests first, grouped: one ring per guest.
+        let mut plans: Vec<GuestPlan> = Vec::new();
+        for end in ends.iter().filter(|e| seen.insert(e.name.clone())) {
+            match &end.source {
+                Source::Guest { socket, unit } => {
+                    let gi = match plans.iter().position(|p| &p.0 == socket) {
+                        Some(i) => i,
+                        None => {
+                            plans.push((socket.clone(), Vec::new(), Vec::new(), end.name.clone()));
+                            plans.len() - 1
+                        }
+                    };
+                    let slot = match plans[gi].1.iter().position(|u| u == unit) {
+                        Some(s) => s,
+                        None => {
+                            plans[gi].1.push(*unit);
+                            plans[gi].2.push(Vec::new());
+                            plans[gi].1.len() - 1
+                        }
+                    };
+                    let route =
+                        run.guest_ifaces(end, opts.side, opts.snaplen, filter_text, gi, slot)?;
+                    plans[gi].2[slot].push(route);
+                }
+                Source::Host { netns, ifname } => {
+                    let cap = HostCapture::open(
+                        netns.as_deref(),
+                        ifname,
+                        opts.filter.as_ref().map(|(_, p)| p),
+                        opts.snaplen,
+                    )
+                    .map_err(|source| StreamError::Host {
+                        end: end.name.clone(),
+                        source,
+                    })?;
+                    let iface = run.add_iface(
+                        &end.name,
+                        &end.description,
+                        opts.snaplen,
+                        filter_text,
+                        Counted::Host(run.hosts.len()),
+                    )?;
+                    run.hosts.push(HostSrc {
+                        cap,
+                        iface,
+                        flip: end.flip,
+                        ended: None,
+                    });
+                }
+            }
+        }
+        for (socket, units, slots, first) in plans {
+            let config = Config {
+                ports: units
+                    .iter()
+                    .map(|&unit| PortSel {
+                        unit,
+                        points: opts.side.points(),
+                    })
+                    .collect(),
+                snaplen: opts.snaplen,
+                filter: opts.filter.as_ref().map(|(_, p)| p.clone()),
+            };
+            let cap = GuestCapture::start(&socket, &config, opts.ring_bytes)
+                .map_err(|source| StreamError::Guest { end: first, source })?;
+            run.guests.push(GuestSrc {
+                cap,
+                slots,
+                ended: None,
+            });
+        }
+        run.out.flush().map_err(StreamError::Write)?;
+        Ok(run)
+    }
+
+    fn add_iface(
+        &mut self,
+        name: &str,
+        description: &str,
+        snaplen: u32,
+        filter: Option<&str>,
+        counted: Counted,
+    ) -> Result<u32, StreamError> {
+        let id = self
+            .out
+            .add_interface(&Interface {
+                name,
+                description,
+                snaplen,
+                filter,
+            })
+            .map_err(StreamError::Write)?;
+        self.ifaces.push(Iface {
+            counted,
+            written: 0,
+        });
+        Ok(id)
+    }
+
+    /// Interface blocks of a guest end: one per side asked for.
+    fn guest_ifaces(
+        &mut self,
+        end: &End,
+        side: Side,
+        snaplen: u32,
+        filter: Option<&str>,
+        g: usize,
+        slot: usize,
+    ) -> Result<Route, StreamError> {
+        let mut route = Route {
+            pre: None,
+            post: None,
+            flip: end.flip,
+        };
+        for post in [false, true] {
+            let wanted = match side {
+                Side::Pre => !post,
+                Side::Post => post,
+                Side::Both => true,
+            };
+            if !wanted {
+                continue;
+            }
+            let which = if post { "post" } else { "pre" };
+            let name = if side == Side::Both {
+                format!("{}:{which}", end.name)
+            } else {
+                end.name.clone()
+            };
+            let description = format!("{}; point {which}", end.description);
+            let id = self.add_iface(
+                &name,
+                &description,
+                snaplen,
+                filter,
+                Counted::Guest { g, slot, post },
+            )?;
+            if post {
+                route.post = Some(id);
+            } else {
+                route.pre = Some(id);
+            }
+        }
+        Ok(route)
+    }
+}
