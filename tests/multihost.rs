@@ -19,7 +19,11 @@ struct Sim {
 
 impl Sim {
     fn new() -> Sim {
-        let prefix = format!("vbt{}m", std::process::id());
+        // One set of hosts per test: the tests of this file run in parallel in one
+        // process, and other test binaries may run alongside (pid in the prefix).
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("vbt{}m{n}", std::process::id());
         let out = Command::new(script())
             .args(["up", &prefix])
             .output()
@@ -277,6 +281,24 @@ fn bad_host_names_create_nothing() {
     );
     let run = sim.dir().join("h1").join("run");
     assert_eq!(std::fs::read_dir(&run).map_or(0, |r| r.count()), 0);
+
+    // `apply` changes one machine's lab: a multi-host file is refused, nothing made.
+    for args in [
+        vec!["apply", f.to_str().unwrap()],
+        vec!["apply", "--dry-run", f.to_str().unwrap()],
+    ] {
+        let o = sim.vecbox("h1", &args);
+        assert!(!o.status.success(), "{args:?}: {}", text(&o));
+        assert!(
+            text(&o).contains(&format!("lab `{lab}` spans hosts (h1, h2, h3)"))
+                && text(&o).contains("--host NAME"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(std::fs::read_dir(&run).map_or(0, |r| r.count()), 0);
+    }
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(!text(&ns).contains(&lab), "{}", text(&ns));
 }
 
 /// Kills a child on drop.
