@@ -361,6 +361,14 @@ impl Run<'_> {
                 },
             )
             .map(drop),
+            Step::Sock { link, spec } => call_ok(
+                self.procs,
+                Request::Sock {
+                    link: link.clone(),
+                    spec: spec.clone(),
+                },
+            )
+            .map(drop),
             Step::TapDelete { link } => {
                 call_ok(self.procs, Request::Untap { link: link.clone() }).map(drop)
             }

@@ -125,12 +125,18 @@ impl Objects {
     /// The objects of `plan`; every node is taken as `up`.
     pub fn of(plan: &Plan) -> Objects {
         let mut o = Objects::default();
-        for n in &plan.nodes {
+        let here = |n: &PNode| plan.local.as_ref().is_none_or(|h| &n.host == h);
+        for n in plan.nodes.iter().filter(|n| here(n)) {
             let mut node = n.clone();
             node.ifaces.clear();
             o.nodes.insert(n.name.clone(), NodeObj { node, up: true });
         }
         for l in &plan.links {
+            // Only this machine's part of a multi-host lab ([`super::hosts`]): a link
+            // between hosts keeps its remote end as a name.
+            if !l.ends.iter().any(|&(ni, _)| here(&plan.nodes[ni])) {
+                continue;
+            }
             let end = |side: usize| {
                 let (ni, fi) = l.ends[side];
                 let (n, f) = (&plan.nodes[ni], &plan.nodes[ni].ifaces[fi]);
@@ -163,7 +169,11 @@ impl Objects {
                 },
             );
         }
-        for u in &plan.underlays {
+        for u in plan
+            .underlays
+            .iter()
+            .filter(|u| u.nodes.iter().all(|&n| here(&plan.nodes[n])))
+        {
             let names = [
                 plan.nodes[u.nodes[0]].name.clone(),
                 plan.nodes[u.nodes[1]].name.clone(),

@@ -133,6 +133,19 @@ impl Builder<'_> {
             }
             LinkType::Gre | LinkType::L2tpv3 | LinkType::Bess => {}
         }
+        // A link between hosts: the local end's socket, bound on this machine.
+        let sock = l.ends.iter().find(|e| {
+            self.want.nodes.contains_key(&e.node)
+                && e.spec
+                    .as_deref()
+                    .is_some_and(super::super::hosts::is_handed_socket)
+        });
+        if let Some(e) = sock {
+            steps.push(Step::Sock {
+                link: id.clone(),
+                spec: e.spec.clone().unwrap_or_default(),
+            });
+        }
         let mut ends: Vec<&super::super::objects::EndObj> = l.ends.iter().collect();
         ends.sort_by_key(|e| l.listener.as_deref() != Some(e.name().as_str()));
         for e in ends {
@@ -140,7 +153,7 @@ impl Builder<'_> {
                 steps.push(Step::PortAdd {
                     node: e.node.clone(),
                     spec: e.spec.clone().unwrap_or_default(),
-                    tap: (l.kind == LinkType::Tap).then(|| id.clone()),
+                    tap: (l.kind == LinkType::Tap || sock.is_some()).then(|| id.clone()),
                 });
                 self.ports_changed.insert(e.node.clone());
             }
@@ -183,6 +196,16 @@ impl Builder<'_> {
             LinkType::Tap => steps.push(Step::TapDelete {
                 link: id.to_string(),
             }),
+            _ if l.ends.iter().any(|e| {
+                e.spec
+                    .as_deref()
+                    .is_some_and(super::super::hosts::is_handed_socket)
+            }) =>
+            {
+                steps.push(Step::TapDelete {
+                    link: id.to_string(),
+                })
+            }
             _ => {}
         }
         steps
