@@ -994,7 +994,12 @@ fn impair_counters(umid: &str, port: &str, dir: &str) -> [u64; 4] {
 
 /// Ping `count` times from the quickstart client to the server and wait for the end.
 fn ping_through(lab: &TestLab, count: u32) {
-    let p = pinger(lab, "client", "10.0.0.2", count);
+    ping_wait(lab, "client", "10.0.0.2", count);
+}
+
+/// Ping `ip` `count` times from `node` and wait for the end.
+fn ping_wait(lab: &TestLab, node: &str, ip: &str, count: u32) {
+    let p = pinger(lab, node, ip, count);
     let deadline = Instant::now() + Duration::from_secs(u64::from(count) + 20);
     let mut p = p;
     while p.try_wait().unwrap().is_none() {
@@ -1151,4 +1156,120 @@ fn pre_and_post_points_show_delay_and_loss_per_frame() {
             .all(|r| r[5].is_empty() || (r[0] == pre && r[5] == "dropped: loss")),
         "only losses are commented: {rows:?}"
     );
+}
+
+/// A link between two hosts with `impair:` gets a datapath vecbox inserts; a host end
+/// of it is captured on that datapath, before and after the stage of each direction:
+/// h1 → h2 duplicates every frame (each request once at pre, twice at post with one
+/// packet id, the copy commented `duplicate`), h2 → h1 loses some (a lost reply at pre
+/// only, commented `dropped: loss`). h2's end, captured in the same run, sees the
+/// same frames with directions the other way round.
+#[test]
+fn host_end_on_an_impairment_datapath_shows_pre_and_post() {
+    require_tool("tshark");
+    let lab = TestLab::new(
+        "\
+name: @LAB@
+nodes:
+  h1:
+    kind: host
+    interfaces:
+      eth0: {addresses: [10.63.0.1/24]}
+  h2:
+    kind: host
+    interfaces:
+      eth0: {addresses: [10.63.0.2/24]}
+links:
+  - endpoints: [h1:eth0, h2:eth0]
+    impair:
+      a_to_b: {duplicate: 100%}
+      b_to_a: {loss: 40%, seed: 5}
+",
+    );
+    lab.up();
+    let file = lab.dir.join("datapath.pcapng");
+    let cap = Capture::start(
+        &[
+            &lab.name,
+            "h1:eth0",
+            "h2:eth0",
+            "--point",
+            "both",
+            "-f",
+            "icmp",
+            "-w",
+            file.to_str().unwrap(),
+        ],
+        false,
+    );
+    assert!(
+        cap.seen.iter().any(|l| l.contains("impairment datapath _")),
+        "{:?}",
+        cap.seen
+    );
+    ping_wait(&lab, "h1", "10.63.0.2", 20);
+    std::thread::sleep(Duration::from_millis(300));
+    cap.signal(nix::sys::signal::Signal::SIGINT);
+    let (code, err) = cap.wait(30);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(expert_errors(&file), "");
+    let rows = fields(
+        &file,
+        None,
+        &[
+            "frame.interface_name",
+            "frame.p2p_dir",
+            "frame.packet_id",
+            "icmp.type",
+            "frame.comment",
+        ],
+    );
+    let end = |node: &str, point: &str| format!("{}/{node}:eth0:{point}", lab.name);
+    let at = |iface: &str, dir: &str, icmp: &str| -> Vec<(u64, String)> {
+        rows.iter()
+            .filter(|r| r[0] == iface && r[1] == dir && r[3] == icmp)
+            .map(|r| (r[2].parse().unwrap(), r[4].clone()))
+            .collect()
+    };
+    let ids = |v: &[(u64, String)]| -> Vec<u64> {
+        let mut i: Vec<u64> = v.iter().map(|x| x.0).collect();
+        i.sort_unstable();
+        i.dedup();
+        i
+    };
+    // Directions (0 outbound, 1 inbound) of requests and replies at each end.
+    for (node, req, rep) in [("h1", "0", "1"), ("h2", "1", "0")] {
+        let (pre, post) = (end(node, "pre"), end(node, "post"));
+        let (req_pre, req_post) = (at(&pre, req, "8"), at(&post, req, "8"));
+        assert!(req_pre.len() >= 15, "{node}: {rows:?}");
+        assert_eq!(req_post.len(), 2 * req_pre.len(), "{node}: {rows:?}");
+        assert_eq!(ids(&req_pre), ids(&req_post), "{node}: {rows:?}");
+        assert!(
+            req_pre.iter().all(|r| r.1 == "duplicate"),
+            "{node}: every request is duplicated: {rows:?}"
+        );
+        assert_eq!(
+            req_post.iter().filter(|r| r.1 == "duplicate").count(),
+            req_pre.len(),
+            "{node}: one commented copy per request: {rows:?}"
+        );
+        let (rep_pre, rep_post) = (at(&pre, rep, "0"), at(&post, rep, "0"));
+        let lost: Vec<u64> = rep_pre
+            .iter()
+            .filter(|r| r.1 == "dropped: loss")
+            .map(|r| r.0)
+            .collect();
+        assert!(!lost.is_empty(), "{node}: 40% loss lost nothing: {rows:?}");
+        assert_eq!(
+            rep_post.len() + lost.len(),
+            rep_pre.len(),
+            "{node}: {rows:?}"
+        );
+        assert!(
+            rep_post
+                .iter()
+                .all(|r| !lost.contains(&r.0) && r.1.is_empty()),
+            "{node}: a lost reply never appears after the stage: {rows:?}"
+        );
+    }
 }

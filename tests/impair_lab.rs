@@ -65,15 +65,10 @@ fn now_of(lab: &str, end: &str) -> String {
 /// Wait until `node`'s eth0 shows NO-CARRIER (`no_carrier`) or not; `false` if it
 /// did not within a few seconds.
 fn carrier_becomes(lab: &TestLab, node: &str, no_carrier: bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::time::Instant::now() < deadline {
+    eventually(|| {
         let out = lab.exec(node, &["ip", "-o", "link", "show", "eth0"]);
-        if String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") == no_carrier {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
+        String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER") == no_carrier
+    })
 }
 
 #[test]
@@ -220,5 +215,145 @@ links:
     // `up` builds nothing from it.
     let out = vecbox(&["up", file, "--detach"]);
     assert_eq!(out.status.code(), Some(2));
+    assert_clean(&lab.name, &before);
+}
+
+/// `vecbox apply FILE ARGS` → (exit status, stdout + stderr).
+fn apply(file: &str, args: &[&str]) -> (i32, String) {
+    let mut a = vec!["apply", file];
+    a.extend_from_slice(args);
+    let out = vecbox(&a);
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Poll until `f` holds, for up to 10 s.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn apply_changes_an_impairment_in_place() {
+    let lab = TestLab::new(LAB);
+    let before = snapshot(&lab.name);
+    let file = lab.file.to_str().unwrap().to_string();
+    lab.up();
+    let x = format!("{}.x", lab.name);
+    assert!(lab.ping("a", "10.0.0.2"), "a cannot reach b");
+    let dp = lab.status()["impairments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["ends"][0] == "c:eth0")
+        .and_then(|l| l["datapath"].as_str().map(String::from))
+        .expect("no datapath on c – d");
+    let pids = |n: &str| lab.node_state(n)["pid"].as_i64().unwrap_or(0);
+    let (pid_x, pid_dp) = (pids("x"), pids(&dp));
+    assert!(pid_x > 0 && pid_dp > 0);
+    // Frames x's vec0 has received so far (at least the 10 echo requests): a reopened
+    // port counts from 0 again, and the 3 pings below would not bring it back there.
+    assert!(
+        min_rtt(&lab, "a", "10.0.0.2", 10).is_some(),
+        "a cannot reach b"
+    );
+    let rx0 = common::console_rx(&x, "vec0");
+    assert!(rx0 >= 10, "x:vec0 received {rx0} frames");
+
+    // Only `impair:` changes: a → x loses everything (x's vec0 rx stage); c → d gets
+    // 60 ms instead of 30 ms on the inserted datapath; d → c stays as it was.
+    let changed = LAB
+        .replace(
+            "    impair: {delay: 20ms}\n",
+            "    impair: {a_to_b: {loss: 100%}}\n",
+        )
+        .replace("delay: 30ms, seed: 7", "delay: 60ms, seed: 7")
+        .replace("@LAB@", &lab.name);
+    std::fs::write(&lab.file, &changed).unwrap();
+    let (code, plan) = apply(&file, &["--dry-run", "--detailed-exitcode"]);
+    assert_eq!(code, 2, "{plan}");
+    let line = |needle: &str| {
+        plan.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{plan}"))
+            .to_string()
+    };
+    let ax = line("impairment a:eth0 → x:vec0: delay=20ms → loss=100%");
+    assert!(
+        ax.trim_start().starts_with('~') && ax.trim_end().ends_with("none"),
+        "{plan}"
+    );
+    assert!(line("impairment x:vec0 → a:eth0: delay=20ms → none").contains("link a:eth0"));
+    let cd = line("impairment c:eth0 → d:eth0 (at _");
+    assert!(
+        cd.contains(":vec1): delay=30ms seed=7 → delay=60ms seed=7"),
+        "{plan}"
+    );
+    assert!(
+        cd.trim_start().starts_with('~') && cd.trim_end().ends_with("none"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("reopened") && !plan.contains("bounce"),
+        "{plan}"
+    );
+    assert!(!plan.contains("d:eth0 →"), "d → c does not change:\n{plan}");
+
+    let (code, out) = apply(&file, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(now_of(&lab.name, "a:eth0"), "loss=100%");
+    assert_eq!(now_of(&lab.name, "x:vec0"), "none");
+    assert_eq!(now_of(&lab.name, "c:eth0"), "delay=60ms seed=7");
+    assert_eq!(now_of(&lab.name, "d:eth0"), "none");
+    assert!(
+        min_rtt(&lab, "a", "10.0.0.2", 3).is_none(),
+        "a reaches b through loss=100%"
+    );
+    let rtt = min_rtt(&lab, "c", "10.0.1.2", 3).expect("no replies c → d");
+    assert!(rtt >= 60.0, "c → d round trip {rtt} ms after delay=60ms");
+    // Nothing was restarted or reopened: same processes, x's port kept counting.
+    assert_eq!((pids("x"), pids(&dp)), (pid_x, pid_dp));
+    let rx1 = common::console_rx(&x, "vec0");
+    assert!(
+        rx1 > rx0,
+        "x:vec0 counts {rx1} frames, had {rx0}: the port was reopened"
+    );
+
+    // A second apply has nothing to do.
+    let (code, out) = apply(&file, &["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("No changes"), "{out}");
+
+    // Removed again: traffic passes, still without a restart.
+    std::fs::write(
+        &lab.file,
+        changed.replace("    impair: {a_to_b: {loss: 100%}}\n", ""),
+    )
+    .unwrap();
+    let (code, out) = apply(&file, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(now_of(&lab.name, "a:eth0"), "none");
+    assert!(
+        eventually(|| lab.ping("a", "10.0.0.2")),
+        "a cannot reach b once the impairment is removed"
+    );
+    assert_eq!(pids("x"), pid_x);
+    assert!(common::console_rx(&x, "vec0") > rx1);
+    let (code, out) = apply(&file, &["--detailed-exitcode"]);
+    assert_eq!(code, 0, "{out}");
+
+    lab.down();
     assert_clean(&lab.name, &before);
 }

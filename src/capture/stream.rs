@@ -34,13 +34,41 @@ const CHECK: Duration = Duration::from_millis(250);
 /// Where an end's frames come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// Port `vec{unit}` of the guest whose control socket is `socket`.
-    Guest { socket: PathBuf, unit: u32 },
-    /// A kernel interface, through a packet socket in namespace `netns`.
+    /// Ports of the guest whose control socket is `socket`: one for an end the guest
+    /// carries, two for a host end on a link with an impairment datapath.
+    Guest {
+        socket: PathBuf,
+        ports: Vec<GuestPort>,
+    },
+    /// A kernel interface, through a packet socket in namespace `netns`; `flip`: it is
+    /// the other end of the link, directions are swapped.
     Host {
         netns: Option<String>,
         ifname: String,
+        flip: bool,
     },
+}
+
+/// A guest port an end is captured on, and which of its points belong to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestPort {
+    /// Port `vec{unit}`.
+    pub unit: u32,
+    /// The points taken (a mask of [`super::Point::bit`]); [`super::Side`] narrows it.
+    pub points: u8,
+    /// The port is at the other end of the link: directions are swapped.
+    pub flip: bool,
+}
+
+impl GuestPort {
+    /// Every point of port `vec{unit}`, directions as seen by the port itself.
+    pub fn whole(unit: u32) -> GuestPort {
+        GuestPort {
+            unit,
+            points: super::RX_POINTS | super::TX_POINTS,
+            flip: false,
+        }
+    }
 }
 
 /// One requested link end.
@@ -51,8 +79,6 @@ pub struct End {
     /// `if_description`: link type and peer.
     pub description: String,
     pub source: Source,
-    /// Captured at the other end of the link: directions are swapped.
-    pub flip: bool,
 }
 
 /// How to capture.
@@ -110,6 +136,8 @@ pub enum StreamError {
 struct Route {
     pre: Option<u32>,
     post: Option<u32>,
+    /// The points of the slot that belong to this end.
+    points: u8,
     flip: bool,
 }
 
@@ -133,7 +161,12 @@ struct HostSrc {
 
 /// Where an interface's counters come from.
 enum Counted {
-    Guest { g: usize, slot: usize, post: bool },
+    /// Guest `g`, the slots of the end's ports, one side.
+    Guest {
+        g: usize,
+        slots: Vec<usize>,
+        post: bool,
+    },
     Host(usize),
 }
 
@@ -212,7 +245,7 @@ impl<W: Write> Run<W> {
                 };
                 let routes = g.slots.get(usize::from(m.slot)).map_or(&[][..], |r| r);
                 let comment = m.note.comment();
-                for r in routes {
+                for r in routes.iter().filter(|r| r.points & m.point.bit() != 0) {
                     let Some(iface) = (if m.point.is_post() { r.post } else { r.pre }) else {
                         continue;
                     };
@@ -286,12 +319,22 @@ impl<W: Write> Run<W> {
             h.cap.update_drops();
         }
         for (id, i) in self.ifaces.iter().enumerate() {
-            let (received, dropped, accepted) = match i.counted {
-                Counted::Guest { g, slot, post } => {
-                    let c = self.guests[g].cap.counters(slot, post);
-                    (c.seen, c.dropped, Some(c.accepted))
+            let (received, dropped, accepted) = match &i.counted {
+                Counted::Guest { g, slots, post } => {
+                    let (mut seen, mut dropped, mut accepted) = (0, 0, 0);
+                    for &slot in slots {
+                        let c = self.guests[*g].cap.counters(slot, *post);
+                        seen += c.seen;
+                        dropped += c.dropped;
+                        accepted += c.accepted;
+                    }
+                    (seen, dropped, Some(accepted))
                 }
-                Counted::Host(h) => (self.hosts[h].cap.received, self.hosts[h].cap.dropped, None),
+                Counted::Host(h) => (
+                    self.hosts[*h].cap.received,
+                    self.hosts[*h].cap.dropped,
+                    None,
+                ),
             };
             let comment = end.map(|r| format!("capture ended: {r}"));
             self.out
@@ -314,9 +357,12 @@ impl<W: Write> Run<W> {
     fn dropped(&self) -> u64 {
         self.ifaces
             .iter()
-            .map(|i| match i.counted {
-                Counted::Guest { g, slot, post } => self.guests[g].cap.counters(slot, post).dropped,
-                Counted::Host(h) => self.hosts[h].cap.dropped,
+            .map(|i| match &i.counted {
+                Counted::Guest { g, slots, post } => slots
+                    .iter()
+                    .map(|&s| self.guests[*g].cap.counters(s, *post).dropped)
+                    .sum(),
+                Counted::Host(h) => self.hosts[*h].cap.dropped,
             })
             .sum()
     }

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::capture_ends;
 use crate::capture::config::DEFAULT_SNAPLEN;
-use crate::capture::stream::{self, End, Options, Source};
+use crate::capture::stream::{self, End, GuestPort, Options, Source};
 use crate::capture::{Side, compile};
 
 pub const HELP: &str = "\
@@ -106,9 +106,8 @@ fn guest_ends(umid: &str, ports: &[String]) -> Result<Vec<End>, String> {
                 description: format!("port vec{unit} of guest {umid}"),
                 source: Source::Guest {
                     socket: socket.clone(),
-                    unit,
+                    ports: vec![GuestPort::whole(unit)],
                 },
-                flip: false,
             })
         })
         .collect()

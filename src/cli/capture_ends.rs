@@ -3,13 +3,19 @@
 //!
 //! An end is captured inside the vecbox guest that carries it: the end's own node when
 //! it is a guest, else the guest at the other end of the link (directions swapped).
+//! A host end on a link with an impairment datapath (an xconnect vecbox inserted,
+//! which impairs each direction at the `tx` stage of the port it leaves by) is
+//! captured at the `tx` points of both datapath ports: outgoing frames where they
+//! leave towards the peer, incoming ones where they leave towards this end, so `pre`
+//! and `post` are before and after the impairment in both directions.
 //! Links without a guest (host↔host, host↔UML veths and taps) are captured with a
 //! packet socket on a kernel interface of the link, in its node's namespace. A link
 //! between two UML kernels over a tunnel has neither and cannot be captured.
 
 use std::path::PathBuf;
 
-use crate::capture::stream::{End, Source};
+use crate::capture::TX_POINTS;
+use crate::capture::stream::{End, GuestPort, Source};
 use crate::lab::{self, Plan};
 
 /// How one end is captured.
@@ -17,6 +23,9 @@ use crate::lab::{self, Plan};
 pub enum How {
     /// Port `vec{unit}` of guest node `node` (index into the plan's nodes).
     Guest { node: usize, unit: u32, flip: bool },
+    /// The end of a host on a link with impairment datapath `node`: its port `near`
+    /// faces the end, `far` the peer.
+    Datapath { node: usize, near: u32, far: u32 },
     /// A packet socket on `ifname` in `netns`.
     Host {
         netns: String,
@@ -73,11 +82,22 @@ pub fn ends(plan: &Plan) -> Vec<LabEnd> {
             let peer = &plan.nodes[pn];
             let iface = &node.ifaces[f];
             let piface = &peer.ifaces[pf];
+            let far = datapath(plan, pn).and_then(|x| {
+                x.iter()
+                    .find(|f| f.unit.is_some() && f.unit != piface.unit)
+                    .and_then(|f| f.unit)
+            });
             let how = if let (true, Some(unit)) = (node.kind.is_guest(), iface.unit) {
                 How::Guest {
                     node: n,
                     unit,
                     flip: false,
+                }
+            } else if let (Some(near), Some(far)) = (piface.unit, far) {
+                How::Datapath {
+                    node: pn,
+                    near,
+                    far,
                 }
             } else if let (true, Some(unit)) = (peer.kind.is_guest(), piface.unit) {
                 How::Guest {
@@ -112,6 +132,15 @@ pub fn ends(plan: &Plan) -> Vec<LabEnd> {
         }
     }
     v
+}
+
+/// The ports of node `n` when it is an impairment datapath vecbox inserted.
+fn datapath(plan: &Plan, n: usize) -> Option<&[crate::lab::plan::PIface]> {
+    let node = &plan.nodes[n];
+    plan.impairs
+        .iter()
+        .any(|l| l.datapath.as_deref() == Some(node.name.as_str()))
+        .then_some(&node.ifaces[..])
 }
 
 /// The ends `wanted` (`NODE:IF`) of lab `plan`; none: one end of every link (the one a
@@ -229,17 +258,47 @@ fn guest_socket(plan: &Plan, node: usize) -> Result<PathBuf, String> {
 /// What the stream needs for `e` of lab `plan`.
 pub fn to_end(plan: &Plan, e: &LabEnd) -> Result<End, String> {
     let name = format!("{}/{}", plan.lab, e.end);
-    let (source, flip, at) = match &e.how {
+    let (source, at) = match &e.how {
         How::No(why) => return Err(format!("{name} cannot be captured: {why}")),
         How::Guest { node, unit, flip } => {
             let n = &plan.nodes[*node];
+            let port = GuestPort {
+                flip: *flip,
+                ..GuestPort::whole(*unit)
+            };
             (
                 Source::Guest {
                     socket: guest_socket(plan, *node)?,
-                    unit: *unit,
+                    ports: vec![port],
                 },
-                *flip,
                 format!("captured in guest {} vec{unit}", n.name),
+            )
+        }
+        How::Datapath { node, near, far } => {
+            let n = &plan.nodes[*node];
+            // Incoming: leaving the datapath towards this end (its tx, seen from the
+            // other end of the wire); outgoing: leaving it towards the peer.
+            let ports = vec![
+                GuestPort {
+                    unit: *near,
+                    points: TX_POINTS,
+                    flip: true,
+                },
+                GuestPort {
+                    unit: *far,
+                    points: TX_POINTS,
+                    flip: false,
+                },
+            ];
+            (
+                Source::Guest {
+                    socket: guest_socket(plan, *node)?,
+                    ports,
+                },
+                format!(
+                    "captured on impairment datapath {} (incoming at vec{near} tx, outgoing at vec{far} tx)",
+                    n.name
+                ),
             )
         }
         How::Host {
@@ -250,8 +309,8 @@ pub fn to_end(plan: &Plan, e: &LabEnd) -> Result<End, String> {
             Source::Host {
                 netns: Some(netns.clone()),
                 ifname: ifname.clone(),
+                flip: *flip,
             },
-            *flip,
             format!("captured on {ifname} in namespace {netns}"),
         ),
     };
@@ -259,7 +318,6 @@ pub fn to_end(plan: &Plan, e: &LabEnd) -> Result<End, String> {
         description: format!("{}, {at}", e.link),
         name,
         source,
-        flip,
     })
 }
 

@@ -67,6 +67,10 @@ pub struct UpArgs {
     /// Serve Prometheus metrics for the lab at ADDR (overrides `metrics:` in FILE).
     #[arg(long, value_name = "ADDR")]
     pub(super) metrics: Option<String>,
+    /// Multi-host lab: bring up only this host's part (a key of `hosts:`); run it on
+    /// every host. See docs/multihost.md.
+    #[arg(long, value_name = "NAME")]
+    pub(super) host: Option<String>,
     /// Internal: run as the detached supervisor.
     #[arg(long, hide = true)]
     pub(super) supervisor: bool,
@@ -155,6 +159,7 @@ pub fn check(a: &CheckArgs) -> i32 {
                 p.nodes.len(),
                 p.links.len()
             );
+            print!("{}", lab::hosts::summary(&p));
             for line in lab::impair::summary(&p.impairs) {
                 println!("  impair {line}");
             }

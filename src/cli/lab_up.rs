@@ -19,6 +19,17 @@ pub fn up(a: &UpArgs) -> i32 {
     if let Some(m) = &a.metrics {
         plan.metrics = Some(m.clone());
     }
+    if let Some(h) = &a.host
+        && let Err(e) = lab::hosts::project(&mut plan, h)
+    {
+        return fail(&e);
+    }
+    if let Err(e) = lab::hosts::write_lock(&plan) {
+        eprintln!(
+            "vecbox: warning: writing {}: {e}",
+            lab::hosts::lock_path(&plan.file).display()
+        );
+    }
     if a.detach && !a.supervisor {
         return detach(a);
     }
@@ -191,6 +202,9 @@ fn detach(a: &UpArgs) -> i32 {
     if let Some(m) = &a.metrics {
         cmd.args(["--metrics", m]);
     }
+    if let Some(h) = &a.host {
+        cmd.args(["--host", h]);
+    }
     let (reader, writer) = match std::io::pipe() {
         Ok(p) => p,
         Err(e) => {
@@ -243,13 +257,17 @@ fn lab_of(a: &UpArgs) -> String {
 }
 
 fn print_summary(p: &Plan) {
+    let here = |n: &plan::PNode| p.local.as_ref().is_none_or(|h| &n.host == h);
     println!(
-        "lab `{}` is up: {} nodes, {} links",
+        "lab `{}` is up{}: {} nodes, {} links",
         p.lab,
-        p.nodes.len(),
+        p.local
+            .as_ref()
+            .map_or(String::new(), |h| format!(" on host {h}")),
+        p.nodes.iter().filter(|n| here(n)).count(),
         p.links.len()
     );
-    for n in &p.nodes {
+    for n in p.nodes.iter().filter(|n| here(n)) {
         let extra = if n.kind.is_process() {
             format!(
                 "console: vecbox console {}   log: {}",
@@ -267,6 +285,13 @@ fn print_summary(p: &Plan) {
         );
     }
     for l in &p.links {
+        if let Some(c) = &l.cross {
+            println!(
+                "  {} ({}) – {} ({}) ({} between hosts, mtu {})",
+                l.names[0], c.hosts[0], l.names[1], c.hosts[1], l.kind, l.mtu
+            );
+            continue;
+        }
         println!("  {} – {} ({})", l.names[0], l.names[1], l.kind);
     }
     let _ = std::io::stdout().flush();

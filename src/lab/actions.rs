@@ -58,6 +58,9 @@ pub enum Step {
     },
     /// The supervisor lets go of a tap (it disappears with the last descriptor).
     TapDelete { link: String },
+    /// The supervisor binds the socket of a link between hosts on this machine's
+    /// underlay address (from the local end's spec) and keeps it, like a tap.
+    Sock { link: String, spec: String },
     /// Configure an interface vecbox made: MAC, MTU, addresses added and removed, up.
     Iface {
         netns: String,
@@ -120,6 +123,7 @@ impl Step {
             }
             Step::Tap { netns, name, .. } => format!("tap {netns}/{name}"),
             Step::TapDelete { link } => format!("release the tap of {link}"),
+            Step::Sock { link, .. } => format!("bind the underlay socket of {link}"),
             Step::Iface { netns, kernel, .. } => format!("configure {netns}/{kernel}"),
             Step::IfaceDelete { netns, kernel } => format!("delete {netns}/{kernel}"),
             Step::PortAdd { node, spec, .. } => format!(

@@ -48,6 +48,10 @@ pub struct Lock {
     /// By link id ([`link_id`]).
     #[serde(default)]
     pub links: BTreeMap<String, LinkAlloc>,
+    /// Links between hosts, by link id: sessions, cookies, UDP ports
+    /// ([`super::hosts`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cross: BTreeMap<String, super::hosts::CrossAlloc>,
 }
 
 /// What was chosen for one interface.
@@ -112,7 +116,11 @@ fn candidate(parts: &[&str], probe: u32) -> u64 {
 }
 
 /// The first candidate for `parts` that `make` turns into a value not in `taken`.
-fn probe<T: Ord + Clone>(parts: &[&str], taken: &mut BTreeSet<T>, make: impl Fn(u64) -> T) -> T {
+pub fn probe<T: Ord + Clone>(
+    parts: &[&str],
+    taken: &mut BTreeSet<T>,
+    make: impl Fn(u64) -> T,
+) -> T {
     let mut i = 0;
     loop {
         let v = make(candidate(parts, i));
@@ -177,6 +185,7 @@ pub fn assign(p: &mut Plan, prior: &Lock) {
     ifaces(p, prior, &mut lock);
     underlays(p, prior, &mut lock);
     links(p, prior, &mut lock);
+    super::hosts::assign(p, prior, &mut lock);
     p.lock = lock;
 }
 
@@ -218,7 +227,7 @@ fn ifaces(p: &mut Plan, prior: &Lock, lock: &mut Lock) {
             continue;
         };
         let kind = p.nodes[*ni].kind;
-        let link_kind = p.links[p.nodes[*ni].ifaces[*fi].link].kind;
+        let link_kind = link_kind_of(p, *ni, *fi);
         let f = &mut p.nodes[*ni].ifaces[*fi];
         let a = chosen.get_mut(id).expect("every id is in chosen");
         if needs_kernel(kind, link_kind)
@@ -268,7 +277,7 @@ fn ifaces(p: &mut Plan, prior: &Lock, lock: &mut Lock) {
     // New values for the rest, in identity order.
     for (id, ni, fi) in &ids {
         let kind = p.nodes[*ni].kind;
-        let link_kind = p.links[p.nodes[*ni].ifaces[*fi].link].kind;
+        let link_kind = link_kind_of(p, *ni, *fi);
         let user_unit = p.nodes[*ni].ifaces[*fi].unit;
         let user_mac = p.nodes[*ni].ifaces[*fi].mac.is_some();
         let a = chosen.get_mut(id).expect("every id is in chosen");
@@ -321,6 +330,17 @@ fn needs_kernel(node: NodeKind, link: LinkType) -> bool {
 /// A guest or UML end of a tap link gets the tap as a descriptor.
 fn needs_fd(node: NodeKind, link: LinkType) -> bool {
     node.is_process() && link == LinkType::Tap
+}
+
+/// The link type of interface `fi` of node `ni` as far as allocation goes: a link
+/// between hosts hands its end a descriptor (the tunnel socket), like a tap.
+fn link_kind_of(p: &Plan, ni: usize, fi: usize) -> LinkType {
+    let l = &p.links[p.nodes[ni].ifaces[fi].link];
+    if l.cross.is_some() {
+        LinkType::Tap
+    } else {
+        l.kind
+    }
 }
 
 fn underlays(p: &mut Plan, prior: &Lock, lock: &mut Lock) {

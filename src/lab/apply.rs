@@ -39,6 +39,7 @@ pub fn make_plan(obs: &Observed, desired: Plan) -> Result<ApplyPlan, LabError> {
 pub fn prepare(file: &Path) -> Result<(Observed, ApplyPlan), LabError> {
     let t0 = std::time::Instant::now();
     let first = super::load(file)?;
+    refuse_hosts(&first)?;
     let t1 = std::time::Instant::now();
     let obs = observe::observe(&first.lab)?;
     let t2 = std::time::Instant::now();
@@ -61,6 +62,23 @@ pub fn prepare(file: &Path) -> Result<(Observed, ApplyPlan), LabError> {
     Ok((obs, plan))
 }
 
+/// `apply` changes the lab of one machine; a lab with a `hosts:` map is brought up
+/// and down per host (`up FILE --host NAME`, `down --lab NAME`), so it is refused before
+/// anything is observed or changed.
+fn refuse_hosts(p: &super::Plan) -> Result<(), LabError> {
+    if p.hosts.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
+    Err(LabError::Unsupported(format!(
+        "lab `{}` spans hosts ({}): `vecbox apply` does not change multi-host labs; on each host run `vecbox down --lab {}` then `vecbox up {} --host NAME` (docs/multihost.md)",
+        p.lab,
+        names.join(", "),
+        p.lab,
+        p.file.display()
+    )))
+}
+
 /// Read a saved plan and observe its lab, refusing a plan that is stale: the lab's
 /// generation moved, or the lab looks different from when the plan was made.
 pub fn prepare_saved(path: &Path) -> Result<(Observed, ApplyPlan), LabError> {
@@ -77,6 +95,7 @@ pub fn prepare_saved(path: &Path) -> Result<(Observed, ApplyPlan), LabError> {
             plan.version
         )));
     }
+    refuse_hosts(&plan.desired)?;
     let obs = observe::observe(&plan.lab)?;
     if obs.generation != plan.generation {
         return Err(LabError::Stale(format!(

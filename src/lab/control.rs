@@ -52,6 +52,9 @@ pub enum Request {
     },
     /// Let go of link `link`'s tap.
     Untap { link: String },
+    /// Bind the underlay socket of cross-host link `link` from its local end's `spec`
+    /// and hold it (released by `Untap`).
+    Sock { link: String, spec: String },
     /// Add port `spec` (transport=fd) to the running guest `umid`, passing link `link`'s
     /// tap descriptor with the console request.
     Attach {

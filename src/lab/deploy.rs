@@ -19,8 +19,9 @@ use super::{LabError, apply};
 /// leftovers first).
 pub fn begin(plan: &Plan) -> Result<(PathBuf, Journal), LabError> {
     let dir = plan.run_dir();
-    std::fs::create_dir_all(plan::RUN_ROOT)
-        .map_err(|e| LabError::object(format!("creating {}", plan::RUN_ROOT), e))?;
+    let root = plan::run_root();
+    std::fs::create_dir_all(&root)
+        .map_err(|e| LabError::object(format!("creating {}", root.display()), e))?;
     std::fs::create_dir(&dir)
         .map_err(|e| LabError::object(format!("creating {}", dir.display()), e))?;
     let mut journal = Journal::open(&dir)

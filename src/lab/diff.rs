@@ -6,7 +6,7 @@
 //! | host | sysctls, routes | — | kind, `exec` (commands run once, when made) |
 //! | guest | `config`/`rules` (re-read, state kept), `options` (function rebuilt), `restart`, `ready_timeout` | `cpu`, `seccomp` | kind |
 //! | UML | `restart`, `ready`, `ready_timeout` | `kernel`, `mem`, `root`, `image`, `init`, `args`; an interface changed, removed, or a tap added | kind |
-//! | link | host addresses and MAC, MTU of kernel devices; a guest port's spec (port reopened: `link bounce`) | (UML end, above) | type, bess listener, endpoints' names |
+//! | link | host addresses and MAC, MTU of kernel devices; impairments (set live); a guest port's spec other than its impairment keys (port reopened: `link bounce`) | (UML end, above) | type, bess listener, endpoints' names |
 //! | underlay | MTU | — | its names or addresses |
 //!
 //! Drift found by the live re-read forces a replacement of what it concerns.
@@ -105,12 +105,38 @@ pub struct Diff {
     pub leftovers: Vec<Drift>,
 }
 
-/// Where changing a link's impairment plugs in: the topology has no `impair:` key
-/// yet, so no change is seen. With it, a changed impairment becomes an in-place
-/// `~ link … none` action (step [`super::actions::Step::Impair`]) that goes through
-/// the same path as `vecbox impair`.
-pub fn impairment_changed(_old: &LinkObj, _new: &LinkObj) -> bool {
-    false
+/// The directions of a link whose impairment changes: the ends (`NODE:IF`) whose
+/// leaving frames get other settings ([`super::objects::EndObj::impair`]). Changed in
+/// place by step [`super::actions::Step::Impair`] through the same path as `vecbox
+/// impair`; the port spec's impairment keys are not compared as a spec change
+/// ([`without_impairment`]).
+pub fn impairment_changes(old: &LinkObj, new: &LinkObj) -> Vec<String> {
+    new.ends
+        .iter()
+        .filter(|n| old.end(&n.name()).is_some_and(|o| o.impair != n.impair))
+        .map(EndObj::name)
+        .collect()
+}
+
+/// Whether any direction of the link's impairment changes.
+pub fn impairment_changed(old: &LinkObj, new: &LinkObj) -> bool {
+    !impairment_changes(old, new).is_empty()
+}
+
+/// A port spec without its impairment keys (`tx_delay=…`, `rx_loss=…`): what reopening
+/// the port would change. UML's own `tx_`/`rx_` keys (`tx_key`, …) stay.
+pub fn without_impairment(spec: &str) -> String {
+    let is_impair = |item: &str| {
+        let key = item.split('=').next().unwrap_or("");
+        ["tx_", "rx_"].iter().any(|p| {
+            key.strip_prefix(p)
+                .is_some_and(|k| crate::impair::KEYS.iter().any(|x| x.name == k))
+        })
+    };
+    spec.split(',')
+        .filter(|item| !is_impair(item))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn upgrade(f: &mut NodeFate, reason: String) {
@@ -426,7 +452,10 @@ fn link_fate(
                     del,
                 });
             }
-        } else if old.spec != new.spec || old.unit != new.unit {
+        } else if old.spec.as_deref().map(without_impairment)
+            != new.spec.as_deref().map(without_impairment)
+            || old.unit != new.unit
+        {
             if is_uml(&new.node) {
                 uml_restarts.push((
                     new.node.clone(),

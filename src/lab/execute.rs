@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use super::actions::{ApplyPlan, Record, Step};
 use super::alloc::link_id;
 use super::control::{Procs, Request, Response, call_ok};
+use super::impair::live::{self, Action};
 use super::journal::{self, Entry, Journal};
-use super::objects::Objects;
+use super::objects::{Objects, leaving};
 use super::observe::{self, Recorded};
 use super::plan::{PNode, Plan};
 use super::topology::NodeKind;
@@ -190,25 +191,48 @@ fn touched(plan: &ApplyPlan) -> std::collections::BTreeSet<String> {
     t
 }
 
-/// A link's impairment changed: the hook where the lab side of impairments plugs in
-/// (it goes through the same path as `vecbox impair`).
+/// A link's impairment changed: every direction whose settings differ from what
+/// `recorded` holds is set, live, to exactly what `desired` says, through the guests'
+/// control sockets as `vecbox impair` does ([`live::change`] with [`Action::Replace`];
+/// no setting is `clear`). The port is not reopened and no frame already in flight
+/// is lost.
 ///
-/// - `desired`: the lab as the file now says (the new settings are on its link
-///   `link`);
-/// - `recorded`: what runs now (`recorded.links[link].ends`: each end's node, unit and
-///   kernel name; `recorded.nodes[..].node.umid`: the console to talk to);
+/// - `desired`: the lab as the file now says; `recorded`: what runs now;
 /// - `link`: the link's id (`NODE:IFACE|NODE:IFACE`, sorted, [`super::alloc::link_id`]).
 ///
-/// Called as step [`Step::Impair`], in place (disruption `none`), after the step is
-/// journaled; it must be idempotent ("make it so": an apply killed after it and run
-/// again calls it again). An error stops the apply like any failed step. The planner
-/// emits the step when [`super::diff::impairment_changed`] says so; that is `false`
-/// until the topology has `impair:`, so today this is never reached by a real file.
+/// Idempotent: killed after it and run again, the same settings are set again.
 pub fn impair(desired: &Plan, recorded: &Objects, link: &str) -> Result<(), LabError> {
-    let _ = (desired, recorded);
-    Err(LabError::Unsupported(format!(
-        "link {link}: changing an impairment in place is not supported yet (it comes with `vecbox impair`); nothing was changed for it"
-    )))
+    let Some(pl) = desired
+        .links
+        .iter()
+        .find(|l| link_id(&l.names[0], &l.names[1]) == link)
+    else {
+        return Ok(());
+    };
+    for end in &pl.names {
+        let want = leaving(desired, end);
+        let have = recorded
+            .links
+            .get(link)
+            .and_then(|l| l.end(end))
+            .map(|e| e.impair.as_str());
+        if have == Some(want.as_str()) {
+            continue;
+        }
+        let Some((l, d)) = desired.impairs.iter().find_map(|l| {
+            let ends = match &l.datapath {
+                Some(x) => [format!("{x}:vec1"), format!("{x}:vec0")],
+                None => l.ends.clone(),
+            };
+            ends.iter().position(|e| e == end).map(|d| (l, d))
+        }) else {
+            continue;
+        };
+        let what = || format!("the impairment of {} → {}", l.ends[d], l.ends[1 - d]);
+        let p = live::parse_settings(&want).map_err(|e| LabError::object(what(), e))?;
+        live::change(l, &[d], &Action::Replace(p)).map_err(|e| LabError::object(what(), e))?;
+    }
+    Ok(())
 }
 
 /// Change `o` as record `r` says.
@@ -334,6 +358,14 @@ impl Run<'_> {
                     netns: netns.clone(),
                     name: name.clone(),
                     mtu: *mtu,
+                },
+            )
+            .map(drop),
+            Step::Sock { link, spec } => call_ok(
+                self.procs,
+                Request::Sock {
+                    link: link.clone(),
+                    spec: spec.clone(),
                 },
             )
             .map(drop),

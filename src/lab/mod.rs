@@ -18,6 +18,7 @@ pub mod diff;
 pub mod execute;
 pub mod graph;
 pub mod guestctl;
+pub mod hosts;
 pub mod impair;
 pub mod journal;
 pub mod objects;
@@ -88,7 +89,7 @@ pub enum LabError {
         status: String,
         output: String,
     },
-    #[error("no lab named `{0}` is up (nothing under /run/vecbox/{0})")]
+    #[error("no lab named `{0}` is up (nothing under {root}/{0})", root = plan::run_root().display())]
     NoLab(String),
     #[error("lab `{lab}` has no node `{node}`{hint}")]
     NoNode {
@@ -133,7 +134,9 @@ fn render(d: &[Diagnostic]) -> String {
 
 /// Read and validate the topology file `file` for a new lab.
 pub fn load(file: &Path) -> Result<Plan, LabError> {
-    load_with(file, &alloc::Lock::default())
+    // A multi-host lab's allocations are kept in `NAME.lock.json` beside the file.
+    let prior = hosts::read_lock(file).unwrap_or_default();
+    load_with(file, &prior)
 }
 
 /// Read and validate `file`, keeping the allocations of `prior` (a running lab's lock)
@@ -165,7 +168,7 @@ pub fn check_text_with(
 
 /// Names of the labs that have a run directory.
 pub fn labs() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(plan::RUN_ROOT)
+    let mut v: Vec<String> = std::fs::read_dir(plan::run_root())
         .map(|rd| {
             rd.filter_map(Result::ok)
                 .filter(|e| e.path().is_dir())

@@ -44,6 +44,16 @@ pub struct EndObj {
     pub addresses: Vec<String>,
     pub mac: Option<String>,
     pub tap_fd: Option<i32>,
+    /// The impairment of the frames that leave this end onto the link, as `key=value`
+    /// words (`none`: nothing), wherever vecbox realises it (this end's `tx` stage, the
+    /// peer's `rx` stage, or the inserted datapath's port, which is then this end).
+    /// Compared on its own, so changing it is not a change of the port spec.
+    #[serde(default = "no_impairment")]
+    pub impair: String,
+}
+
+fn no_impairment() -> String {
+    "none".into()
 }
 
 impl EndObj {
@@ -94,16 +104,39 @@ pub struct UnderlayObj {
     pub mtu: u32,
 }
 
+/// The impairment `plan` gives the frames that leave link end `end` (`NODE:IF` of a plan
+/// link) onto its link: direction A→B of a file link is recorded at A (or, with an
+/// inserted datapath `_x`, at `_x:vec1`, the port it leaves towards B), B→A at B (or
+/// `_x:vec0`).
+pub fn leaving(plan: &Plan, end: &str) -> String {
+    for l in &plan.impairs {
+        let ends = match &l.datapath {
+            Some(x) => [format!("{x}:vec1"), format!("{x}:vec0")],
+            None => l.ends.clone(),
+        };
+        if let Some(d) = ends.iter().position(|e| e == end) {
+            return l.set[d].clone();
+        }
+    }
+    no_impairment()
+}
+
 impl Objects {
     /// The objects of `plan`; every node is taken as `up`.
     pub fn of(plan: &Plan) -> Objects {
         let mut o = Objects::default();
-        for n in &plan.nodes {
+        let here = |n: &PNode| plan.local.as_ref().is_none_or(|h| &n.host == h);
+        for n in plan.nodes.iter().filter(|n| here(n)) {
             let mut node = n.clone();
             node.ifaces.clear();
             o.nodes.insert(n.name.clone(), NodeObj { node, up: true });
         }
         for l in &plan.links {
+            // Only this machine's part of a multi-host lab ([`super::hosts`]): a link
+            // between hosts keeps its remote end as a name.
+            if !l.ends.iter().any(|&(ni, _)| here(&plan.nodes[ni])) {
+                continue;
+            }
             let end = |side: usize| {
                 let (ni, fi) = l.ends[side];
                 let (n, f) = (&plan.nodes[ni], &plan.nodes[ni].ifaces[fi]);
@@ -116,6 +149,7 @@ impl Objects {
                     addresses: f.addresses.clone(),
                     mac: f.mac.clone(),
                     tap_fd: f.tap_fd,
+                    impair: leaving(plan, &l.names[side]),
                 }
             };
             let underlay = l.underlay.map(|u| {
@@ -135,7 +169,11 @@ impl Objects {
                 },
             );
         }
-        for u in &plan.underlays {
+        for u in plan
+            .underlays
+            .iter()
+            .filter(|u| u.nodes.iter().all(|&n| here(&plan.nodes[n])))
+        {
             let names = [
                 plan.nodes[u.nodes[0]].name.clone(),
                 plan.nodes[u.nodes[1]].name.clone(),

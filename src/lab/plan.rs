@@ -11,8 +11,21 @@ use serde::{Deserialize, Serialize};
 use super::alloc::Lock;
 use super::topology::{LinkType, NodeKind, Restart};
 
-/// Root of every lab's run directory.
+/// Default root of every lab's run directory.
 pub const RUN_ROOT: &str = "/run/vecbox";
+
+/// The environment variable that moves the root of every lab's run directory (one
+/// machine's vecbox state: labs, journals, plans, sockets). Several simulated hosts on
+/// one machine each set their own.
+pub const RUN_DIR_ENV: &str = "VECBOX_RUN_DIR";
+
+/// Root of every lab's run directory: `$VECBOX_RUN_DIR`, else `/run/vecbox`.
+pub fn run_root() -> PathBuf {
+    match std::env::var_os(RUN_DIR_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(RUN_ROOT),
+    }
+}
 
 /// Longest lab name.
 pub const MAX_LAB: usize = 30;
@@ -38,6 +51,12 @@ pub struct Plan {
     /// the next `apply` for every object that is still there.
     #[serde(default)]
     pub lock: Lock,
+    /// The machines of a multi-host lab (empty: one machine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<super::hosts::PHost>,
+    /// The host this plan runs on (`up --host NAME`); its nodes are the ones made here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<String>,
     /// Impairments of the file's links and where each direction is realised.
     #[serde(default)]
     pub impairs: Vec<super::impair::LinkImpair>,
@@ -48,6 +67,9 @@ pub struct Plan {
 pub struct PNode {
     pub name: String,
     pub kind: NodeKind,
+    /// The host the node runs on (multi-host labs; empty otherwise).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     /// Network namespace, `LAB.NODE`.
     pub netns: String,
     /// umid of a guest or UML node (`LAB.NODE`): `~/.uml/UMID/`.
@@ -150,6 +172,9 @@ pub struct PLink {
     /// l2tpv3 over UDP: the ports of ends A and B (given, or allocated).
     #[serde(default)]
     pub udp_ports: Option<(u16, u16)>,
+    /// A link between nodes on different hosts: how it crosses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross: Option<super::hosts::PCross>,
 }
 
 /// A veth pair with one /30 between two nodes, carrying their tunnels.
@@ -187,9 +212,9 @@ impl Plan {
     }
 }
 
-/// `/run/vecbox/LAB`.
+/// `/run/vecbox/LAB` (under [`run_root`]).
 pub fn run_dir(lab: &str) -> PathBuf {
-    PathBuf::from(RUN_ROOT).join(lab)
+    run_root().join(lab)
 }
 
 /// `true` for a valid lab or node name: `[A-Za-z][A-Za-z0-9_-]*`, at most `max` bytes.

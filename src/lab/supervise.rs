@@ -228,6 +228,13 @@ impl Supervisor {
                 }
                 Ok(Response::Ok)
             }
+            Request::Sock { link, spec } => {
+                if let std::collections::btree_map::Entry::Vacant(e) = self.taps.entry(link) {
+                    let f = super::hosts::bind_socket(e.key(), &spec)?;
+                    e.insert(f);
+                }
+                Ok(Response::Ok)
+            }
             Request::Untap { link } => {
                 self.taps.remove(&link);
                 Ok(Response::Ok)

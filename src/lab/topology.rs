@@ -25,6 +25,13 @@ pub struct Topology {
     /// Values every node and link inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
+    /// The machines the lab spans, by name (same rules as node names). Without it the
+    /// lab runs on one machine. Nodes are placed with `host:` (default: the first host);
+    /// links between nodes on different hosts are carried over L2TPv3/UDP (or GRE)
+    /// between the hosts' addresses (see docs/multihost.md).
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, HostDef>")]
+    pub hosts: Ordered<HostDef>,
     /// Prometheus endpoint for the whole lab, `ADDRESS:PORT` (e.g. `127.0.0.1:9464`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -64,6 +71,10 @@ pub struct Defaults {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub kernel: Option<Spanned<String>>,
+    /// What a cross-host link does when its `mtu` does not fit the underlay:
+    /// `clamp` (default) or `fail`.
+    #[serde(default)]
+    pub mtu_policy: Option<MtuPolicy>,
     /// Memory of `uml` nodes, e.g. `64M` (default `64M`).
     #[serde(default)]
     #[schemars(with = "Option<String>")]
@@ -73,6 +84,38 @@ pub struct Defaults {
     #[serde(default)]
     #[schemars(with = "Option<BTreeMap<String, serde_json::Value>>")]
     pub impair: Option<Spanned<super::impair::ImpairMap>>,
+}
+
+/// One machine of a multi-host lab.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostDef {
+    /// The host's underlay address (IPv4 or IPv6): cross-host links are sent from and
+    /// to it. Required.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub address: Option<Spanned<String>>,
+    /// How a controller reaches the host, `user@host[:port]` (SSH mode).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub ssh: Option<Spanned<String>>,
+    /// MTU of the host's underlay path (default 1500); a cross-host link's MTU is at
+    /// most the smaller of its two hosts' values minus the encapsulation overhead.
+    #[serde(default)]
+    #[schemars(with = "Option<u32>")]
+    pub underlay_mtu: Option<Spanned<u32>>,
+}
+
+/// What a cross-host link does when its `mtu` plus the encapsulation does not fit the
+/// underlay.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MtuPolicy {
+    /// Lower the link's MTU on both ends to what fits.
+    #[default]
+    Clamp,
+    /// Reject the file.
+    Fail,
 }
 
 /// What a node is.
@@ -147,6 +190,10 @@ pub struct Node {
     /// host, xconnect, bridge, router, firewall or uml.
     #[schemars(with = "NodeKind")]
     pub kind: Spanned<NodeKind>,
+    /// The machine (a key of `hosts:`) the node runs on (default: the first host).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub host: Option<Spanned<String>>,
     /// Interface settings by interface name (the name used in `links`).
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Interface>")]
@@ -370,6 +417,10 @@ pub struct Link {
     /// l2tpv3: fixed counter 0 (`pin_counter=1`, needs `counter`).
     #[serde(default)]
     pub pin_counter: Option<bool>,
+    /// Cross-host links: `clamp` (default) lowers `mtu` to what the underlay carries,
+    /// `fail` rejects the file instead.
+    #[serde(default)]
+    pub mtu_policy: Option<MtuPolicy>,
     /// gre/l2tpv3: MTU of the underlay carrying the tunnel (default: `mtu` plus the
     /// encapsulation overhead). `mtu` plus the overhead must fit in it.
     #[serde(default)]

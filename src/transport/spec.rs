@@ -125,6 +125,10 @@ pub struct Common {
     /// `ring=` (raw and hybrid only): how the receive socket delivers frames; `None`
     /// takes [`DEFAULT_RING`].
     pub ring: Option<RingMode>,
+    /// `fd=` (gre and l2tpv3 only): the tunnel's socket is this inherited descriptor,
+    /// already bound to `src` (and `srcport`) by the parent — how a lab hands a guest in
+    /// its own namespace a socket on the machine's underlay address.
+    pub sock_fd: Option<i32>,
     /// `tx_*`/`rx_*` impairment keys (vecbox; docs/impairments.md): what frames
     /// leaving onto the link (`tx_delay=20ms`) and arriving from it (`rx_loss=1%`) go
     /// through.
@@ -189,6 +193,7 @@ impl Default for Common {
             bpffile: None,
             bpfflash: false,
             ring: None,
+            sock_fd: None,
             impair: crate::impair::PortParams::default(),
         }
     }
@@ -432,6 +437,7 @@ impl fmt::Display for Spec {
         opt_path(f, "bpffile", &c.bpffile)?;
         flag(f, "bpfflash", c.bpfflash)?;
         opt(f, "ring", c.ring.map(|m| m as u8))?;
+        opt(f, "fd", c.sock_fd)?;
         for dir in crate::impair::Direction::BOTH {
             for (k, v) in c.impair.get(dir).pairs() {
                 write!(f, ",{}_{k}={v}", dir.name())?;

@@ -127,11 +127,14 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         Carrier::Udp => (Type::DGRAM, Protocol::UDP),
     };
     let what = format!("{local} -> {remote}");
-    let sock = Socket::new(domain, ty.nonblocking().cloexec(), Some(proto)).map_err(sys_err(
-        name,
-        "socket",
-        what.clone(),
-    ))?;
+    let inherited = spec.common.sock_fd;
+    let sock =
+        match inherited {
+            // Bound by the parent (a lab's supervisor, on the machine's underlay address).
+            Some(fd) => adopt(name, fd, &what)?,
+            None => Socket::new(domain, ty.nonblocking().cloexec(), Some(proto))
+                .map_err(sys_err(name, "socket", what.clone()))?,
+        };
     // Best effort: larger buffers absorb bursts; failure only costs drops under load.
     let _ = crate::sys::packet::set_rcvbuf(&sock, SOCKET_BUFFER);
     let _ = crate::sys::packet::set_sndbuf(&sock, SOCKET_BUFFER);
@@ -162,8 +165,10 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
     // Bound once filtered: a UDP socket receives nothing before this. A raw IP socket
     // receives every packet of its protocol from the moment it exists, filter or not:
     // what it queued before the filter went on is read and discarded.
-    sock.bind(&SockAddr::from(local))
-        .map_err(sys_err(name, "bind", local.to_string()))?;
+    if inherited.is_none() {
+        sock.bind(&SockAddr::from(local))
+            .map_err(sys_err(name, "bind", local.to_string()))?;
+    }
     if matches!(r.carrier, Carrier::Ip(_)) {
         discard_queued(&sock);
     }
@@ -205,6 +210,24 @@ pub fn open(r: Request<'_>) -> Result<Opened, OpenError> {
         dest,
         ring: None,
     })
+}
+
+/// Take inherited descriptor `fd` (`fd=`) as the tunnel's socket, non-blocking.
+fn adopt(name: &str, fd: i32, what: &str) -> Result<Socket, OpenError> {
+    let bad = |why: String| OpenError::BadFd {
+        port: name.to_string(),
+        fd,
+        why: format!("{why} (the tunnel socket for {what})"),
+    };
+    let owned = crate::sys::sock::adopt_inherited(fd)
+        .map_err(|e| bad(format!("not an open descriptor ({e})")))?;
+    if !crate::sys::sock::is_socket(owned.as_fd()).map_err(|e| bad(e.to_string()))? {
+        return Err(bad("not a socket".into()));
+    }
+    let sock = Socket::from(owned);
+    sock.set_nonblocking(true)
+        .map_err(|e| bad(format!("making it non-blocking: {e}")))?;
+    Ok(sock)
 }
 
 /// The peer address of a tunnel spec, if it is a literal (for grouping).

@@ -45,7 +45,7 @@ impl<W: Write> Run<W> {
         let mut plans: Vec<GuestPlan> = Vec::new();
         for end in ends.iter().filter(|e| seen.insert(e.name.clone())) {
             match &end.source {
-                Source::Guest { socket, unit } => {
+                Source::Guest { socket, ports } => {
                     let gi = match plans.iter().position(|p| &p.0 == socket) {
                         Some(i) => i,
                         None => {
@@ -53,19 +53,34 @@ impl<W: Write> Run<W> {
                             plans.len() - 1
                         }
                     };
-                    let slot = match plans[gi].1.iter().position(|u| u == unit) {
-                        Some(s) => s,
-                        None => {
-                            plans[gi].1.push(*unit);
-                            plans[gi].2.push(Vec::new());
-                            plans[gi].1.len() - 1
-                        }
-                    };
-                    let route =
-                        run.guest_ifaces(end, opts.side, opts.snaplen, filter_text, gi, slot)?;
-                    plans[gi].2[slot].push(route);
+                    let mut slots = Vec::new();
+                    for port in ports {
+                        let slot = match plans[gi].1.iter().position(|u| *u == port.unit) {
+                            Some(s) => s,
+                            None => {
+                                plans[gi].1.push(port.unit);
+                                plans[gi].2.push(Vec::new());
+                                plans[gi].1.len() - 1
+                            }
+                        };
+                        slots.push(slot);
+                    }
+                    let (pre, post) =
+                        run.guest_ifaces(end, opts.side, opts.snaplen, filter_text, gi, &slots)?;
+                    for (port, slot) in ports.iter().zip(slots) {
+                        plans[gi].2[slot].push(Route {
+                            pre,
+                            post,
+                            points: port.points,
+                            flip: port.flip,
+                        });
+                    }
                 }
-                Source::Host { netns, ifname } => {
+                Source::Host {
+                    netns,
+                    ifname,
+                    flip,
+                } => {
                     let cap = HostCapture::open(
                         netns.as_deref(),
                         ifname,
@@ -86,7 +101,7 @@ impl<W: Write> Run<W> {
                     run.hosts.push(HostSrc {
                         cap,
                         iface,
-                        flip: end.flip,
+                        flip: *flip,
                         ended: None,
                     });
                 }
@@ -96,9 +111,10 @@ impl<W: Write> Run<W> {
             let config = Config {
                 ports: units
                     .iter()
-                    .map(|&unit| PortSel {
+                    .zip(&slots)
+                    .map(|(&unit, routes)| PortSel {
                         unit,
-                        points: opts.side.points(),
+                        points: opts.side.points() & routes.iter().fold(0, |m, r| m | r.points),
                     })
                     .collect(),
                 snaplen: opts.snaplen,
@@ -140,7 +156,8 @@ impl<W: Write> Run<W> {
         Ok(id)
     }
 
-    /// Interface blocks of a guest end: one per side asked for.
+    /// Interface blocks of a guest end (its ports are `slots` of guest `g`): one per
+    /// side asked for; their ids, pre and post.
     fn guest_ifaces(
         &mut self,
         end: &End,
@@ -148,23 +165,19 @@ impl<W: Write> Run<W> {
         snaplen: u32,
         filter: Option<&str>,
         g: usize,
-        slot: usize,
-    ) -> Result<Route, StreamError> {
-        let mut route = Route {
-            pre: None,
-            post: None,
-            flip: end.flip,
-        };
-        for post in [false, true] {
+        slots: &[usize],
+    ) -> Result<(Option<u32>, Option<u32>), StreamError> {
+        let (mut pre, mut post) = (None, None);
+        for is_post in [false, true] {
             let wanted = match side {
-                Side::Pre => !post,
-                Side::Post => post,
+                Side::Pre => !is_post,
+                Side::Post => is_post,
                 Side::Both => true,
             };
             if !wanted {
                 continue;
             }
-            let which = if post { "post" } else { "pre" };
+            let which = if is_post { "post" } else { "pre" };
             let name = if side == Side::Both {
                 format!("{}:{which}", end.name)
             } else {
@@ -176,14 +189,18 @@ impl<W: Write> Run<W> {
                 &description,
                 snaplen,
                 filter,
-                Counted::Guest { g, slot, post },
+                Counted::Guest {
+                    g,
+                    slots: slots.to_vec(),
+                    post: is_post,
+                },
             )?;
-            if post {
-                route.post = Some(id);
+            if is_post {
+                post = Some(id);
             } else {
-                route.pre = Some(id);
+                pre = Some(id);
             }
         }
-        Ok(route)
+        Ok((pre, post))
     }
 }

@@ -205,9 +205,12 @@ fn insert(p: &mut Plan, li: usize, gro: bool) -> usize {
     };
     let ifaces = vec![port(0, li, 1), port(1, j, 0)];
     let netns = format!("{}.{name}", p.lab);
+    // A veth link joins two nodes on one machine: the datapath runs there too.
+    let host = p.nodes[l.ends[0].0].host.clone();
     p.nodes.push(PNode {
         name: name.clone(),
         kind: NodeKind::Xconnect,
+        host,
         umid: netns.clone(),
         netns,
         ifaces,

@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::super::actions::{Record, Step, Symbol};
-use super::super::diff::{LinkFate, NodeFate, UnderlayFate};
+use super::super::diff::{LinkFate, NodeFate, UnderlayFate, impairment_changes};
+use super::super::objects::{EndObj, Objects};
 use super::super::topology::{LinkType, NodeKind};
 use super::{Builder, line};
 
@@ -240,8 +241,35 @@ pub(super) fn change_in_place(b: &mut Builder) {
             }
         }
         if e.impair {
-            steps.push(Step::Impair { link: id.clone() });
-            what.push("impairment".into());
+            let mut live = false;
+            for end in impairment_changes(&old, &new) {
+                let (Some(o), Some(n)) = (old.end(&end), new.end(&end)) else {
+                    continue;
+                };
+                let peer = new.ends.iter().find(|x| x.name() != end).unwrap_or(n);
+                // On an inserted datapath `_x`, the direction is named by the file's
+                // ends: `_x:vec1` carries A → B, `_x:vec0` B → A.
+                let from = datapath_far_end(b.want, n).unwrap_or_else(|| end.clone());
+                let via = if from == end {
+                    String::new()
+                } else {
+                    format!(" (at {end})")
+                };
+                what.push(format!(
+                    "impairment {from} → {}{via}: {} → {}",
+                    peer.name(),
+                    o.impair,
+                    n.impair
+                ));
+                // The guest whose stage realises it: this end's (tx) or the peer's (rx).
+                // One that is started again gets the settings from its new spec.
+                let guest = |x: &str| b.want.nodes.get(x).is_some_and(|g| g.node.kind.is_guest());
+                let at = if guest(&n.node) { &n.node } else { &peer.node };
+                live |= b.hot(at);
+            }
+            if live {
+                steps.push(Step::Impair { link: id.clone() });
+            }
         }
         let disruption = if bounce.is_empty() {
             "none".to_string()
@@ -279,6 +307,22 @@ pub(super) fn change_in_place(b: &mut Builder) {
             }
         }
     }
+}
+
+/// For a port `_x:vecN` of an inserted impairment datapath: the file's end on the other
+/// side of the datapath (the peer of `_x:vec(1-N)`), where the frames leaving `_x:vecN`
+/// come from.
+fn datapath_far_end(want: &Objects, end: &EndObj) -> Option<String> {
+    if !end.node.starts_with('_') {
+        return None;
+    }
+    let unit = end.unit?;
+    let other = format!("{}:vec{}", end.node, 1 - unit.min(1));
+    want.links
+        .values()
+        .find(|l| l.end(&other).is_some())
+        .and_then(|l| l.ends.iter().find(|e| e.name() != other))
+        .map(EndObj::name)
 }
 
 pub(super) fn restarts(b: &mut Builder) {

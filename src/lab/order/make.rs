@@ -133,6 +133,19 @@ impl Builder<'_> {
             }
             LinkType::Gre | LinkType::L2tpv3 | LinkType::Bess => {}
         }
+        // A link between hosts: the local end's socket, bound on this machine.
+        let sock = l.ends.iter().find(|e| {
+            self.want.nodes.contains_key(&e.node)
+                && e.spec
+                    .as_deref()
+                    .is_some_and(super::super::hosts::is_handed_socket)
+        });
+        if let Some(e) = sock {
+            steps.push(Step::Sock {
+                link: id.clone(),
+                spec: e.spec.clone().unwrap_or_default(),
+            });
+        }
         let mut ends: Vec<&super::super::objects::EndObj> = l.ends.iter().collect();
         ends.sort_by_key(|e| l.listener.as_deref() != Some(e.name().as_str()));
         for e in ends {
@@ -140,7 +153,7 @@ impl Builder<'_> {
                 steps.push(Step::PortAdd {
                     node: e.node.clone(),
                     spec: e.spec.clone().unwrap_or_default(),
-                    tap: (l.kind == LinkType::Tap).then(|| id.clone()),
+                    tap: (l.kind == LinkType::Tap || sock.is_some()).then(|| id.clone()),
                 });
                 self.ports_changed.insert(e.node.clone());
             }
@@ -183,6 +196,16 @@ impl Builder<'_> {
             LinkType::Tap => steps.push(Step::TapDelete {
                 link: id.to_string(),
             }),
+            _ if l.ends.iter().any(|e| {
+                e.spec
+                    .as_deref()
+                    .is_some_and(super::super::hosts::is_handed_socket)
+            }) =>
+            {
+                steps.push(Step::TapDelete {
+                    link: id.to_string(),
+                })
+            }
             _ => {}
         }
         steps
@@ -257,6 +280,16 @@ fn push_create_link(b: &mut Builder, id: &str, l: LinkObj) {
     );
 }
 
+/// The impairment datapath vecbox inserts with link `l`, when one of its ends is on
+/// one that is new (a node `_…`, which no file can name).
+fn datapath_of(b: &Builder, l: &LinkObj) -> Option<String> {
+    l.ends
+        .iter()
+        .map(|e| &e.node)
+        .find(|n| n.starts_with('_') && !b.rec.nodes.contains_key(*n))
+        .cloned()
+}
+
 pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
     let (diff, want) = (b.diff, b.want);
     for (name, f) in &diff.nodes {
@@ -264,18 +297,26 @@ pub(super) fn replaced(b: &mut Builder, swaps: &BTreeMap<String, Vec<String>>) {
             replace_node(b, name, why);
         }
     }
+    let mut broken: Vec<&String> = Vec::new();
     for (id, olds) in swaps {
         for old in olds {
+            // A link split in two (an inserted impairment datapath) is broken once.
+            if broken.contains(&old) {
+                continue;
+            }
+            broken.push(old);
             let l = b.rec.links[old].clone();
+            let why = match datapath_of(b, &want.links[id]) {
+                Some(x) => format!(
+                    "{} (its impairment needs vecbox's datapath {x}: the link is swapped onto it)",
+                    l.kind
+                ),
+                None => format!("{} (its interface moves to another link)", l.kind),
+            };
             let steps = b.break_link_steps(old, &l);
             let d = b.disruption_of_link(&l);
             b.push(
-                line(
-                    Symbol::Remove,
-                    format!("link {}", l.title()),
-                    format!("{} (its interface moves to another link)", l.kind),
-                    d,
-                ),
+                line(Symbol::Remove, format!("link {}", l.title()), why, d),
                 steps,
                 vec![Record::Link {
                     id: old.clone(),

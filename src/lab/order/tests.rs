@@ -5,7 +5,6 @@ use std::path::Path;
 
 use crate::lab::actions::{ApplyPlan, Step, Symbol};
 use crate::lab::control::SlotInfo;
-use crate::lab::diff::{Diff, LinkEdit, LinkFate};
 use crate::lab::objects::Objects;
 use crate::lab::observe::{self, Drift, Observed};
 use crate::lab::{Plan, apply, check_text, check_text_with};
@@ -316,33 +315,100 @@ fn drift_is_shown_and_repaired_only_as_planned() {
 }
 
 #[test]
-fn an_impairment_change_is_planned_in_place_and_reported_unsupported() {
-    let obs = running(LAB);
-    let want = Objects::of(&plan_of(LAB));
-    let id = "a:eth0|sw:p1".to_string();
-    let mut d = Diff::default();
-    for l in want.links.keys() {
-        d.links.insert(l.clone(), LinkFate::Keep);
-    }
-    d.links.insert(
-        id.clone(),
-        LinkFate::Change(LinkEdit {
-            impair: true,
-            ..LinkEdit::default()
-        }),
+fn an_impairment_change_is_planned_in_place_without_a_port_reopen() {
+    let with = |imp: &str| {
+        LAB.replace(
+            "  - endpoints: [a:eth0, sw:p1]\n",
+            &format!("  - endpoints: [a:eth0, sw:p1]\n    impair: {imp}\n"),
+        )
+    };
+    let obs = running(&with("{delay: 20ms}"));
+    // One direction changes (a → sw), the other (sw → a) stays.
+    let p = plan(
+        &obs,
+        &with("{a_to_b: {delay: 20ms, loss: 100%}, b_to_a: {delay: 20ms}}"),
     );
-    let actions = super::build(&obs, &want, &d);
-    let l = actions.iter().find_map(|a| a.line.as_ref()).unwrap();
-    assert_eq!(l.symbol, Symbol::Change);
-    assert_eq!(l.disruption, "none");
-    assert!(l.detail.contains("impairment"));
     assert!(
-        actions
-            .iter()
-            .any(|a| a.steps.contains(&Step::Impair { link: id.clone() }))
+        has_line(&p, Symbol::Change, "link a:eth0 – sw:p1", "none"),
+        "{}",
+        p.render()
     );
-    let e = crate::lab::execute::impair(&plan_of(LAB), &want, &id)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("not supported yet"), "{e}");
+    let l = p
+        .lines()
+        .find(|l| l.object == "link a:eth0 – sw:p1")
+        .unwrap();
+    assert!(
+        l.detail
+            .contains("impairment a:eth0 → sw:p1: delay=20ms → delay=20ms loss=100%"),
+        "{}",
+        l.detail
+    );
+    assert!(!l.detail.contains("sw:p1 → a:eth0"), "{}", l.detail);
+    let id = "a:eth0|sw:p1".to_string();
+    let steps: Vec<&Step> = p.steps().collect();
+    assert_eq!(
+        steps,
+        [&Step::Impair { link: id.clone() }],
+        "{}",
+        p.render()
+    );
+    assert_eq!(p.lines().count(), 1, "{}", p.render());
+    // Removed entirely: cleared in place too.
+    let p = plan(&obs, LAB);
+    assert!(has_line(&p, Symbol::Change, "link a:eth0 – sw:p1", "none"));
+    let l = p
+        .lines()
+        .find(|l| l.object == "link a:eth0 – sw:p1")
+        .unwrap();
+    assert!(l.detail.contains("delay=20ms → none"), "{}", l.detail);
+    assert!(p.steps().all(|s| matches!(s, Step::Impair { .. })));
+    // Nothing recorded differs from what is desired: nothing to set.
+    let want = Objects::of(&plan_of(&with("{delay: 20ms}")));
+    crate::lab::execute::impair(&plan_of(&with("{delay: 20ms}")), &want, &id).unwrap();
+}
+
+#[test]
+fn an_impairment_that_needs_a_new_datapath_swaps_the_link() {
+    let lab = "\
+name: t
+nodes:
+  a: {kind: host, interfaces: {eth0: {addresses: [10.0.0.1/24]}}}
+  b: {kind: host, interfaces: {eth0: {addresses: [10.0.0.2/24]}}}
+links:
+  - endpoints: [a:eth0, b:eth0]
+";
+    let obs = running(lab);
+    let imp = lab.replace("b:eth0]\n", "b:eth0]\n    impair: {delay: 5ms}\n");
+    let p = plan(&obs, &imp);
+    let r = p.render();
+    assert!(
+        has_line(&p, Symbol::Remove, "link a:eth0 – b:eth0", ""),
+        "{r}"
+    );
+    assert!(
+        r.contains("its impairment needs vecbox's datapath _"),
+        "{r}"
+    );
+    assert_eq!(
+        p.lines().filter(|l| l.symbol == Symbol::Remove).count(),
+        1,
+        "the link is broken once: {r}"
+    );
+    // With the datapath there, a changed setting is in place.
+    let obs = running(&imp);
+    let p = plan(&obs, &imp.replace("5ms", "7ms"));
+    assert!(
+        p.steps().all(|s| matches!(s, Step::Impair { .. })),
+        "{}",
+        p.render()
+    );
+    // Both directions (one map for both): one step on each of the datapath's links.
+    assert_eq!(p.steps().count(), 2, "{}", p.render());
+    assert!(p.lines().all(|l| l.disruption == "none"), "{}", p.render());
+    assert!(
+        p.lines()
+            .any(|l| l.detail.contains("delay=5ms → delay=7ms")),
+        "{}",
+        p.render()
+    );
 }

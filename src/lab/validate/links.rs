@@ -206,7 +206,13 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
         if dup {
             continue;
         }
-        if !kinds_fit(d, p, li, kind, [a, b], here) {
+        // Between hosts: L2TPv3/UDP or GRE between the hosts' addresses.
+        let cross = super::super::hosts::cross_link(d, topo, p, li, sl, [a.node, b.node]);
+        if cross.is_none() && p.nodes[a.node].host != p.nodes[b.node].host {
+            continue;
+        }
+        let kind = cross.as_ref().map_or(kind, |c| c.0);
+        if cross.is_none() && !kinds_fit(d, p, li, kind, [a, b], here) {
             continue;
         }
         let mtu = l
@@ -223,7 +229,8 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
                 Some("576..=65534".into()),
             );
         }
-        let underlay = matches!(kind, LinkType::Gre | LinkType::L2tpv3).then(|| {
+        let mtu = cross.as_ref().map_or(mtu, |c| c.2);
+        let underlay = (cross.is_none() && matches!(kind, LinkType::Gre | LinkType::L2tpv3)).then(|| {
             // Ordered by node name, so the underlay does not depend on the file's order.
             let (na, nb) = (&p.nodes[a.node].name, &p.nodes[b.node].name);
             let key = if na <= nb {
@@ -307,6 +314,7 @@ pub fn links(d: &mut Diags, topo: &Topology, p: &mut Plan) {
             listener,
             udp: kind == LinkType::L2tpv3 && l.udp == Some(true),
             udp_ports: given_ports(l),
+            cross: cross.map(|c| c.1),
         });
     }
 }

@@ -54,9 +54,12 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
             Some("add a `nodes:` map".into()),
         );
     }
+    let hosts = super::hosts::hosts(&mut d, topo);
     let mut nodes = Vec::new();
     for (name, node) in topo.nodes.iter() {
-        nodes.push(self::node(&mut d, topo, &lab, name, node, &base));
+        let mut n = self::node(&mut d, topo, &lab, name, node, &base);
+        n.host = super::hosts::place(&mut d, topo, &hosts, name, node);
+        nodes.push(n);
     }
     let mut p = Plan {
         tag: plan::lab_tag(&lab),
@@ -67,12 +70,15 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
         links: Vec::new(),
         underlays: Vec::new(),
         lock: Lock::default(),
+        hosts,
+        local: None,
         impairs: Vec::new(),
     };
     let before = d.list.len();
     links::links(&mut d, topo, &mut p);
     // Counting ports and unused interfaces after a rejected link would only repeat it.
     let links_ok = d.list.len() == before;
+    super::hosts::domain_mtu(&mut p);
     links::settings(&mut d, topo, &mut p, links_ok);
     alloc::assign(&mut p, prior);
     links::clashes(&mut d, topo, &p);
@@ -267,6 +273,7 @@ fn node(
     PNode {
         name: name.value.clone(),
         kind,
+        host: String::new(),
         netns: format!("{lab}.{}", name.value),
         umid: format!("{lab}.{}", name.value),
         ifaces: Vec::new(),

@@ -27,90 +27,101 @@ pub(super) fn specs(
         let l = &sl.value;
         let unit = f.unit.unwrap_or(0);
         let mut kv: Vec<String> = Vec::new();
-        match link.kind {
-            LinkType::Veth => {
-                kv.push("transport=raw".into());
-                kv.push(format!("ifname={}", f.kernel.clone().unwrap_or_default()));
-            }
-            LinkType::Tap => {
-                let fd = 3 + taps;
-                taps += 1;
-                p.nodes[ni].ifaces[fi].tap_fd = Some(fd);
-                kv.push("transport=fd".into());
-                kv.push(format!("fd={fd}"));
-            }
-            LinkType::Bess => {
-                kv.push("transport=bess".into());
-                let path = link.socket.clone().unwrap_or_else(|| PathBuf::from("/"));
-                let key = if link.listener == Some(f.side) {
-                    "listen"
-                } else {
-                    "dst"
-                };
-                kv.push(format!("{key}={}", path.display()));
-            }
-            LinkType::Gre | LinkType::L2tpv3 => {
-                let u = &p.underlays[link.underlay.unwrap_or(0)];
-                let me = usize::from(u.nodes[0] != ni);
-                kv.push(format!("transport={}", link.kind));
-                kv.push(format!("src={}", u.addr[me]));
-                kv.push(format!("dst={}", u.addr[1 - me]));
-                let flip = |pair: (u64, u64)| if f.side == 0 { pair } else { (pair.1, pair.0) };
-                if link.kind == LinkType::Gre {
-                    if let Some((tx, rx)) = l.key.as_ref().and_then(|k| k.value.pair()).map(flip) {
-                        kv.push(format!("rx_key={rx}"));
-                        kv.push(format!("tx_key={tx}"));
-                    }
-                    flag(&mut kv, "sequence", l.sequence);
-                    flag(&mut kv, "pin_sequence", l.pin_sequence);
-                } else {
-                    let s = l.session.as_ref().and_then(|k| k.value.pair());
-                    if s.is_none() && f.side == 0 {
-                        d.at(
-                            sl.referenced,
-                            format!("l2tpv3 link {pos} needs `session`"),
-                            Some("session: 1 (or [A_TO_B, B_TO_A])".into()),
-                        );
-                    }
-                    let (tx, rx) = flip(s.unwrap_or((1, 1)));
-                    kv.push(format!("rx_session={rx}"));
-                    kv.push(format!("tx_session={tx}"));
-                    if let Some((tx, rx)) = l.cookie.as_ref().and_then(|k| k.value.pair()).map(flip)
-                    {
-                        kv.push(format!("rx_cookie={rx}"));
-                        kv.push(format!("tx_cookie={tx}"));
-                    }
-                    flag(&mut kv, "cookie64", l.cookie64);
-                    flag(&mut kv, "counter", l.counter);
-                    flag(&mut kv, "pin_counter", l.pin_counter);
-                    if l.udp == Some(true) {
-                        kv.push("udp=1".into());
-                        // As written (the spec parser checks the range), else allocated.
-                        let (pa, pb) = match &l.ports {
-                            Some(p) if p.value.len() == 2 => (p.value[0], p.value[1]),
-                            _ => link
-                                .udp_ports
-                                .map_or((0, 0), |(a, b)| (u32::from(a), u32::from(b))),
-                        };
-                        let (src, dst) = if f.side == 0 { (pa, pb) } else { (pb, pa) };
-                        kv.push(format!("srcport={src}"));
-                        kv.push(format!("dstport={dst}"));
-                    }
+        if link.cross.is_some() {
+            // Between hosts: the tunnel on a socket the supervisor binds and hands over.
+            let fd = 3 + taps;
+            taps += 1;
+            p.nodes[ni].ifaces[fi].tap_fd = Some(fd);
+            kv.extend(super::super::hosts::spec_keys(p, f.link, f.side, fd));
+        } else {
+            match link.kind {
+                LinkType::Veth => {
+                    kv.push("transport=raw".into());
+                    kv.push(format!("ifname={}", f.kernel.clone().unwrap_or_default()));
                 }
-                for (k, v) in [
-                    ("key", &l.key),
-                    ("session", &l.session),
-                    ("cookie", &l.cookie),
-                ] {
-                    if let Some(v) = v
-                        && f.side == 0
-                        && v.value.pair().is_none()
-                    {
-                        d.on(
-                            v,
-                            format!("`{k}` takes one number or a list of two"),
-                            Some(format!("{k}: 7 or {k}: [7, 8]")),
-                        );
+                LinkType::Tap => {
+                    let fd = 3 + taps;
+                    taps += 1;
+                    p.nodes[ni].ifaces[fi].tap_fd = Some(fd);
+                    kv.push("transport=fd".into());
+                    kv.push(format!("fd={fd}"));
+                }
+                LinkType::Bess => {
+                    kv.push("transport=bess".into());
+                    let path = link.socket.clone().unwrap_or_else(|| PathBuf::from("/"));
+                    let key = if link.listener == Some(f.side) {
+                        "listen"
+                    } else {
+                        "dst"
+                    };
+                    kv.push(format!("{key}={}", path.display()));
+                }
+                LinkType::Gre | LinkType::L2tpv3 => {
+                    let u = &p.underlays[link.underlay.unwrap_or(0)];
+                    let me = usize::from(u.nodes[0] != ni);
+                    kv.push(format!("transport={}", link.kind));
+                    kv.push(format!("src={}", u.addr[me]));
+                    kv.push(format!("dst={}", u.addr[1 - me]));
+                    let flip = |pair: (u64, u64)| if f.side == 0 { pair } else { (pair.1, pair.0) };
+                    if link.kind == LinkType::Gre {
+                        if let Some((tx, rx)) =
+                            l.key.as_ref().and_then(|k| k.value.pair()).map(flip)
+                        {
+                            kv.push(format!("rx_key={rx}"));
+                            kv.push(format!("tx_key={tx}"));
+                        }
+                        flag(&mut kv, "sequence", l.sequence);
+                        flag(&mut kv, "pin_sequence", l.pin_sequence);
+                    } else {
+                        let s = l.session.as_ref().and_then(|k| k.value.pair());
+                        if s.is_none() && f.side == 0 {
+                            d.at(
+                                sl.referenced,
+                                format!("l2tpv3 link {pos} needs `session`"),
+                                Some("session: 1 (or [A_TO_B, B_TO_A])".into()),
+                            );
+                        }
+                        let (tx, rx) = flip(s.unwrap_or((1, 1)));
+                        kv.push(format!("rx_session={rx}"));
+                        kv.push(format!("tx_session={tx}"));
+                        if let Some((tx, rx)) =
+                            l.cookie.as_ref().and_then(|k| k.value.pair()).map(flip)
+                        {
+                            kv.push(format!("rx_cookie={rx}"));
+                            kv.push(format!("tx_cookie={tx}"));
+                        }
+                        flag(&mut kv, "cookie64", l.cookie64);
+                        flag(&mut kv, "counter", l.counter);
+                        flag(&mut kv, "pin_counter", l.pin_counter);
+                        if l.udp == Some(true) {
+                            kv.push("udp=1".into());
+                            // As written (the spec parser checks the range), else allocated.
+                            let (pa, pb) = match &l.ports {
+                                Some(p) if p.value.len() == 2 => (p.value[0], p.value[1]),
+                                _ => link
+                                    .udp_ports
+                                    .map_or((0, 0), |(a, b)| (u32::from(a), u32::from(b))),
+                            };
+                            let (src, dst) = if f.side == 0 { (pa, pb) } else { (pb, pa) };
+                            kv.push(format!("srcport={src}"));
+                            kv.push(format!("dstport={dst}"));
+                        }
+                    }
+                    for (k, v) in [
+                        ("key", &l.key),
+                        ("session", &l.session),
+                        ("cookie", &l.cookie),
+                    ] {
+                        if let Some(v) = v
+                            && f.side == 0
+                            && v.value.pair().is_none()
+                        {
+                            d.on(
+                                v,
+                                format!("`{k}` takes one number or a list of two"),
+                                Some(format!("{k}: 7 or {k}: [7, 8]")),
+                            );
+                        }
                     }
                 }
             }

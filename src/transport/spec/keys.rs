@@ -19,6 +19,7 @@ const RAW_KEYS: &[&str] = &[
 ];
 
 const GRE_KEYS: &[&str] = &[
+    "fd",
     "src",
     "dst",
     "v6",
@@ -37,6 +38,7 @@ const GRE_KEYS: &[&str] = &[
 ];
 
 const L2TPV3_KEYS: &[&str] = &[
+    "fd",
     "src",
     "dst",
     "v6",

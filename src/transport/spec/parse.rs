@@ -465,9 +465,13 @@ impl<'a> Builder<'a> {
                 }
             }
         };
+        let mut common = self.common;
+        if matches!(kind, Kind::Gre { .. } | Kind::L2tpv3 { .. }) {
+            common.sock_fd = self.fd;
+        }
         let spec = Spec {
             unit: cx.unit,
-            common: self.common,
+            common,
             kind,
         };
         spec.validate()?;

@@ -791,7 +791,7 @@ fn structural_cases() -> Vec<Case> {
             with("gre", "src_port=1"),
             "UnknownKey",
             Some("src_port"),
-            &["is a l2tpv3 key", "transport=gre accepts src, dst, v6"],
+            &["is a l2tpv3 key", "transport=gre accepts fd, src, dst, v6"],
         ),
         case(
             with("tap", "listen=/x"),
@@ -1331,6 +1331,14 @@ fn transport_value_cases() -> Vec<Case> {
             Some("dst"),
             &["is empty"],
         ),
+        // fd= on a tunnel: an inherited socket, a descriptor number like transport=fd's.
+        case(
+            with("gre", "fd=-1"),
+            "BadNumber",
+            Some("fd"),
+            &["0..=2147483647"],
+        ),
+        case(with("l2tpv3", "fd=3x"), "BadNumber", Some("fd"), &[]),
         // fd
         case("vec0:transport=fd", "MissingKey", Some("fd"), &["fd=3"]),
         case(
@@ -1445,6 +1453,8 @@ fn accepted_key_mentions() -> BTreeSet<(String, String)> {
         with("raw", "ring=0"),
         with("hybrid", "ring=1"),
         with("gre", "v6=1,rx_key=1,tx_key=2,sequence=1,pin_sequence=1"),
+        with("gre", "fd=4"),
+        with("l2tpv3", "fd=5"),
         with(
             "l2tpv3",
             "v6=1,udp=1,srcport=1,dstport=2,cookie64=1,rx_cookie=1,tx_cookie=2",
@@ -1728,8 +1738,9 @@ fn key_tables() {
         assert!(!keys.contains(&"transport"));
     }
     assert_eq!(
-        keys_for("gre")[..7],
+        keys_for("gre")[..8],
         [
+            "fd",
             "src",
             "dst",
             "v6",
@@ -1741,6 +1752,20 @@ fn key_tables() {
     );
     assert!(keys_for("tapx").is_empty());
     assert!(keys_for("TAP").is_empty());
+}
+
+/// `fd=` on gre and l2tpv3 is the inherited underlay socket: kept in `sock_fd`, written
+/// back by `Display`, and absent on every other spec.
+#[test]
+fn tunnel_socket_fd() {
+    for (t, fd) in [("gre", 4), ("l2tpv3", 5)] {
+        let spec = parse(&with(t, &format!("fd={fd}")));
+        assert_eq!(spec.common.sock_fd, Some(fd), "{t}");
+        let again = parse(&spec.to_string());
+        assert_eq!(again, spec, "{t}: {spec}");
+        assert_eq!(parse(&base(t)).common.sock_fd, None, "{t}");
+    }
+    assert_eq!(parse(&base("fd")).common.sock_fd, None);
 }
 
 #[test]
@@ -1899,7 +1924,7 @@ prop_compose! {
         let mut impair = crate::impair::PortParams::default();
         impair.tx.delay = tx_delay;
         impair.rx.loss = crate::impair::Loss::Random(crate::impair::Prob(rx_loss));
-        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring, impair }
+        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring, sock_fd: None, impair }
     }
 }
 
