@@ -21,6 +21,7 @@
 //! Results are printed and written to target/bench/capture.json.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -203,10 +204,21 @@ fn trafgen(
     if let Some(r) = rate {
         c.args(["-b", r]);
     }
-    c.stdout(Stdio::null())
+    c.process_group(0)
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// Stop trafgen and the worker processes it forks: they outlive a killed parent and
+/// would go on sending into the next measurement. trafgen runs in a process group of
+/// its own, so the whole group is killed.
+fn stop_trafgen(t: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", t.id())])
+        .status();
+    let _ = t.wait();
 }
 
 /// Frames per second counted at `dev` in `ns` over `secs` while `traffic` runs.
@@ -216,8 +228,7 @@ fn rate(ns: &str, dev: &str, secs: u64, traffic: impl FnOnce() -> Child) -> f64 
     let (c0, t0) = (read_counter(ns, dev), Instant::now());
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, dt) = (read_counter(ns, dev), t0.elapsed());
-    let _ = t.kill();
-    let _ = t.wait();
+    stop_trafgen(&mut t);
     settle(ns, dev);
     (c1 - c0) as f64 / dt.as_secs_f64()
 }
@@ -521,7 +532,8 @@ fn main() {
     let (mut via_extcap, mut kernel, mut extcap_alone) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps.max(3) {
         let mut c = Command::new("tshark");
-        c.env("HOME", &home).args([
+        // tshark keeps each live capture in a temporary file: in HOME, removed with it.
+        c.env("HOME", &home).env("TMPDIR", &home).args([
             "-i",
             &iface,
             "-f",
@@ -536,7 +548,7 @@ fn main() {
         ]);
         via_extcap.push(first_line(c));
         let mut c = Command::new("ip");
-        c.args([
+        c.env("TMPDIR", &home).args([
             "netns",
             "exec",
             &gen_ns,

@@ -43,6 +43,7 @@ mod common;
 use std::io::IoSliceMut;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
@@ -523,10 +524,21 @@ fn flood(l: &Line, size: usize) -> Child {
             "netns", "exec", &l.a, "taskset", "-c", "0", "trafgen", "--dev", "a0",
         ])
         .args(["--conf", conf.to_str().unwrap(), "--cpus", "1", "-q"])
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+/// Stop trafgen and the worker processes it forks: they outlive a killed parent and
+/// would go on sending into the next measurement. trafgen runs in a process group of
+/// its own, so the whole group is killed.
+fn stop_trafgen(t: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", t.id())])
+        .status();
+    let _ = t.wait();
 }
 
 /// Counter `name` of B's b0 over `secs` seconds after a 1 s warm-up, per second.
@@ -546,8 +558,7 @@ fn rate(rows: &mut Vec<Row>) {
         l.console(&format!("impair vec1 tx rate={r} queue=100ms"));
         let mut t = flood(&l, 1042);
         let got = per_second(&l, "rx_bytes", secs()) * 8.0;
-        let _ = t.kill();
-        let _ = t.wait();
+        stop_trafgen(&mut t);
         let err = got / bps - 1.0;
         row(
             rows,
@@ -588,8 +599,7 @@ fn forward(rows: &mut Vec<Row>) {
     let run = |l: &Line| {
         let mut t = flood(l, 64);
         let pps = per_second(l, "rx_packets", secs());
-        let _ = t.kill();
-        let _ = t.wait();
+        stop_trafgen(&mut t);
         pps
     };
     let plain = run(&l);
