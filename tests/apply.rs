@@ -97,12 +97,15 @@ links:
   - endpoints: [fw:outside, h4:eth0]
   - endpoints: [h5:eth0, x:a]
   - endpoints: [x:b, h6:eth0]
+    impair: {delay: 1ms}
 ";
 
 /// [`BIG`] changed in one apply: `old` goes, `n` (an xconnect with two links) and the
-/// host behind it come, the firewall gets another rule set.
+/// host behind it come, the firewall gets another rule set, the impairment on the
+/// h5→h6 path changes (in place, under that path's traffic).
 fn big_changed() -> String {
-    BIG.replace(
+    BIG.replace("impair: {delay: 1ms}", "impair: {delay: 3ms}")
+        .replace(
         "  old: {kind: host, interfaces: {eth0: {addresses: [10.0.0.9/24]}}}\n",
         "  n: {kind: xconnect}\n  h7: {kind: host, interfaces: {eth0: {addresses: [10.0.0.7/24]}}}\n",
     )
@@ -226,6 +229,15 @@ fn untouched_paths_lose_nothing_while_a_lab_changes() {
         );
     }
     assert!(plan.contains("connections kept"), "{plan}");
+    for dir in ["x:b → h6:eth0", "h6:eth0 → x:b"] {
+        let want = format!("impairment {dir}: delay=1ms → delay=3ms");
+        assert!(
+            plan.lines().any(|l| l.trim_start().starts_with('~')
+                && l.contains(&want)
+                && l.trim_end().ends_with("none")),
+            "no in-place `{want}` in:\n{plan}"
+        );
+    }
     // Untouched: same processes, namespaces, interfaces.
     for (n, p) in &pids {
         assert_eq!(pid(&lab, n), *p, "{n} was restarted");
@@ -255,6 +267,17 @@ fn untouched_paths_lose_nothing_while_a_lab_changes() {
     assert!(!std::path::Path::new(&format!("/run/netns/{}", ns("old"))).exists());
     let (_, rules) = common::vecbox_console(&ns("fw"), &["proc", "rules"]);
     assert!(rules.contains("dport 9999"), "{rules}");
+    let impairs = vecbox(&["impair", &lab.name, "--json"]);
+    let impairs: serde_json::Value = serde_json::from_slice(&impairs.stdout).unwrap();
+    let now: Vec<&str> = impairs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["ends"][0] == "x:b")
+        .flat_map(|l| [l["now"][0].as_str(), l["now"][1].as_str()])
+        .flatten()
+        .collect();
+    assert_eq!(now, ["delay=3ms", "delay=3ms"], "{impairs}");
     // A second apply has nothing to do and does nothing.
     let lines = journal(&lab).len();
     let (code, out, err) = apply(&[lab.file.to_str().unwrap(), "--detailed-exitcode"]);
