@@ -319,23 +319,7 @@ impl<W: Write> Run<W> {
             h.cap.update_drops();
         }
         for (id, i) in self.ifaces.iter().enumerate() {
-            let (received, dropped, accepted) = match &i.counted {
-                Counted::Guest { g, slots, post } => {
-                    let (mut seen, mut dropped, mut accepted) = (0, 0, 0);
-                    for &slot in slots {
-                        let c = self.guests[*g].cap.counters(slot, *post);
-                        seen += c.seen;
-                        dropped += c.dropped;
-                        accepted += c.accepted;
-                    }
-                    (seen, dropped, Some(accepted))
-                }
-                Counted::Host(h) => (
-                    self.hosts[*h].cap.received,
-                    self.hosts[*h].cap.dropped,
-                    None,
-                ),
-            };
+            let (received, dropped, accepted) = self.counted(&i.counted);
             let comment = end.map(|r| format!("capture ended: {r}"));
             self.out
                 .stats(&Stats {
@@ -354,17 +338,30 @@ impl<W: Write> Run<W> {
         self.out.flush().map_err(StreamError::Write)
     }
 
+    /// Frames seen, dropped and (guests only) accepted by the filter for one
+    /// interface: the sum over the guest slots it is captured on.
+    fn counted(&self, c: &Counted) -> (u64, u64, Option<u64>) {
+        match c {
+            Counted::Guest { g, slots, post } => {
+                let (mut seen, mut dropped, mut accepted) = (0, 0, 0);
+                for &slot in slots {
+                    let c = self.guests[*g].cap.counters(slot, *post);
+                    seen += c.seen;
+                    dropped += c.dropped;
+                    accepted += c.accepted;
+                }
+                (seen, dropped, Some(accepted))
+            }
+            Counted::Host(h) => (
+                self.hosts[*h].cap.received,
+                self.hosts[*h].cap.dropped,
+                None,
+            ),
+        }
+    }
+
     fn dropped(&self) -> u64 {
-        self.ifaces
-            .iter()
-            .map(|i| match &i.counted {
-                Counted::Guest { g, slots, post } => slots
-                    .iter()
-                    .map(|&s| self.guests[*g].cap.counters(s, *post).dropped)
-                    .sum(),
-                Counted::Host(h) => self.hosts[*h].cap.dropped,
-            })
-            .sum()
+        self.ifaces.iter().map(|i| self.counted(&i.counted).1).sum()
     }
 
     /// Mark sources that ended; `true` when none is left.
