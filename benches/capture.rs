@@ -530,41 +530,30 @@ fn main() {
         .unwrap();
     let iface = format!("vecbox:{name}/x1:a");
     let (mut via_extcap, mut kernel, mut extcap_alone) = (Vec::new(), Vec::new(), Vec::new());
+    // tshark's arguments after `-i IFACE`: the first ICMP frame's number, at once.
+    let first_icmp = [
+        "-f",
+        "icmp",
+        "-c",
+        "1",
+        "-l",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ];
     for _ in 0..reps.max(3) {
         let mut c = Command::new("tshark");
         // tshark keeps each live capture in a temporary file: in HOME, removed with it.
-        c.env("HOME", &home).env("TMPDIR", &home).args([
-            "-i",
-            &iface,
-            "-f",
-            "icmp",
-            "-c",
-            "1",
-            "-l",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ]);
+        c.env("HOME", &home)
+            .env("TMPDIR", &home)
+            .args(["-i", &iface])
+            .args(first_icmp);
         via_extcap.push(first_line(c));
         let mut c = Command::new("ip");
-        c.env("TMPDIR", &home).args([
-            "netns",
-            "exec",
-            &gen_ns,
-            "tshark",
-            "-i",
-            "eth0",
-            "-f",
-            "icmp",
-            "-c",
-            "1",
-            "-l",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ]);
+        c.env("TMPDIR", &home)
+            .args(["netns", "exec", &gen_ns, "tshark", "-i", "eth0"])
+            .args(first_icmp);
         kernel.push(first_line(c));
         extcap_alone.push(extcap_first_frame(&iface));
     }
