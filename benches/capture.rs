@@ -20,6 +20,9 @@
 //!
 //! Results are printed and written to target/bench/capture.json.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
@@ -211,16 +214,6 @@ fn trafgen(
         .unwrap()
 }
 
-/// Stop trafgen and the worker processes it forks: they outlive a killed parent and
-/// would go on sending into the next measurement. trafgen runs in a process group of
-/// its own, so the whole group is killed.
-fn stop_trafgen(t: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", t.id())])
-        .status();
-    let _ = t.wait();
-}
-
 /// Frames per second counted at `dev` in `ns` over `secs` while `traffic` runs.
 fn rate(ns: &str, dev: &str, secs: u64, traffic: impl FnOnce() -> Child) -> f64 {
     let mut t = traffic();
@@ -228,7 +221,7 @@ fn rate(ns: &str, dev: &str, secs: u64, traffic: impl FnOnce() -> Child) -> f64 
     let (c0, t0) = (read_counter(ns, dev), Instant::now());
     std::thread::sleep(Duration::from_secs(secs));
     let (c1, dt) = (read_counter(ns, dev), t0.elapsed());
-    stop_trafgen(&mut t);
+    common::stop_group(&mut t);
     settle(ns, dev);
     (c1 - c0) as f64 / dt.as_secs_f64()
 }

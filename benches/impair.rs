@@ -531,16 +531,6 @@ fn flood(l: &Line, size: usize) -> Child {
         .unwrap()
 }
 
-/// Stop trafgen and the worker processes it forks: they outlive a killed parent and
-/// would go on sending into the next measurement. trafgen runs in a process group of
-/// its own, so the whole group is killed.
-fn stop_trafgen(t: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", t.id())])
-        .status();
-    let _ = t.wait();
-}
-
 /// Counter `name` of B's b0 over `secs` seconds after a 1 s warm-up, per second.
 fn per_second(l: &Line, name: &str, secs: u64) -> f64 {
     std::thread::sleep(Duration::from_secs(1));
@@ -558,7 +548,7 @@ fn rate(rows: &mut Vec<Row>) {
         l.console(&format!("impair vec1 tx rate={r} queue=100ms"));
         let mut t = flood(&l, 1042);
         let got = per_second(&l, "rx_bytes", secs()) * 8.0;
-        stop_trafgen(&mut t);
+        common::stop_group(&mut t);
         let err = got / bps - 1.0;
         row(
             rows,
@@ -599,7 +589,7 @@ fn forward(rows: &mut Vec<Row>) {
     let run = |l: &Line| {
         let mut t = flood(l, 64);
         let pps = per_second(l, "rx_packets", secs());
-        stop_trafgen(&mut t);
+        common::stop_group(&mut t);
         pps
     };
     let plain = run(&l);

@@ -516,3 +516,13 @@ pub fn lab_file(lab: &Lab, name: &str) -> PathBuf {
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// Kill the process group `child` leads (it was spawned with `process_group(0)`) and
+/// reap it. For trafgen: the workers it forks outlive a killed parent and would go on
+/// sending into the next measurement.
+pub fn stop_group(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
+    let _ = child.wait();
+}
