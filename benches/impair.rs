@@ -605,7 +605,12 @@ fn jitter(rows: &mut Vec<Row>) {
         let var = (var_imp - var_path).max(0.0);
         let sd = var.sqrt();
         let err = sd / want - 1.0;
-        let rho = (cov_imp - cov_path) / var;
+        // No variance left over the path's: the impairment is not resolved.
+        let rho = if var > 0.0 {
+            (cov_imp - cov_path) / var
+        } else {
+            f64::NAN
+        };
         row(
             rows,
             format!("jitter σ, delay 20 ms ± 2 ms uniform, correlation {c}"),
