@@ -34,6 +34,9 @@ Guest settings:
   umid=NAME     instance name (default FUNCTION-PID); the control socket is
                 ~/.uml/NAME/mconsole, as for a UML kernel (see `vecbox console`)
   cpu=N         pin the guest to CPU N
+  busy_poll=US  after frames arrive, keep polling the ports for US µs (0..10000)
+                before sleeping: lower latency when a sleeping CPU is slow to wake,
+                at the cost of a busy CPU while traffic keeps coming (default 0)
   stats=FILE    write the exit report as JSON to FILE (drops by reason name, batch
                 histograms with their bounds; schema: vecbox guest --report-schema)
   metrics=ADDR  serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464)
@@ -42,7 +45,7 @@ Guest settings:
                 dmesg | grep type=1326), off (no filter; for debugging only)
 
 Transports (keys as in UML; see docs/transports.md):
-  raw      AF_PACKET on an existing interface    ifname= [ring=1] (needs CAP_NET_RAW)
+  raw      AF_PACKET on an existing interface    ifname= [ring=1] [ring_kib=] (CAP_NET_RAW)
   tap      /dev/net/tun tap, created if missing  ifname= (creating needs CAP_NET_ADMIN)
   hybrid   tap transmit + AF_PACKET receive      ifname= [ring=1] (CAP_NET_RAW + tap's)
   fd       an inherited socket descriptor        fd=
@@ -63,7 +66,10 @@ Transports (keys as in UML; see docs/transports.md):
   vec=0 moves one frame per system call. raw and hybrid receive through a
   memory-mapped TPACKET_V2 frame ring (ring=1, the default, no added latency);
   ring=2 is a TPACKET_V3 block ring (fewer wake-ups, up to 1 ms more latency at low
-  rates), ring=0 recvmmsg as UML (docs/transports.md).
+  rates), ring=0 recvmmsg as UML (docs/transports.md). A guest's ring ports share
+  8 MiB of ring (at least 256 KiB each, mapped for as long as the port is open);
+  ring_kib=256..262144 sizes one port's ring: larger rides out longer stalls of the
+  guest without ring_full drops, it does not raise the rate.
 
 Runs until SIGINT/SIGTERM or the console's halt, then prints per-port counters.
 Control it with `vecbox console NAME CMD` or UML's own `uml_mconsole NAME CMD`

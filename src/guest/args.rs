@@ -6,7 +6,10 @@ use crate::nf::NfError;
 use crate::transport::{OpenError, Spec, SpecError};
 
 /// Guest-level keys (everything else of the form `key=value` goes to the function).
-pub const GUEST_KEYS: &[&str] = &["umid", "cpu", "stats", "metrics", "seccomp"];
+pub const GUEST_KEYS: &[&str] = &["umid", "cpu", "stats", "metrics", "seccomp", "busy_poll"];
+
+/// Longest busy-poll window (`busy_poll=`), µs.
+pub const MAX_BUSY_POLL_US: u32 = 10_000;
 
 /// A parsed guest command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +26,9 @@ pub struct GuestArgs {
     pub metrics: Option<std::net::SocketAddr>,
     /// What the seccomp filter does with a call not on the allowlist (`seccomp=`).
     pub seccomp: crate::sys::seccomp::Mode,
+    /// `busy_poll=` µs: after frames arrived, keep polling the ports without sleeping
+    /// for this long before blocking (0, the default: always block when idle).
+    pub busy_poll_us: u32,
     /// Interfaces, ordered by unit number; port i of the function is `specs[i]`.
     pub specs: Vec<Spec>,
     /// Options for the function (`aging=300`, ...).
@@ -102,6 +108,7 @@ impl GuestArgs {
             stats: None,
             metrics: None,
             seccomp: Default::default(),
+            busy_poll_us: 0,
             specs: Vec::new(),
             nf_options: Vec::new(),
         };
@@ -173,6 +180,18 @@ impl GuestArgs {
                         )
                     })?;
                 }
+                "busy_poll" => {
+                    out.busy_poll_us = v
+                        .parse()
+                        .ok()
+                        .filter(|us| *us <= MAX_BUSY_POLL_US)
+                        .ok_or_else(|| {
+                            bad(
+                                arg,
+                                "busy_poll must be microseconds 0..=10000 to keep polling after traffic, e.g. busy_poll=500 (0: sleep as soon as the ports are idle)",
+                            )
+                        })?;
+                }
                 _ => out.nf_options.push((k.to_string(), v.to_string())),
             }
         }
@@ -215,6 +234,9 @@ mod tests {
         );
         assert!(a.nf_options.is_empty());
         assert_eq!(a.seccomp, crate::sys::seccomp::Mode::Kill);
+        assert_eq!(a.busy_poll_us, 0, "blocking when idle is the default");
+        let b = GuestArgs::parse("xconnect", &args(&["busy_poll=250", "vec0:transport=tap"]));
+        assert_eq!(b.unwrap().busy_poll_us, 250);
         let l = GuestArgs::parse("xconnect", &args(&["seccomp=log", "vec0:transport=tap"]));
         assert_eq!(l.unwrap().seccomp, crate::sys::seccomp::Mode::Log);
     }
@@ -240,6 +262,8 @@ mod tests {
             ),
             (vec!["umid=../x", "vec0:transport=tap"], "umid"),
             (vec!["seccomp=strict", "vec0:transport=tap"], "kill"),
+            (vec!["busy_poll=10001", "vec0:transport=tap"], "0..=10000"),
+            (vec!["busy_poll=-1", "vec0:transport=tap"], "busy_poll=500"),
             (vec!["bogus", "vec0:transport=tap"], "key=value"),
             (vec!["umid=a"], "no interfaces"),
             (vec!["vec0:transport=tap", "vec0:transport=tap"], "twice"),

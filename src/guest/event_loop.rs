@@ -79,8 +79,16 @@ impl Guest {
         eprintln!("{}", self.ready_line());
         let mut events = [EpollEvent::empty(); 64];
         let mut last_publish = Instant::now();
+        // `busy_poll=`: after frames, poll without sleeping until this window has passed
+        // with none (a waking CPU costs more than the frame; docs/guest.md).
+        let poll_window = Duration::from_micros(self.args.busy_poll_us.into());
+        let mut last_rx: Option<Instant> = None;
         loop {
-            let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            let timeout = match last_rx {
+                Some(t) if t.elapsed() < poll_window => EpollTimeout::ZERO,
+                _ => EpollTimeout::NONE,
+            };
+            let n = match epoll.wait(&mut events, timeout) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(GuestError::Setup("epoll_wait", e.into())),
@@ -142,6 +150,9 @@ impl Guest {
             if !self.stopped {
                 for i in 0..self.ports.len() {
                     if std::mem::take(&mut st.readable[i]) {
+                        if !poll_window.is_zero() {
+                            last_rx = Some(Instant::now());
+                        }
                         self.drain(i, &mut st);
                         if st.paused[i] {
                             // Persistent receive errors: stop polling until the next tick.

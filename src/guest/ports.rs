@@ -46,8 +46,9 @@ impl Guest {
     }
 
     /// Open `spec` and add it as a port (kept in unit order).
+    /// The new port's default receive ring is its share of the guest's ring budget as it
+    /// will be; the rings of the ports already open keep their size until a reboot.
     pub(super) fn add_port(&mut self, spec: &Spec) -> Result<(), String> {
-        let port = with_net_capabilities(|| transport::open(spec)).map_err(|e| e.to_string())?;
         let at = self
             .ports
             .iter()
@@ -55,6 +56,9 @@ impl Guest {
             .unwrap_or(self.ports.len());
         let mut specs = self.specs();
         specs.insert(at, spec.clone());
+        let sharing = transport::port::ring::sharing_ports(&specs);
+        let port = with_net_capabilities(|| transport::open_among(spec, sharing))
+            .map_err(|e| e.to_string())?;
         self.tell_function(&specs)?;
         self.ports.insert(at, port);
         self.fit_pool();
@@ -97,26 +101,27 @@ impl Guest {
         self.ports.clear();
         let mut failed = Vec::new();
         let all: Vec<Spec> = specs.iter().map(|(s, _)| s.clone()).collect();
+        let sharing = transport::port::ring::sharing_ports(&all);
         // All together first (tunnels sharing a socket are grouped); if that fails, one
         // by one, keeping what opens.
-        let opened: Vec<(Result<Port, String>, PortStats)> = match with_net_capabilities(|| {
-            transport::open_all(&all)
-        }) {
-            Ok(ports) => ports
-                .into_iter()
-                .zip(specs.iter().map(|(_, st)| *st))
-                .map(|(p, st)| (Ok(p), st))
-                .collect(),
-            Err(_) => specs
-                .iter()
-                .map(|(spec, st)| {
-                    (
-                        with_net_capabilities(|| transport::open(spec)).map_err(|e| e.to_string()),
-                        *st,
-                    )
-                })
-                .collect(),
-        };
+        let opened: Vec<(Result<Port, String>, PortStats)> =
+            match with_net_capabilities(|| transport::open_all(&all)) {
+                Ok(ports) => ports
+                    .into_iter()
+                    .zip(specs.iter().map(|(_, st)| *st))
+                    .map(|(p, st)| (Ok(p), st))
+                    .collect(),
+                Err(_) => specs
+                    .iter()
+                    .map(|(spec, st)| {
+                        (
+                            with_net_capabilities(|| transport::open_among(spec, sharing))
+                                .map_err(|e| e.to_string()),
+                            *st,
+                        )
+                    })
+                    .collect(),
+            };
         for (p, stats) in opened {
             match p {
                 Ok(mut p) => {

@@ -18,7 +18,7 @@ use super::{
 };
 
 /// Open the hybrid transport on tap `ifname` (created if missing).
-pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> {
+pub fn open(name: &str, spec: &Spec, ifname: &str, ring_ports: usize) -> Result<Opened, OpenError> {
     let mut fallbacks = 0;
     let (mut tap, mut actual, tap_vnet) =
         super::tap::open_vnet_tap(name, Some(ifname), &mut fallbacks)?;
@@ -106,7 +106,7 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         dest: None,
         ring: None,
     };
-    super::port::ring::enable(spec, &mut o);
+    super::port::ring::enable(spec, &mut o, ring_ports);
     packet::bind(o.rx_fd.as_fd(), ifindex, packet::ETH_P_ALL).map_err(sys_err(
         name,
         "bind (AF_PACKET)",

@@ -137,26 +137,37 @@ pub(crate) fn max_tx_frame(spec: &Spec) -> usize {
 
 /// Open the transport described by `spec` in the calling thread's network namespace.
 pub fn open(spec: &Spec) -> Result<Port, OpenError> {
-    open_with(spec, &tunnel::Siblings::default())
+    open_among(spec, 1)
+}
+
+/// Open one interface of a guest whose default-sized receive rings are shared by
+/// `ring_ports` ports (see [`port::ring::default_bytes`]).
+pub fn open_among(spec: &Spec, ring_ports: usize) -> Result<Port, OpenError> {
+    open_with(spec, &tunnel::Siblings::default(), ring_ports)
 }
 
 /// Open every interface of one guest. Tunnels that share a protocol, local address and
 /// peer are demultiplexed by key/session between them (see [`demux`]).
 pub fn open_all(specs: &[Spec]) -> Result<Vec<Port>, OpenError> {
     let groups = group::siblings(specs)?;
+    let ring_ports = port::ring::sharing_ports(specs);
     specs
         .iter()
         .zip(groups.iter())
-        .map(|(s, g)| open_with(s, g))
+        .map(|(s, g)| open_with(s, g, ring_ports))
         .collect()
 }
 
-fn open_with(spec: &Spec, siblings: &tunnel::Siblings) -> Result<Port, OpenError> {
+fn open_with(
+    spec: &Spec,
+    siblings: &tunnel::Siblings,
+    ring_ports: usize,
+) -> Result<Port, OpenError> {
     let name = format!("vec{}", spec.unit);
     let opened = match &spec.kind {
-        Kind::Raw { ifname, .. } => raw::open(&name, spec, ifname.as_str())?,
+        Kind::Raw { ifname, .. } => raw::open(&name, spec, ifname.as_str(), ring_ports)?,
         Kind::Tap { ifname, .. } => tap::open(&name, spec, ifname.as_ref().map(|n| n.as_str()))?,
-        Kind::Hybrid { ifname, .. } => hybrid::open(&name, spec, ifname.as_str())?,
+        Kind::Hybrid { ifname, .. } => hybrid::open(&name, spec, ifname.as_str(), ring_ports)?,
         Kind::Fd { fd } => fd::open(&name, spec, *fd)?,
         Kind::Gre { .. } => gre::open(&name, spec, siblings)?,
         Kind::L2tpv3 { .. } => l2tpv3::open(&name, spec, siblings)?,

@@ -508,7 +508,7 @@ fn read_one(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<RecvMeta>> 
 
 pub mod impair;
 mod link;
-pub(crate) mod ring;
+pub mod ring;
 #[cfg(test)]
 mod tests;
 mod tx;

@@ -22,7 +22,7 @@ use super::{OpenError, Spec, framing::Framing, max_tx_frame, rx_slot, sys_err};
 pub const SOCKET_BUFFER: usize = 4 << 20;
 
 /// Open the raw transport on `ifname`.
-pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> {
+pub fn open(name: &str, spec: &Spec, ifname: &str, ring_ports: usize) -> Result<Opened, OpenError> {
     let ifindex = sock::ifindex(ifname).map_err(|_| OpenError::NoSuchInterface {
         port: name.to_string(),
         ifname: ifname.to_string(),
@@ -105,7 +105,7 @@ pub fn open(name: &str, spec: &Spec, ifname: &str) -> Result<Opened, OpenError> 
         dest: None,
         ring: None,
     };
-    super::port::ring::enable(spec, &mut o);
+    super::port::ring::enable(spec, &mut o, ring_ports);
     packet::bind(o.rx_fd.as_fd(), ifindex, packet::ETH_P_ALL).map_err(sys_err(
         name,
         "bind (AF_PACKET)",

@@ -125,6 +125,10 @@ pub struct Common {
     /// `ring=` (raw and hybrid only): how the receive socket delivers frames; `None`
     /// takes [`DEFAULT_RING`].
     pub ring: Option<RingMode>,
+    /// `ring_kib=` (raw and hybrid, with a ring): the receive ring's size in KiB, in
+    /// [`RING_KIB_RANGE`]; `None` shares a per-guest budget between the guest's ring
+    /// ports (see `transport::port::ring::default_bytes`).
+    pub ring_kib: Option<u32>,
     /// `fd=` (gre and l2tpv3 only): the tunnel's socket is this inherited descriptor,
     /// already bound to `src` (and `srcport`) by the parent — how a lab hands a guest in
     /// its own namespace a socket on the machine's underlay address.
@@ -161,6 +165,9 @@ impl RingMode {
     }
 }
 
+/// `ring_kib=`: from four 64 KiB blocks to 256 MiB.
+pub const RING_KIB_RANGE: std::ops::RangeInclusive<u32> = 256..=262_144;
+
 /// How raw and hybrid ports receive when `ring=` is not given (and `vec=` is on).
 pub const DEFAULT_RING: RingMode = RingMode::Frames;
 
@@ -193,6 +200,7 @@ impl Default for Common {
             bpffile: None,
             bpfflash: false,
             ring: None,
+            ring_kib: None,
             sock_fd: None,
             impair: crate::impair::PortParams::default(),
         }
@@ -437,6 +445,7 @@ impl fmt::Display for Spec {
         opt_path(f, "bpffile", &c.bpffile)?;
         flag(f, "bpfflash", c.bpfflash)?;
         opt(f, "ring", c.ring.map(|m| m as u8))?;
+        opt(f, "ring_kib", c.ring_kib)?;
         opt(f, "fd", c.sock_fd)?;
         for dir in crate::impair::Direction::BOTH {
             for (k, v) in c.impair.get(dir).pairs() {

@@ -23,15 +23,43 @@ use crate::sys::ring::{
 
 use super::{Opened, RxMode};
 use crate::transport::probe::{self, Feature};
-use crate::transport::spec::{RingMode, Spec};
+use crate::transport::spec::{Kind, RingMode, Spec};
 
-/// Bytes of a block ring (`ring=2`) per port; the number of blocks follows from their size.
-pub const RING_BYTES: usize = 4 << 20;
-/// Bytes of a frame ring (`ring=1`) per port: 5120 slots at MTU 1500, about the
-/// 64-byte frames a `recvmmsg` socket buffer of 4 MiB holds (each of them is charged
-/// ~880 bytes there), so a guest that is not scheduled for a while loses no more than
-/// with `ring=0`.
-pub const FRAME_RING_BYTES: usize = 8 << 20;
+/// Receive-ring bytes a guest's ring ports share when they do not set `ring_kib=`:
+/// 5120 frame-ring slots at MTU 1500 (a port alone gets all of them, each port of an
+/// xconnect or router 2560: 5.7 ms of 64-byte frames at 450 kpps while the guest is not
+/// scheduled).
+pub const GUEST_RING_BYTES: usize = 8 << 20;
+/// No default ring is smaller: four 64 KiB blocks, 160 slots at MTU 1500.
+pub const MIN_PORT_RING_BYTES: usize = 256 << 10;
+
+/// A port's default ring size when the guest has `ring_ports` ports with a ring:
+/// [`GUEST_RING_BYTES`] split evenly, at least [`MIN_PORT_RING_BYTES`]. A ring is kernel
+/// memory mapped into the guest for as long as the port is open (a `recvmmsg` socket
+/// buffer is only charged while frames wait in it), so a guest with many ports gets a
+/// smaller ring per port rather than a larger total: its ports share one CPU, and so
+/// the rate the guest can take from all of them together.
+pub fn default_bytes(ring_ports: usize) -> usize {
+    (GUEST_RING_BYTES / ring_ports.max(1)).max(MIN_PORT_RING_BYTES)
+}
+
+/// How many of one guest's ports share [`GUEST_RING_BYTES`]: raw and hybrid ports that
+/// receive through a ring without their own `ring_kib=`.
+pub fn sharing_ports(specs: &[Spec]) -> usize {
+    specs
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Raw { .. } | Kind::Hybrid { .. }))
+        .filter(|s| s.common.rx_ring() != RingMode::Off && s.common.ring_kib.is_none())
+        .count()
+}
+
+/// The ring size for `spec`'s port: `ring_kib=` if given, else [`default_bytes`].
+pub fn ring_bytes(spec: &Spec, ring_ports: usize) -> usize {
+    spec.common
+        .ring_kib
+        .map_or_else(|| default_bytes(ring_ports), |k| k as usize * 1024)
+}
+
 /// Smallest block: enough 64-byte frames per block that wakeups stay rare under load.
 const MIN_BLOCK: usize = 64 << 10;
 /// Room for the block header and one frame's `tpacket3_hdr`, `sockaddr_ll` and padding.
@@ -49,12 +77,12 @@ const FRAME_HEADER_LEN: usize = 28;
 /// Size of `struct tpacket2_hdr`.
 const SLOT_HEADER_LEN: usize = 32;
 
-/// Ring geometry for `mode`. `rx_slot` is the port's receive slot (prefix + largest
-/// frame, 64 KiB with GSO), `max_frame` the largest non-GSO Ethernet frame (MTU, header
-/// and one VLAN tag). Frame rings have slots for such frames, rounded up to 64 bytes
-/// (larger ones take the socket), [`FRAME_RING_BYTES`] in all; block rings have blocks
-/// that hold the largest frame whole, [`RING_BYTES`] in all.
-pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {
+/// Ring geometry for `mode`, about `bytes` in all (whole blocks, at least four).
+/// `rx_slot` is the port's receive slot (prefix + largest frame, 64 KiB with GSO),
+/// `max_frame` the largest non-GSO Ethernet frame (MTU, header and one VLAN tag). Frame
+/// rings have slots for such frames, rounded up to 64 bytes (larger ones take the
+/// socket); block rings have blocks that hold the largest frame whole.
+pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize, bytes: usize) -> Geometry {
     match mode {
         RingMode::Blocks | RingMode::Off => {
             let block_size = (rx_slot + FRAME_OVERHEAD)
@@ -62,7 +90,7 @@ pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {
                 .max(MIN_BLOCK);
             Geometry {
                 block_size,
-                blocks: (RING_BYTES / block_size).max(4),
+                blocks: (bytes / block_size).max(4),
                 layout: Layout::Blocks {
                     retire_ms: RETIRE_MS,
                 },
@@ -74,7 +102,7 @@ pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {
             let block_size = frame_size.next_multiple_of(4096).max(MIN_BLOCK);
             Geometry {
                 block_size,
-                blocks: (FRAME_RING_BYTES / block_size).max(4),
+                blocks: (bytes / block_size).max(4),
                 layout: Layout::Frames { frame_size },
             }
         }
@@ -82,14 +110,16 @@ pub fn geometry(mode: RingMode, rx_slot: usize, max_frame: usize) -> Geometry {
 }
 
 /// Turn an opened raw/hybrid receive socket into a ring if the spec asks for it (and
-/// vector IO is on). A kernel that refuses is a logged, counted fallback to `recvmmsg`.
-/// Must run after PACKET_VNET_HDR is set on the socket and before it is bound.
-pub fn enable(spec: &Spec, o: &mut Opened) {
+/// vector IO is on), sized by [`ring_bytes`] for a guest with `ring_ports` ring ports.
+/// A kernel that refuses is a logged, counted fallback to `recvmmsg`. Must run after
+/// PACKET_VNET_HDR is set on the socket and before it is bound.
+pub fn enable(spec: &Spec, o: &mut Opened, ring_ports: usize) {
     let mode = spec.common.rx_ring();
     if mode == RingMode::Off || o.rx_mode != RxMode::Mmsg {
         return;
     }
-    let geo = geometry(mode, o.caps.rx_slot, o.caps.max_tx_frame);
+    let bytes = ring_bytes(spec, ring_ports);
+    let geo = geometry(mode, o.caps.rx_slot, o.caps.max_tx_frame, bytes);
     let mut map = None;
     let ok = probe::try_enable(
         Feature::PacketRxRing,

@@ -7,7 +7,9 @@ use std::path::Path;
 use super::error::{SpecError, SpecWarning};
 use super::keys::form_of;
 use super::value::MacAddr;
-use super::{Common, DEPTH_RANGE, HEADROOM_RANGE, Kind, MAX_UNIX_PATH, MTU_RANGE, Spec};
+use super::{
+    Common, DEPTH_RANGE, HEADROOM_RANGE, Kind, MAX_UNIX_PATH, MTU_RANGE, RING_KIB_RANGE, Spec,
+};
 
 /// Builds errors for one spec.
 #[derive(Clone, Copy)]
@@ -190,6 +192,22 @@ fn common(cx: Ctx, c: &Common) -> Result<(), SpecError> {
             why: "the ring replaces batched receive, and vec=0 asks for one recvmsg per frame",
             example: "ring=1 without vec=0, or vec=0 without ring=1",
         });
+    }
+    if let Some(kib) = c.ring_kib {
+        cx.range(
+            "ring_kib",
+            kib.into(),
+            (*RING_KIB_RANGE.start()).into()..=(*RING_KIB_RANGE.end()).into(),
+        )?;
+        if c.rx_ring() == super::RingMode::Off {
+            return Err(SpecError::Conflict {
+                unit: cx.unit,
+                key: "ring_kib",
+                other: if c.vector { "ring" } else { "vec" },
+                why: "ring_kib sizes the receive ring, and ring=0 or vec=0 receive without one",
+                example: "ring_kib=1024 alone (the default frame ring) or with ring=1 or ring=2",
+            });
+        }
     }
     Ok(())
 }

@@ -14,8 +14,8 @@ const TAP_KEYS: &[&str] = &[
 ];
 
 const RAW_KEYS: &[&str] = &[
-    "ifname", "ifup", "ring", "mac", "mtu", "depth", "headroom", "gro", "vec", "bpffile",
-    "bpfflash",
+    "ifname", "ifup", "ring", "ring_kib", "mac", "mtu", "depth", "headroom", "gro", "vec",
+    "bpffile", "bpfflash",
 ];
 
 const GRE_KEYS: &[&str] = &[
@@ -161,6 +161,10 @@ pub(crate) fn form_of(transport: &str, key: &str) -> Form {
         "ring" => form(
             "0 (recvmmsg, as UML), 1 (frame ring, the default) or 2 (block ring)",
             "ring=0",
+        ),
+        "ring_kib" => form(
+            "the receive ring's size in KiB, a decimal integer 256..=262144 (needs a ring)",
+            "ring_kib=8192",
         ),
         "ifname" if transport == "raw" => form(IFNAME_FORM, "ifname=p-veth0"),
         "ifname" => form(IFNAME_FORM, "ifname=tap0"),

@@ -8,7 +8,9 @@ use super::keys::{
     TRANSPORTS, canonical, closest, closest_transport, form_any, form_of, keys_for, owners,
 };
 use super::value::{self, IfName, MacAddr, NumError};
-use super::{Common, DEPTH_RANGE, HEADROOM_RANGE, Kind, MAX_PAIRS, MTU_RANGE, RingMode, Spec};
+use super::{
+    Common, DEPTH_RANGE, HEADROOM_RANGE, Kind, MAX_PAIRS, MTU_RANGE, RING_KIB_RANGE, RingMode, Spec,
+};
 
 /// Parses a whole spec; see the module doc of `spec` for the stages.
 pub(super) fn parse(s: &str) -> Result<Spec, SpecError> {
@@ -341,6 +343,12 @@ impl<'a> Builder<'a> {
                     .and_then(RingMode::from_value)
                     .ok_or_else(|| cx.bad_value(key, canon, value, "is not a ring mode"))?;
                 self.common.ring = Some(mode);
+            }
+            "ring_kib" => {
+                let range = u64::from(*RING_KIB_RANGE.start())..=u64::from(*RING_KIB_RANGE.end());
+                let v = self.number(key, canon, value, value::decimal(value), range)?;
+                let kib = u32::try_from(v).map_err(|_| cx.out_of_range(key, canon, value))?;
+                self.common.ring_kib = Some(kib);
             }
             "bpfflash" => self.common.bpfflash = self.flag(key, canon, value)?,
             "bpffile" => self.common.bpffile = Some(PathBuf::from(value)),

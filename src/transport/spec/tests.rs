@@ -784,7 +784,7 @@ fn structural_cases() -> Vec<Case> {
             Some("rx_key"),
             &[
                 "rx_key is a gre key, not valid for transport=raw",
-                "ifname, ifup, ring, mac",
+                "ifname, ifup, ring, ring_kib, mac",
             ],
         ),
         case(
@@ -961,6 +961,37 @@ fn transport_value_cases() -> Vec<Case> {
             &["vec=0", "recvmsg"],
         ),
         case(with("tap", "ring=1"), "UnknownKey", Some("ring"), &["raw"]),
+        // ring_kib (raw and hybrid, with a ring)
+        case(
+            with("raw", "ring_kib=128"),
+            "OutOfRange",
+            Some("ring_kib"),
+            &["256..=262144", "ring_kib=8192"],
+        ),
+        case(
+            with("raw", "ring_kib=4M"),
+            "BadNumber",
+            Some("ring_kib"),
+            &["ring_kib=8192"],
+        ),
+        case(
+            with("raw", "ring=0,ring_kib=1024"),
+            "Conflict",
+            Some("ring_kib"),
+            &["ring=0", "ring_kib=1024"],
+        ),
+        case(
+            with("hybrid", "vec=0,ring_kib=1024"),
+            "Conflict",
+            Some("ring_kib"),
+            &["vec=0"],
+        ),
+        case(
+            with("tap", "ring_kib=1024"),
+            "UnknownKey",
+            Some("ring_kib"),
+            &[],
+        ),
         // ifname / ifup
         case(
             with("tap", "ifname="),
@@ -1452,6 +1483,8 @@ fn accepted_key_mentions() -> BTreeSet<(String, String)> {
         with("raw", "ifup=/bin/true"),
         with("raw", "ring=0"),
         with("hybrid", "ring=1"),
+        with("raw", "ring_kib=512"),
+        with("hybrid", "ring=1,ring_kib=300"),
         with("gre", "v6=1,rx_key=1,tx_key=2,sequence=1,pin_sequence=1"),
         with("gre", "fd=4"),
         with("l2tpv3", "fd=5"),
@@ -1512,6 +1545,27 @@ fn ring_defaults_to_the_frame_ring_with_vector_io_and_prints_only_when_given() {
     }
     let e = parse_err(&with("raw", "ring=2,vec=0"));
     assert_eq!(e.key(), Some("ring"), "{e}");
+}
+
+#[test]
+fn ring_kib_sizes_the_ring_and_prints_back() {
+    let s = parse(&with("raw", "depth=64"));
+    assert_eq!(s.common.ring_kib, None);
+    for extra in [
+        "ring_kib=256",
+        "ring=2,ring_kib=262144",
+        "ring=1,ring_kib=1024",
+    ] {
+        let s = parse(&with("raw", extra));
+        assert!(s.common.ring_kib.is_some(), "{extra}");
+        assert!(
+            s.to_string().contains(extra.rsplit(',').next().unwrap()),
+            "{s}"
+        );
+        assert_eq!(parse(&s.to_string()), s);
+    }
+    let e = parse_err(&with("raw", "ring_kib=262145"));
+    assert_eq!(e.key(), Some("ring_kib"), "{e}");
 }
 
 #[test]
@@ -1916,15 +1970,18 @@ prop_compose! {
         bpffile in proptest::option::of(arb_path()),
         bpfflash: bool,
         ring in proptest::option::of(0u64..3),
+        ring_kib in proptest::option::of(256u32..=262_144),
         tx_delay in 0u64..2_000_000_000,
         rx_loss in 0u32..=1_000_000_000,
     ) -> Common {
         // ring=1/2 with vec=0 is refused; keep generated specs valid.
         let ring = ring.and_then(RingMode::from_value).filter(|m| vector || *m == RingMode::Off);
+        // ring_kib= needs a ring.
+        let ring_kib = ring_kib.filter(|_| vector && ring != Some(RingMode::Off));
         let mut impair = crate::impair::PortParams::default();
         impair.tx.delay = tx_delay;
         impair.rx.loss = crate::impair::Loss::Random(crate::impair::Prob(rx_loss));
-        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring, sock_fd: None, impair }
+        Common { mac, mtu, depth, headroom, gro, vector, bpffile, bpfflash, ring, ring_kib, sock_fd: None, impair }
     }
 }
 
@@ -2029,6 +2086,7 @@ prop_compose! {
         // ring= belongs to raw and hybrid only.
         if !matches!(kind, Kind::Raw { .. } | Kind::Hybrid { .. }) {
             common.ring = None;
+            common.ring_kib = None;
         }
         Spec { unit, common, kind }
     }

@@ -69,33 +69,82 @@ fn frame_reaching_past_the_block_ends_the_walk() {
 #[test]
 fn geometry_holds_the_largest_frame() {
     let slot = crate::transport::GSO_FRAME_MAX + 11;
-    let g = geometry(RingMode::Blocks, slot, 1577);
+    let g = geometry(RingMode::Blocks, slot, 1577, 4 << 20);
     assert!(g.block_size >= slot + BLOCK_HEADER_LEN + 92);
     assert_eq!(g.block_size % 4096, 0);
-    assert_eq!(g.bytes(), RING_BYTES);
-    let g = geometry(RingMode::Blocks, 1600, 1600);
+    assert_eq!(g.bytes(), 4 << 20);
+    let g = geometry(RingMode::Blocks, 1600, 1600, 4 << 20);
     assert_eq!(g.block_size, MIN_BLOCK);
+    // Too small for four blocks: four blocks all the same.
+    let g = geometry(RingMode::Blocks, slot, 1577, 256 << 10);
+    assert_eq!(g.blocks, 4);
+    assert!(g.bytes() >= 4 * (slot + BLOCK_HEADER_LEN));
 }
 
 #[test]
 fn frame_ring_slots_hold_an_mtu_frame_after_the_kernel_headers() {
     // MTU 1500: frames up to 1518 bytes; the kernel puts the MAC header 76 bytes into
     // the slot (vnet header included).
-    let g = geometry(RingMode::Frames, crate::transport::GSO_FRAME_MAX + 11, 1518);
+    let g = geometry(
+        RingMode::Frames,
+        crate::transport::GSO_FRAME_MAX + 11,
+        1518,
+        GUEST_RING_BYTES,
+    );
     let Layout::Frames { frame_size } = g.layout else {
         panic!("{g:?}")
     };
     assert_eq!(frame_size, 1600);
     assert!(frame_size >= 76 + 1518);
     assert_eq!(g.block_size % 4096, 0);
-    assert_eq!(g.bytes(), FRAME_RING_BYTES);
+    assert_eq!(g.bytes(), GUEST_RING_BYTES);
     let slots = (g.block_size / frame_size) * g.blocks;
-    assert_eq!(slots, 5120, "slots per port");
+    assert_eq!(slots, 5120, "slots of a guest's whole budget");
+    let g = geometry(RingMode::Frames, 2000, 1518, default_bytes(2));
+    assert_eq!(
+        (g.block_size / frame_size) * g.blocks,
+        2560,
+        "an xconnect's port"
+    );
+    // A 25-port bridge: five blocks of 40 slots per port.
+    let g = geometry(RingMode::Frames, 2000, 1518, default_bytes(25));
+    assert_eq!((g.blocks, (g.block_size / frame_size) * g.blocks), (5, 200));
+    // The smallest default ring: four blocks of 40 slots.
+    let g = geometry(RingMode::Frames, 2000, 1518, default_bytes(64));
+    assert_eq!((g.blocks, (g.block_size / frame_size) * g.blocks), (4, 160));
     // Jumbo MTU: larger slots, fewer of them.
-    let g = geometry(RingMode::Frames, 70_000, 9018);
+    let g = geometry(RingMode::Frames, 70_000, 9018, GUEST_RING_BYTES);
     assert_eq!(g.layout, Layout::Frames { frame_size: 9152 });
     assert!(g.block_size >= 9152 && g.block_size.is_multiple_of(4096));
-    assert!(g.bytes() <= FRAME_RING_BYTES);
+    assert!(g.bytes() <= GUEST_RING_BYTES);
+}
+
+#[test]
+fn default_rings_share_the_guest_budget_with_a_floor() {
+    assert_eq!(default_bytes(0), GUEST_RING_BYTES);
+    assert_eq!(default_bytes(1), GUEST_RING_BYTES);
+    assert_eq!(default_bytes(2), GUEST_RING_BYTES / 2);
+    assert_eq!(default_bytes(32), MIN_PORT_RING_BYTES);
+    assert_eq!(default_bytes(100), MIN_PORT_RING_BYTES);
+    assert!((1..64).all(|n| default_bytes(n) * n <= GUEST_RING_BYTES.max(n * MIN_PORT_RING_BYTES)));
+}
+
+#[test]
+fn ring_size_follows_the_ports_that_share_it() {
+    let parse = |s: &str| s.parse::<Spec>().unwrap();
+    let specs = [
+        parse("vec0:transport=raw,ifname=a"),
+        parse("vec1:transport=hybrid,ifname=b"),
+        parse("vec2:transport=raw,ifname=c,ring=0"),
+        parse("vec3:transport=raw,ifname=d,vec=0"),
+        parse("vec4:transport=raw,ifname=e,ring_kib=1024"),
+        parse("vec5:transport=tap,ifname=f"),
+        parse("vec6:transport=raw,ifname=g,ring=2"),
+    ];
+    // vec0, vec1 and vec6 share; vec4 has its own size; the others have no ring.
+    assert_eq!(sharing_ports(&specs), 3);
+    assert_eq!(ring_bytes(&specs[0], 3), GUEST_RING_BYTES / 3);
+    assert_eq!(ring_bytes(&specs[4], 3), 1 << 20);
 }
 
 /// A V2 slot as the kernel writes one: `tpacket2_hdr`, the vnet header, the frame at
