@@ -1,6 +1,7 @@
 //! SSH-mode bring-up of a multi-host lab: three simulated hosts (scripts/sim-hosts:
-//! network namespaces with their own sshd), 60 guests (20 per host), 30 cross-host
-//! links (10 between each pair of hosts, L2TPv3/UDP; h3 behind the 1400-byte hop).
+//! network namespaces with their own sshd), 60 xconnect guests (20 per host) in a ring
+//! of 60 links, 30 of them cross-host (10 between each pair of hosts, L2TPv3/UDP; h3
+//! behind the 1400-byte hop).
 //!
 //! Measured, each the median of REPS runs, as wall time:
 //!
@@ -38,8 +39,9 @@ fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sim-hosts")
 }
 
-/// The simulated hosts; removed (with whatever runs there) when dropped.
-struct Sim(String);
+/// The simulated hosts and the lab name; the lab is taken down on every host and the
+/// hosts removed when dropped.
+struct Sim(String, String);
 
 impl Sim {
     fn run(&self, host: &str, args: &[&str]) -> Output {
@@ -57,6 +59,9 @@ impl Sim {
 
 impl Drop for Sim {
     fn drop(&mut self) {
+        for (h, _) in HOSTS {
+            let _ = self.run(h, &["down", "--lab", &self.1]);
+        }
         let _ = Command::new(script()).args(["down", &self.0]).output();
     }
 }
@@ -71,7 +76,8 @@ fn ok(o: Output, what: &str) -> String {
     t
 }
 
-/// Pair i: guest a{i} on one host, b{i} on the next, one link between them.
+/// A ring of 60 xconnect guests g0..g59, placed two by two on h1, h2, h3, h1, …: of
+/// the 60 links of the ring, every second one crosses hosts.
 fn topology(lab: &str, ssh_options: &str) -> String {
     let mut s = format!("name: {lab}\nhosts:\n");
     for (h, a) in HOSTS {
@@ -82,14 +88,16 @@ fn topology(lab: &str, ssh_options: &str) -> String {
         );
     }
     s.push_str("nodes:\n");
-    for i in 0..30 {
-        let (x, y) = (HOSTS[i % 3].0, HOSTS[(i + 1) % 3].0);
-        let _ = writeln!(s, "  a{i}: {{kind: bridge, host: {x}}}");
-        let _ = writeln!(s, "  b{i}: {{kind: bridge, host: {y}}}");
+    for i in 0..60 {
+        let _ = writeln!(
+            s,
+            "  g{i}: {{kind: xconnect, host: {}}}",
+            HOSTS[i / 2 % 3].0
+        );
     }
     s.push_str("links:\n");
-    for i in 0..30 {
-        let _ = writeln!(s, "  - {{endpoints: [a{i}:p0, b{i}:p0]}}");
+    for i in 0..60 {
+        let _ = writeln!(s, "  - {{endpoints: [g{i}:p1, g{}:p0]}}", (i + 1) % 60);
     }
     s
 }
@@ -112,7 +120,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let sim = Sim(format!("vbb{}s", std::process::id()));
+    let lab = format!("vbb{}m", std::process::id());
+    let sim = Sim(format!("vbb{}s", std::process::id()), lab.clone());
     let o = Command::new(script())
         .args(["up", &sim.0])
         .env("VECBOX", VECBOX)
@@ -121,7 +130,6 @@ fn main() {
     ok(o, "sim-hosts up");
     let opts = std::fs::read_to_string(sim.dir().join("ssh/ssh_options")).unwrap();
     let opts: Vec<String> = opts.lines().map(|l| format!("'{l}'")).collect();
-    let lab = format!("vbb{}m", std::process::id());
     let file = sim.dir().join(format!("{lab}.yaml"));
     std::fs::write(&file, topology(&lab, &opts.join(", "))).unwrap();
     let f = file.to_str().unwrap();
@@ -130,13 +138,20 @@ fn main() {
         let t = Instant::now();
         ok(sim.run("ctl", &["up", f, "--quiet"]), "up over ssh");
         ssh_up.push(t.elapsed().as_secs_f64());
-        // Sanity: the lab is there on every host, 20 guests each.
-        for (h, _) in HOSTS {
-            let st = ok(sim.run(h, &["status", &lab, "--json"]), "status");
-            let v: serde_json::Value = serde_json::from_str(&st).unwrap();
-            let n = v[0]["state"]["nodes"].as_array().map_or(0, Vec::len);
-            assert_eq!(n, 20, "nodes on {h}");
-        }
+        let lock = std::fs::read_to_string(file.with_extension("lock.json")).unwrap();
+        let lock: serde_json::Value = serde_json::from_str(&lock).unwrap();
+        let cross = lock["cross"].as_object().map_or(0, |m| m.len());
+        assert_eq!(cross, 30, "cross-host links in the lock");
+        // Sanity: 60 guests run.
+        let n = Command::new("pgrep")
+            .args(["-c", "-f", &format!("umid={lab}\\.")])
+            .output()
+            .unwrap();
+        let n = String::from_utf8_lossy(&n.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0);
+        assert_eq!(n, 60, "guests of lab {lab}");
         let t = Instant::now();
         ok(sim.run("ctl", &["down", "--lab", &lab]), "down over ssh");
         down.push(t.elapsed().as_secs_f64());

@@ -571,6 +571,33 @@ fn ssh_preflight_failures_create_nothing() {
     );
     nothing_left(&sim, &lab);
     no_record(&sim);
+
+    // Every host passes the preflight but h3 cannot build its part (a namespace of the
+    // lab's name is already there, not vecbox's): h1 and h2, already up, are taken down
+    // again; the error names the host and the object.
+    let f = ssh_lab_file(&sim, &lab, SSH, 1400);
+    let squatter = format!("{lab}.d");
+    let o = Command::new("ip")
+        .args(["netns", "add", &squatter])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = sim.vecbox("ctl", &["up", f.to_str().unwrap()]);
+    let _ = Command::new("ip")
+        .args(["netns", "del", &squatter])
+        .output();
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("host `h3`: ") && t.contains(&squatter), "{t}");
+    assert!(
+        t.contains(&format!("taking lab `{lab}` down on every host")),
+        "{t}"
+    );
+    for h in ["h1", "h2"] {
+        assert!(t.contains(&format!("[{h}] lab `{lab}` down")), "{t}");
+    }
+    nothing_left(&sim, &lab);
+    no_record(&sim);
 }
 
 /// Kills a child on drop.
