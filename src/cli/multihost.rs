@@ -203,6 +203,7 @@ pub fn up(plan: &Plan, a: &UpArgs) -> i32 {
             eprintln!("vecbox: error: host `{h}`: {e}");
         }
         eprintln!("vecbox: nothing was created on any host");
+        close(&remotes, &plan.lab);
         return 1;
     }
     let record = Record {
@@ -251,11 +252,20 @@ pub fn up(plan: &Plan, a: &UpArgs) -> i32 {
         eprintln!("vecbox: error: host `{h}`: {e}");
     }
     eprintln!("vecbox: taking lab `{}` down on every host", plan.lab);
-    let down = down_on(&remotes, &plan.lab);
-    if down.is_empty() {
-        Record::remove(&plan.lab);
+    if down_on(&remotes, &plan.lab).is_empty() {
+        close(&remotes, &plan.lab);
     }
     1
+}
+
+/// Close the hosts' connections and forget the lab (the controller directory goes once
+/// it is empty).
+fn close(remotes: &[Remote], lab: &str) {
+    each(remotes, |r| {
+        r.close();
+        Ok(())
+    });
+    Record::remove(lab);
 }
 
 /// Drive `step` on every host in parallel, showing progress; the hosts that failed.
@@ -328,12 +338,8 @@ fn down_on(remotes: &[Remote], lab: &str) -> Vec<(String, String)> {
 /// `down` of a lab brought up from here over SSH.
 pub fn down(rec: &Record) -> i32 {
     let remotes = rec.remotes();
-    let failed = down_on(&remotes, &rec.lab);
-    for r in &remotes {
-        r.close();
-    }
-    if failed.is_empty() {
-        Record::remove(&rec.lab);
+    if down_on(&remotes, &rec.lab).is_empty() {
+        close(&remotes, &rec.lab);
         0
     } else {
         eprintln!(
