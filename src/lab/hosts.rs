@@ -20,7 +20,6 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::LabError;
 use super::alloc::{self, Lock, link_id};
 use super::diag::{Diags, closest};
 use super::plan::{self, MAX_NODE, Plan};
@@ -29,7 +28,9 @@ mod local;
 pub mod preflight;
 pub mod ssh;
 use super::topology::{Link, LinkType, MtuPolicy, Node, Topology};
-pub use local::{bind_socket, is_handed_socket, lock_path, read_lock, summary, write_lock};
+pub use local::{
+    bind_socket, is_handed_socket, lock_path, project, read_lock, summary, write_lock,
+};
 
 /// Default underlay MTU of a host.
 pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
@@ -519,28 +520,6 @@ pub fn spec_keys(p: &Plan, li: usize, side: usize, fd: i32) -> Vec<String> {
         ]);
     }
     kv
-}
-
-/// Make `p` the plan of host `host`'s part of the lab (`vecbox up FILE --host NAME`):
-/// the nodes placed there, the links between them, and the local ends of the links to
-/// other hosts.
-pub fn project(p: &mut Plan, host: &str) -> Result<(), LabError> {
-    if p.hosts.is_empty() {
-        return Err(LabError::Unsupported(format!(
-            "--host {host}: lab `{}` has no `hosts:`; it runs on one machine (leave out --host)",
-            p.lab
-        )));
-    }
-    if !p.hosts.iter().any(|h| h.name == host) {
-        let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
-        return Err(LabError::Unsupported(format!(
-            "--host {host}: lab `{}` has no host `{host}` (hosts: {})",
-            p.lab,
-            names.join(", ")
-        )));
-    }
-    p.local = Some(host.to_string());
-    Ok(())
 }
 
 #[cfg(test)]
