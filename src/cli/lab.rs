@@ -32,7 +32,15 @@ removed first.
 
 Stays in the foreground showing per-link rates; Ctrl-C tears the lab down. With
 --detach a background supervisor keeps the lab (and restarts guests) until
-`vecbox down`. A lab that is already up is refused: change it with `vecbox apply FILE`.";
+`vecbox down`. A lab that is already up is refused: change it with `vecbox apply FILE`.
+
+Multi-host labs (`hosts:`, docs/multihost.md): `--host NAME` builds that host's part
+here. Without --host, when the hosts have `ssh:`, every host is driven over OpenSSH
+(one shared `ssh` connection per host, `ssh_options:` for extra -o options): each host
+is reached and must run the same vecbox version, gets the file and its lock, checks its
+address, tunnel ports and underlay MTU, and only then do all hosts come up in parallel
+(detached); a failure on one host takes the lab down on all of them. `status`, `exec`
+and `down` of such a lab go to its hosts the same way (`--local`: this machine only).";
 
 pub const DOWN_HELP: &str = "\
 Stops the lab's supervisor, every guest and UML kernel, kills whatever still runs in
@@ -74,6 +82,10 @@ pub struct UpArgs {
     /// Internal: run as the detached supervisor.
     #[arg(long, hide = true)]
     pub(super) supervisor: bool,
+    /// Internal (SSH mode): check this host's address, tunnel ports and underlay MTU
+    /// for `--host NAME`, build nothing.
+    #[arg(long, hide = true, requires = "host")]
+    pub(super) preflight: bool,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +94,9 @@ pub struct StatusArgs {
     pub(super) lab: Option<String>,
     #[arg(long)]
     pub(super) json: bool,
+    /// This machine only, also for a lab this machine drives over SSH.
+    #[arg(long)]
+    pub(super) local: bool,
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +110,10 @@ pub struct DownArgs {
     /// Every lab under /run/vecbox.
     #[arg(long)]
     all: bool,
+    /// This machine only, also for a lab this machine drives over SSH (its other
+    /// hosts are left alone).
+    #[arg(long)]
+    local: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -114,12 +133,15 @@ pub struct GraphArgs {
 #[derive(Args, Debug)]
 pub struct ExecArgs {
     /// Lab name.
-    lab: String,
+    pub(super) lab: String,
     /// Node name.
-    node: String,
+    pub(super) node: String,
     /// Command and arguments.
     #[arg(last = true, required = true)]
-    cmd: Vec<String>,
+    pub(super) cmd: Vec<String>,
+    /// This machine only, also for a lab this machine drives over SSH.
+    #[arg(long)]
+    local: bool,
 }
 
 pub(super) fn fail(e: &LabError) -> i32 {
@@ -207,7 +229,15 @@ pub fn down(a: &DownArgs) -> i32 {
     } else {
         Vec::new()
     };
+    let mut code = 0;
     for l in labs {
+        if !a.all
+            && !a.local
+            && let Some(rec) = lab::hosts::ssh::Record::load(&l)
+        {
+            code = code.max(super::multihost::down(&rec));
+            continue;
+        }
         if !plan::run_dir(&l).exists() {
             println!("lab `{l}` is not up; nothing to do");
             continue;
@@ -234,11 +264,16 @@ pub fn down(a: &DownArgs) -> i32 {
             eprintln!("vecbox: warning: {s}");
         }
     }
-    0
+    code
 }
 
 pub fn exec(a: &ExecArgs) -> i32 {
     use std::os::unix::process::CommandExt;
+    if !a.local
+        && let Some(rec) = lab::hosts::ssh::Record::load(&a.lab)
+    {
+        return super::multihost::exec(&rec, a);
+    }
     let plan = match lab::saved_plan(&a.lab) {
         Ok(p) => p,
         Err(e) => return fail(&e),

@@ -24,11 +24,30 @@ pub fn up(a: &UpArgs) -> i32 {
     {
         return fail(&e);
     }
+    if a.preflight {
+        return match lab::hosts::preflight::check(&plan) {
+            Ok(notes) => {
+                notes.iter().for_each(|n| println!("{n}"));
+                0
+            }
+            Err(errs) => {
+                errs.iter().for_each(|e| eprintln!("vecbox: error: {e}"));
+                1
+            }
+        };
+    }
     if let Err(e) = lab::hosts::write_lock(&plan) {
         eprintln!(
             "vecbox: warning: writing {}: {e}",
             lab::hosts::lock_path(&plan.file).display()
         );
+    }
+    if a.host.is_none() && !a.supervisor {
+        match super::multihost::ssh_mode(&plan) {
+            Ok(true) => return super::multihost::up(&plan, a),
+            Ok(false) => {}
+            Err(e) => return fail(&e),
+        }
     }
     if a.detach && !a.supervisor {
         return detach(a);
@@ -316,6 +335,11 @@ fn show_rates(st: &state::LabState) {
 }
 
 pub fn status(a: &StatusArgs) -> i32 {
+    if !a.local
+        && let Some(rec) = a.lab.as_deref().and_then(lab::hosts::ssh::Record::load)
+    {
+        return super::multihost::status(&rec, a.json);
+    }
     let labs = match &a.lab {
         Some(l) => vec![l.clone()],
         None => lab::labs(),

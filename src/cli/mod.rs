@@ -11,6 +11,7 @@ mod impair;
 mod lab;
 mod lab_up;
 mod manual;
+mod multihost;
 
 use clap::{CommandFactory, Parser, Subcommand};
 

@@ -20,14 +20,17 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
-use super::LabError;
 use super::alloc::{self, Lock, link_id};
 use super::diag::{Diags, closest};
 use super::plan::{self, MAX_NODE, Plan};
 
 mod local;
+pub mod preflight;
+pub mod ssh;
 use super::topology::{Link, LinkType, MtuPolicy, Node, Topology};
-pub use local::{bind_socket, is_handed_socket, lock_path, read_lock, summary, write_lock};
+pub use local::{
+    bind_socket, is_handed_socket, lock_path, project, read_lock, summary, write_lock,
+};
 
 /// Default underlay MTU of a host.
 pub const DEFAULT_UNDERLAY_MTU: u32 = 1500;
@@ -45,6 +48,9 @@ pub struct PHost {
     pub address: IpAddr,
     /// `user@host[:port]` for the controller (SSH mode).
     pub ssh: Option<String>,
+    /// Extra `ssh -o` options for reaching the host (`Key=value`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_options: Vec<String>,
     pub underlay_mtu: u32,
 }
 
@@ -164,7 +170,7 @@ pub fn hosts(d: &mut Diags, topo: &Topology) -> Vec<PHost> {
             m.value.clamp(MIN_MTU, 65535)
         });
         if let Some(s) = &h.ssh
-            && !ssh_ok(&s.value)
+            && ssh::parse_target(&s.value).is_none()
         {
             d.on(
                 s,
@@ -175,32 +181,37 @@ pub fn hosts(d: &mut Diags, topo: &Topology) -> Vec<PHost> {
                 Some("e.g. ssh: root@192.0.2.11 or ssh: root@h1:2222".into()),
             );
         }
+        for o in h.ssh_options.iter().flatten() {
+            if !ssh::option_ok(&o.value) {
+                d.on(
+                    o,
+                    format!(
+                        "ssh option {:?} of host `{}` is not Key=value",
+                        o.value, name.value
+                    ),
+                    Some("e.g. ssh_options: [IdentityFile=~/.ssh/lab, ConnectTimeout=5]".into()),
+                );
+            }
+        }
         out.push(PHost {
             name: name.value.clone(),
             address: address.unwrap_or(IpAddr::from([0, 0, 0, 0])),
             ssh: h.ssh.as_ref().map(|s| s.value.clone()),
+            ssh_options: h
+                .ssh_options
+                .iter()
+                .flatten()
+                .map(|o| o.value.clone())
+                .collect(),
             underlay_mtu,
         });
     }
     out
 }
 
+#[cfg(test)]
 fn ssh_ok(s: &str) -> bool {
-    let (user, rest) = s.split_once('@').unwrap_or(("", s));
-    let host = match rest.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') => {
-            if port.parse::<u16>().map_or(true, |p| p == 0) {
-                return false;
-            }
-            h
-        }
-        _ => rest,
-    };
-    !host.is_empty()
-        && !user.contains(char::is_whitespace)
-        && !host.contains(char::is_whitespace)
-        && !host.starts_with('-')
-        && !user.starts_with('-')
+    ssh::parse_target(s).is_some()
 }
 
 /// The host node `name` runs on: its `host:`, else the first host ("" without hosts).
@@ -509,28 +520,6 @@ pub fn spec_keys(p: &Plan, li: usize, side: usize, fd: i32) -> Vec<String> {
         ]);
     }
     kv
-}
-
-/// Make `p` the plan of host `host`'s part of the lab (`vecbox up FILE --host NAME`):
-/// the nodes placed there, the links between them, and the local ends of the links to
-/// other hosts.
-pub fn project(p: &mut Plan, host: &str) -> Result<(), LabError> {
-    if p.hosts.is_empty() {
-        return Err(LabError::Unsupported(format!(
-            "--host {host}: lab `{}` has no `hosts:`; it runs on one machine (leave out --host)",
-            p.lab
-        )));
-    }
-    if !p.hosts.iter().any(|h| h.name == host) {
-        let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
-        return Err(LabError::Unsupported(format!(
-            "--host {host}: lab `{}` has no host `{host}` (hosts: {})",
-            p.lab,
-            names.join(", ")
-        )));
-    }
-    p.local = Some(host.to_string());
-    Ok(())
 }
 
 #[cfg(test)]

@@ -174,6 +174,8 @@ pub fn labs() -> Vec<String> {
             rd.filter_map(Result::ok)
                 .filter(|e| e.path().is_dir())
                 .filter_map(|e| e.file_name().into_string().ok())
+                // `.hosts`: the SSH controller's records (lab names start with a letter).
+                .filter(|n| !n.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();

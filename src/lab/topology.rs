@@ -99,6 +99,11 @@ pub struct HostDef {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub ssh: Option<Spanned<String>>,
+    /// Extra options for `ssh` when reaching the host, each `Key=value` as for `ssh -o`
+    /// (e.g. `IdentityFile=~/.ssh/lab`); they take precedence over vecbox's own.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub ssh_options: Option<Vec<Spanned<String>>>,
     /// MTU of the host's underlay path (default 1500); a cross-host link's MTU is at
     /// most the smaller of its two hosts' values minus the encapsulation overhead.
     #[serde(default)]

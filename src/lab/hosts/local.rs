@@ -138,3 +138,25 @@ pub fn summary(p: &Plan) -> String {
     }
     s
 }
+
+/// Make `p` the plan of host `host`'s part of the lab (`vecbox up FILE --host NAME`):
+/// the nodes placed there, the links between them, and the local ends of the links to
+/// other hosts.
+pub fn project(p: &mut Plan, host: &str) -> Result<(), LabError> {
+    if p.hosts.is_empty() {
+        return Err(LabError::Unsupported(format!(
+            "--host {host}: lab `{}` has no `hosts:`; it runs on one machine (leave out --host)",
+            p.lab
+        )));
+    }
+    if !p.hosts.iter().any(|h| h.name == host) {
+        let names: Vec<&str> = p.hosts.iter().map(|h| h.name.as_str()).collect();
+        return Err(LabError::Unsupported(format!(
+            "--host {host}: lab `{}` has no host `{host}` (hosts: {})",
+            p.lab,
+            names.join(", ")
+        )));
+    }
+    p.local = Some(host.to_string());
+    Ok(())
+}

@@ -328,3 +328,47 @@ fn ssh_forms() {
         assert!(!ssh_ok(bad), "{bad}");
     }
 }
+
+#[test]
+fn ssh_targets_and_options() {
+    use super::ssh::{Target, option_ok, parse_target, quote};
+    assert_eq!(
+        parse_target("lab@h2.example:2222"),
+        Some(Target {
+            user: Some("lab".into()),
+            host: "h2.example".into(),
+            port: Some(2222)
+        })
+    );
+    assert_eq!(
+        parse_target("2001:db8::1").map(|t| (t.user, t.host, t.port)),
+        Some((None, "2001:db8::1".into(), None))
+    );
+    assert!(option_ok("IdentityFile=/tmp/k"));
+    assert!(option_ok("ConnectTimeout=5"));
+    for bad in ["IdentityFile", "=x", "Proxy-Command=x", "A=b\nc"] {
+        assert!(!option_ok(bad), "{bad:?}");
+    }
+    assert_eq!(quote("vbt1.lab"), "vbt1.lab");
+    assert_eq!(quote("it's here"), r"'it'\''s here'");
+    assert_eq!(quote(""), "''");
+}
+
+#[test]
+fn ssh_options_are_checked() {
+    let text = TWO.replace(
+        "h1: {address: 192.0.2.1}",
+        "h1: {address: 192.0.2.1, ssh: root@h1, ssh_options: [Port=22, nonsense]}",
+    );
+    let e = errors(&text);
+    assert!(
+        e.iter()
+            .any(|m| m.contains("ssh option \"nonsense\" of host `h1` is not Key=value")),
+        "{e:?}"
+    );
+    let ok = TWO.replace(
+        "h1: {address: 192.0.2.1}",
+        "h1: {address: 192.0.2.1, ssh: root@h1, ssh_options: [Port=22]}",
+    );
+    assert_eq!(plan(&ok).hosts[0].ssh_options, ["Port=22"]);
+}
