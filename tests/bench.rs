@@ -288,7 +288,7 @@ fn namespaces(tag: &str) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.starts_with(&format!("{tag}-")))
+        .filter(|l| l.starts_with(&format!("{tag}.")))
         .map(str::to_string)
         .collect()
 }

@@ -553,3 +553,21 @@ fn bad_settings_on_the_console_change_nothing() {
     );
     drop(g);
 }
+
+/// The console's `late p50 ≤ … p99 ≤ …` comes from the lateness histogram's buckets:
+/// the bound printed is the upper bound of the bucket holding that quantile.
+#[test]
+fn lateness_quantiles_name_the_bucket_holding_them() {
+    use vecbox::impair::counters::{Hist, LATE_BOUNDS_NS};
+    let mut l = Hist::<12>::default();
+    assert_eq!(l.quantile_bound(&LATE_BOUNDS_NS, 0.5), None);
+    // 90 frames under 1 µs late, 10 between 50 and 100 µs.
+    l.record(&LATE_BOUNDS_NS, 500, 90);
+    l.record(&LATE_BOUNDS_NS, 70_000, 10);
+    assert_eq!(l.quantile_bound(&LATE_BOUNDS_NS, 0.5), Some(1_000));
+    assert_eq!(l.quantile_bound(&LATE_BOUNDS_NS, 0.9), Some(1_000));
+    assert_eq!(l.quantile_bound(&LATE_BOUNDS_NS, 0.99), Some(100_000));
+    // Beyond the last bound: the unbounded bucket.
+    l.record(&LATE_BOUNDS_NS, 20_000_000, 1_000);
+    assert_eq!(l.quantile_bound(&LATE_BOUNDS_NS, 0.99), Some(u64::MAX));
+}

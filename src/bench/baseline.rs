@@ -21,8 +21,8 @@ const READY: &str = "VECBOX-BENCH-UML-READY";
 
 /// Configure the DUT namespace's kernel for `function`.
 pub fn kernel(topo: &Topo, function: Function) -> Result<Running, BenchError> {
+    // The row's lab made d0/d1 a bridge or a forwarding hop ([`super::lab::fabric`]).
     let mode = kernel_mode(function);
-    topo.kernel(Some(mode))?;
     Ok(Running {
         procs: Vec::new(),
         sink: SINK_VETH,
@@ -66,7 +66,7 @@ fn boot(topo: &Topo, args: &[String], script: &str) -> Result<Proc, BenchError> 
     if let Some(h) = std::env::var_os("HOME") {
         let _ = std::fs::remove_dir_all(std::path::Path::new(&h).join(".uml").join(&umid));
     }
-    let mut cmd = topo.command("dut", &["linux.uml"]);
+    let mut cmd = topo.command("dut", &["linux.uml"])?;
     cmd.args(crate::uml::hostfs_args(&root, "/init", 96));
     cmd.arg(format!("umid={umid}"));
     cmd.args(args);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::BenchError;
 use super::scenario::{Function, Transport};
-use super::topo::{DUT_MAC, Proc, SINK_MAC, T_DUT, T_SINK, Topo, sh};
+use super::topo::{DUT_MAC, Proc, SINK_MAC, T_DUT, T_SINK, Topo};
 
 /// The interface whose kernel receive counters are the delivered traffic.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub fn guest(topo: &Topo, role: &str, exe: &Path, args: &[String]) -> Result<Pro
     let exe = exe.display().to_string();
     let mut a: Vec<&str> = vec![&exe, "guest"];
     a.extend(args.iter().map(String::as_str));
-    let mut cmd = topo.command(role, &a);
+    let mut cmd = topo.command(role, &a)?;
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let mut p = Proc::spawn(&mut cmd, &topo.tag)?;
     let err = p.child().stderr.take().expect("stderr is piped");
@@ -133,20 +133,9 @@ pub fn guest(topo: &Topo, role: &str, exe: &Path, args: &[String]) -> Result<Pro
     }
 }
 
-/// Bring up a tap interface (created by a guest) in `role`'s namespace, IPv6 off.
+/// Bring up a tap interface (created by a guest) in `role`'s namespace.
 pub fn tap_up(topo: &Topo, role: &str, ifname: &str) -> Result<(), BenchError> {
-    let ns = topo.ns(role);
-    for _ in 0..100 {
-        if sh(&["ip", "-n", &ns, "link", "show", ifname]).is_ok() {
-            topo.sysctl(&ns, &format!("net.ipv6.conf.{ifname}.disable_ipv6=1"))?;
-            sh(&["ip", "-n", &ns, "link", "set", ifname, "up"])?;
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(BenchError::Dut(format!(
-        "tap {ifname} did not appear in {ns}"
-    )))
+    topo.iface_up(role, ifname)
 }
 
 /// The BESS peer: a vecbox xconnect in the sink namespace (CPU 0) from the BESS socket

@@ -186,7 +186,7 @@ pub fn tcp(
     let mut srv = topo.command(
         server_role,
         &["iperf3", "-s", "-1", "-B", server_ip, "-p", "5299"],
-    );
+    )?;
     srv.stdout(Stdio::null()).stderr(Stdio::null());
     let _srv: Proc = Proc::spawn(&mut srv, &topo.tag)?;
     let t = (secs.ceil() as u64).max(1).to_string();
@@ -215,7 +215,7 @@ pub fn tcp(
                 "--connect-timeout",
                 "2000",
             ],
-        );
+        )?;
         c.env(super::topo::TAG_ENV, &topo.tag);
         let cpu0 = cpu::snapshot(dut_pgids)?;
         let out = c

@@ -21,6 +21,7 @@
 pub mod baseline;
 pub mod cpu;
 pub mod dut;
+pub mod lab;
 pub mod measure;
 pub mod render;
 pub mod report;
@@ -119,7 +120,6 @@ pub struct Tools {
     pub iperf3: bool,
     pub linux_uml: bool,
     pub busybox: bool,
-    pub ethtool: bool,
 }
 
 impl Tools {
@@ -134,7 +134,6 @@ impl Tools {
             iperf3: has("iperf3"),
             linux_uml: has("linux.uml"),
             busybox: has("busybox"),
-            ethtool: has("ethtool"),
         }
     }
 }
@@ -151,20 +150,14 @@ pub fn missing(s: &Scenario, tools: &Tools, generator: Generator) -> Option<Stri
         }
     }
     match s.kind {
-        Kind::Tcp { offloads, .. } => {
+        Kind::Tcp { .. } => {
             if !tools.iperf3 {
                 need.push("iperf3");
             }
-            if !offloads && !tools.ethtool {
-                need.push("ethtool (to turn veth offloads off)");
-            }
         }
-        Kind::Pps { offloads, .. } => {
+        Kind::Pps { .. } => {
             if generator == Generator::Trafgen && !tools.trafgen {
                 need.push("trafgen (Debian package netsniff-ng)");
-            }
-            if !offloads && !tools.ethtool {
-                need.push("ethtool (to turn veth offloads off)");
             }
         }
     }
@@ -184,12 +177,10 @@ pub fn run(
                 .into(),
         ));
     }
-    for t in ["ip", "taskset", "sysctl"] {
-        if !topo::have_tool(t) {
-            return Err(BenchError::Usage(format!(
-                "vecbox bench needs `{t}` on PATH (iproute2, util-linux, procps)"
-            )));
-        }
+    if !topo::have_tool("taskset") {
+        return Err(BenchError::Usage(
+            "vecbox bench needs `taskset` on PATH (util-linux)".into(),
+        ));
     }
     if opts.reps == 0 || opts.secs.is_nan() || opts.secs <= 0.0 {
         return Err(BenchError::Usage(
@@ -205,15 +196,12 @@ pub fn run(
     let tools = Tools::detect();
     let tag = format!("vbb{}", std::process::id());
     let topo = Topo::new(&tag)?;
-    let mut state = State {
-        topo: &topo,
-        opts,
-        offloads: true,
-    };
+    let mut state = State { topo: &topo, opts };
     let any_pps = scenarios.iter().any(|s| matches!(s.kind, Kind::Pps { .. }));
     let (generator, generator_rates) = match opts.generator {
         Some(g) => (g, Vec::new()),
         None if any_pps => {
+            topo.fabric(&lab::Fabric::plain(true))?;
             let flow = state.flow(topo::SINK_MAC, Size::Bytes(64), 1)?;
             traffic::pick_fastest(&topo, &flow, &opts.exe, opts.secs.min(1.0), tools.trafgen)?
         }
@@ -300,8 +288,6 @@ fn now_utc() -> String {
 struct State<'a> {
     topo: &'a Topo,
     opts: &'a Options,
-    /// Current veth offload setting.
-    offloads: bool,
 }
 
 impl State<'_> {
@@ -312,16 +298,6 @@ impl State<'_> {
             size,
             flows,
         })
-    }
-
-    fn reset(&mut self, offloads: bool) -> Result<(), BenchError> {
-        self.topo.kernel(None)?;
-        self.topo.hosts(None)?;
-        if offloads != self.offloads {
-            self.topo.offloads(offloads)?;
-            self.offloads = offloads;
-        }
-        Ok(())
     }
 
     fn scenario(&mut self, s: &Scenario, generator: Generator) -> Result<Row, BenchError> {
@@ -336,7 +312,7 @@ impl State<'_> {
                 offloads,
                 flows,
             } => {
-                self.reset(offloads)?;
+                t.fabric(&lab::fabric(s))?;
                 let running: Running = match s.dut {
                     Dut::Vecbox => dut::vecbox(
                         t,
@@ -385,10 +361,9 @@ impl State<'_> {
                 Ok(check_row(row))
             }
             Kind::Tcp { streams, offloads } => {
-                self.reset(offloads)?;
+                t.fabric(&lab::fabric(s))?;
                 let (running, server_role, server) = match s.dut {
                     Dut::Vecbox => {
-                        t.hosts(Some(false))?;
                         let d = VecboxDut {
                             function: Function::Xconnect,
                             transport: Transport::Raw,
@@ -401,23 +376,13 @@ impl State<'_> {
                         };
                         (dut::vecbox(t, &o.exe, &d)?, "sink", "10.80.1.2")
                     }
-                    Dut::Kernel => {
-                        t.hosts(Some(false))?;
-                        (
-                            baseline::kernel(t, Function::Xconnect)?,
-                            "sink",
-                            "10.80.1.2",
-                        )
-                    }
-                    Dut::Uml => {
-                        t.hosts(Some(true))?;
-                        (baseline::uml_tcp(t)?, "sink", "10.80.2.2")
-                    }
-                    Dut::Ceiling => {
-                        t.hosts(Some(false))?;
-                        t.endpoint_on_d0()?;
-                        (dut::ceiling(), "dut", "10.80.1.2")
-                    }
+                    Dut::Kernel => (
+                        baseline::kernel(t, Function::Xconnect)?,
+                        "sink",
+                        "10.80.1.2",
+                    ),
+                    Dut::Uml => (baseline::uml_tcp(t)?, "sink", "10.80.2.2"),
+                    Dut::Ceiling => (dut::ceiling(), "dut", "10.80.1.2"),
                 };
                 let pgids = running.pgids();
                 let mut samples = Vec::new();
@@ -435,7 +400,6 @@ impl State<'_> {
                 if s.dut == Dut::Uml {
                     baseline::uml_cleanup(t);
                 }
-                t.hosts(None)?;
                 Ok(check_row(Row::new(s).measured(&samples).with_usage(total)))
             }
         }
@@ -477,10 +441,10 @@ mod tests {
     fn a_missing_tool_skips_with_its_name() {
         let dir = std::env::temp_dir().join(format!("vbtbench-path-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ethtool"), "").unwrap();
+        std::fs::write(dir.join("tshark"), "").unwrap();
         let tools = Tools::detect_in(dir.as_os_str());
         std::fs::remove_dir_all(&dir).unwrap();
-        assert!(tools.ethtool && !tools.iperf3 && !tools.linux_uml && !tools.trafgen);
+        assert!(!tools.iperf3 && !tools.linux_uml && !tools.trafgen);
         let all = Selection::default().with_baselines();
         let get = |n: &str| all.iter().find(|s| s.name() == n).unwrap();
         let uml = missing(get("uml/raw/64"), &tools, Generator::Vecbox).unwrap();
@@ -499,16 +463,9 @@ mod tests {
         assert_eq!(missing(v, &tools, Generator::Vecbox), None);
         let t = missing(v, &tools, Generator::Trafgen).unwrap();
         assert!(t.contains("trafgen"), "{t}");
-        let no_ethtool = Tools {
-            ethtool: false,
-            ..tools
-        };
+        // Offloads are switched by the lab layer (SIOCETHTOOL), not by ethtool.
         let off = get("vecbox/xconnect/raw/64/d64/vec/off0");
-        assert!(
-            missing(off, &no_ethtool, Generator::Vecbox)
-                .unwrap()
-                .contains("ethtool")
-        );
+        assert_eq!(missing(off, &tools, Generator::Vecbox), None);
     }
 
     #[test]

@@ -1,16 +1,13 @@
-//! The benchmark's namespaces and processes:
+//! The benchmark's processes and the lab each row runs on ([`super::lab`]).
 //!
-//! ```text
-//!  gen ── g0 | d0 [DUT] d1 | s0 ── sink          (veth; the sink counts s0 rx)
-//!                  [DUT] t0 | t1 ── sink         (underlay veth for tunnels, MTU 1600)
-//! ```
-//! Every namespace is `vbb<pid>-<role>` and every process is started in its own process
-//! group with `VECBOX_BENCH=<tag>` in its environment; both are recorded in a registry
-//! so that an interrupted bench ([`cleanup_all`], from the signal handler) removes them.
-//!
-//! Topology set-up runs `ip`, `sysctl` and `ethtool` (bridges, permanent neighbours,
-//! offload switches and sysctls that the netlink module does not cover).
+//! The namespaces are those of lab `vbb<pid>` (`vbb<pid>.gen`, `.dut`, `.sink`), made
+//! and removed by the lab layer with its journal. Every process is started in its own
+//! process group with `VECBOX_BENCH=<tag>` in its environment; process groups, the lab
+//! and the work directory are recorded in a registry so that an interrupted bench
+//! ([`cleanup_all`], from the signal handler) removes them; a bench killed outright is
+//! removed by `vecbox down --lab vbb<pid>` from the lab's journal.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +18,8 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::BenchError;
+use super::lab::{Fabric, Lab};
+use crate::netlink::{self, NetNs};
 
 /// MAC of the sink as the DUT's next hop: nobody has it, so s0 drops frames early.
 pub const SINK_MAC: &str = "02:00:00:00:00:99";
@@ -34,13 +33,13 @@ pub const TAG_ENV: &str = "VECBOX_BENCH";
 
 #[derive(Default)]
 struct Registry {
-    namespaces: BTreeSet<String>,
+    labs: BTreeSet<String>,
     groups: BTreeSet<i32>,
     dirs: BTreeSet<PathBuf>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
-    namespaces: BTreeSet::new(),
+    labs: BTreeSet::new(),
     groups: BTreeSet::new(),
     dirs: BTreeSet::new(),
 });
@@ -67,19 +66,19 @@ pub fn wait_if_stopping() {
 
 /// Kill every process group and remove every namespace and directory the bench made.
 pub fn cleanup_all() {
-    let (groups, namespaces, dirs) = {
+    let (groups, labs, dirs) = {
         let mut r = registry();
         (
             std::mem::take(&mut r.groups),
-            std::mem::take(&mut r.namespaces),
+            std::mem::take(&mut r.labs),
             std::mem::take(&mut r.dirs),
         )
     };
     for g in &groups {
         let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
     }
-    for ns in &namespaces {
-        delete_ns(ns);
+    for lab in &labs {
+        crate::lab::teardown::teardown(lab);
     }
     for d in &dirs {
         let _ = std::fs::remove_dir_all(d);
@@ -102,37 +101,14 @@ fn remove_console_dirs(prefix: &str) {
     }
 }
 
-fn delete_ns(ns: &str) {
-    if let Ok(o) = Command::new("ip").args(["netns", "pids", ns]).output() {
-        for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-            if let Ok(p) = pid.parse::<i32>() {
-                let _ = nix::sys::signal::kill(Pid::from_raw(p), Signal::SIGKILL);
-            }
-        }
-    }
-    let _ = Command::new("ip")
-        .args(["netns", "del", ns])
-        .stderr(Stdio::null())
-        .status();
+/// The lab `name` is up (removed by [`cleanup_all`] if the bench is interrupted).
+pub fn register_lab(name: &str) {
+    registry().labs.insert(name.to_string());
 }
 
-/// A permanent neighbour entry in namespace `ns`: `ip` on `dev` is [`SINK_MAC`], a MAC
-/// nobody owns.
-fn to_sink_mac(ns: &str, ip: &str, dev: &str) -> Result<String, BenchError> {
-    sh(&[
-        "ip",
-        "-n",
-        ns,
-        "neigh",
-        "replace",
-        ip,
-        "lladdr",
-        SINK_MAC,
-        "dev",
-        dev,
-        "nud",
-        "permanent",
-    ])
+/// The lab `name` was torn down.
+pub fn unregister_lab(name: &str) {
+    registry().labs.remove(name);
 }
 
 /// Run a command; its stdout, or an error naming the command and its stderr.
@@ -211,256 +187,130 @@ impl Drop for Proc {
     }
 }
 
-/// The gen, dut and sink namespaces with their veths.
+/// The bench's work directory and the lab (gen, dut and sink namespaces) the current
+/// row runs on.
 pub struct Topo {
     pub tag: String,
     pub dir: PathBuf,
+    lab: RefCell<Option<Lab>>,
 }
 
 impl Topo {
+    /// The work directory `TMP/tag`; no lab yet ([`Topo::fabric`] brings one up).
     pub fn new(tag: &str) -> Result<Topo, BenchError> {
         let dir = std::env::temp_dir().join(tag);
         std::fs::create_dir_all(&dir)
             .map_err(|e| BenchError::Command(format!("creating {}: {e}", dir.display())))?;
         registry().dirs.insert(dir.clone());
-        let t = Topo {
+        Ok(Topo {
             tag: tag.to_string(),
             dir,
-        };
-        for r in ["gen", "dut", "sink"] {
-            let ns = t.ns(r);
-            registry().namespaces.insert(ns.clone());
-            sh(&["ip", "netns", "add", &ns])?;
-            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
+            lab: RefCell::new(None),
+        })
+    }
+
+    /// Make the lab the row's fabric `f`: kept when it already is, else the previous
+    /// lab is torn down and `f` brought up (lab `tag`).
+    pub fn fabric(&self, f: &Fabric) -> Result<(), BenchError> {
+        let mut lab = self.lab.borrow_mut();
+        if lab.as_ref().is_some_and(|l| &l.fabric == f) {
+            return Ok(());
         }
-        let (g, d, s) = (t.ns("gen"), t.ns("dut"), t.ns("sink"));
-        for (na, a, nb, b) in [
-            (&g, "g0", &d, "d0"),
-            (&d, "d1", &s, "s0"),
-            (&d, "t0", &s, "t1"),
-        ] {
-            sh(&[
-                "ip", "-n", na, "link", "add", a, "type", "veth", "peer", "name", b, "netns", nb,
-            ])?;
-        }
-        for (ns, i) in [
-            (&g, "g0"),
-            (&d, "d0"),
-            (&d, "d1"),
-            (&s, "s0"),
-            (&d, "t0"),
-            (&s, "t1"),
-        ] {
-            t.sysctl(ns, &format!("net.ipv6.conf.{i}.disable_ipv6=1"))?;
-            sh(&["ip", "-n", ns, "link", "set", i, "up"])?;
-        }
-        for (ns, i) in [(&d, "t0"), (&s, "t1")] {
-            sh(&["ip", "-n", ns, "link", "set", i, "mtu", "1600"])?;
-        }
-        sh(&[
-            "ip",
-            "-n",
-            &d,
-            "addr",
-            "add",
-            &format!("{T_DUT}/24"),
-            "dev",
-            "t0",
-        ])?;
-        sh(&[
-            "ip",
-            "-n",
-            &s,
-            "addr",
-            "add",
-            &format!("{T_SINK}/24"),
-            "dev",
-            "t1",
-        ])?;
-        // Tunnel packets go to a MAC nobody owns: the sink's kernel counts and drops
-        // them on arrival. Addressed to the sink itself, each would be answered with an
-        // ICMP protocol unreachable (no GRE/L2TPv3 there), work the veth runs on the
-        // DUT's core (a quarter of it, measured with perf).
-        to_sink_mac(&d, T_SINK, "t0")?;
-        Ok(t)
+        drop(lab.take());
+        *lab = Some(Lab::up(&self.tag, f, &self.dir)?);
+        Ok(())
     }
 
     pub fn ns(&self, role: &str) -> String {
-        format!("{}-{role}", self.tag)
+        format!("{}.{role}", self.tag)
     }
 
-    pub fn sysctl(&self, ns: &str, kv: &str) -> Result<(), BenchError> {
-        sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", kv]).map(|_| ())
+    /// A command run in `role`'s namespace (with `/sys` remounted for it, as `ip netns
+    /// exec` does); not started.
+    pub fn command(&self, role: &str, args: &[&str]) -> Result<Command, BenchError> {
+        let ns = crate::lab::ops::ns_file(&self.ns(role))
+            .map_err(|e| BenchError::Command(e.to_string()))?;
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]).stdin(Stdio::null());
+        crate::sys::process::enter_netns_with_sys(&mut c, ns.into())
+            .map_err(|e| BenchError::Command(format!("entering {}: {e}", self.ns(role))))?;
+        Ok(c)
     }
 
-    /// `ip netns exec NS args...` as a command (not started).
-    pub fn command(&self, role: &str, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns(role)]).args(args);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    /// Kernel interface counter (`rx_packets`, `tx_bytes`, ...) of `ifname` in `role`'s
-    /// namespace, read from /proc/<pid>/net/dev of no process: via `ip netns exec cat`
-    /// of sysfs (which `ip netns exec` remounts for the namespace).
+    /// Kernel interface counter (`rx_packets`, `tx_packets`, `rx_bytes`, `tx_bytes`) of
+    /// `ifname` in `role`'s namespace, over netlink.
     pub fn counter(&self, role: &str, ifname: &str, name: &str) -> Result<u64, BenchError> {
-        let path = format!("/sys/class/net/{ifname}/statistics/{name}");
-        let out = sh(&["ip", "netns", "exec", &self.ns(role), "cat", &path])?;
-        out.trim()
-            .parse()
-            .map_err(|_| BenchError::Command(format!("{path}: not a number: {out:?}")))
+        let ns = self.ns(role);
+        let links = NetNs::existing(&ns)
+            .rtnl(|h| async move { netlink::dump_links(&h).await })
+            .map_err(|e| BenchError::Command(format!("counters of {ns}: {e}")))?;
+        let Some((_, _, c)) = links.iter().find(|(n, _, _)| n == ifname) else {
+            return Err(BenchError::Command(format!(
+                "no interface {ifname} in {ns}"
+            )));
+        };
+        match name {
+            "rx_packets" => Ok(c.rx_packets),
+            "tx_packets" => Ok(c.tx_packets),
+            "rx_bytes" => Ok(c.rx_bytes),
+            "tx_bytes" => Ok(c.tx_bytes),
+            other => Err(BenchError::Command(format!("no counter {other}"))),
+        }
     }
 
+    /// MAC address of `ifname` in `role`'s namespace, `xx:xx:xx:xx:xx:xx`.
     pub fn mac(&self, role: &str, ifname: &str) -> Result<String, BenchError> {
-        let p = format!("/sys/class/net/{ifname}/address");
-        Ok(sh(&["ip", "netns", "exec", &self.ns(role), "cat", &p])?
-            .trim()
-            .to_string())
+        let (ns, i) = (self.ns(role), ifname.to_string());
+        let m = NetNs::existing(&ns)
+            .rtnl(move |h| async move { netlink::mac_of(&h, &i).await })
+            .map_err(|e| BenchError::Command(format!("MAC of {ns}/{ifname}: {e}")))?;
+        Ok(m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"))
     }
 
-    /// Veth offloads (TSO/GSO/GRO/checksum) on all benchmark veths, on or off.
-    pub fn offloads(&self, on: bool) -> Result<(), BenchError> {
-        let v = if on { "on" } else { "off" };
-        for (r, i) in [("gen", "g0"), ("dut", "d0"), ("dut", "d1"), ("sink", "s0")] {
-            sh(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.ns(r),
-                "ethtool",
-                "-K",
-                i,
-                "tso",
-                v,
-                "gso",
-                v,
-                "gro",
-                v,
-                "tx",
-                v,
-                "rx",
-                v,
-            ])?;
-        }
-        Ok(())
-    }
-
-    /// Kernel as the DUT: `bridge` (L2) or `forward` (IPv4 forwarding to the sink as a
-    /// static neighbour); `None` clears both.
-    pub fn kernel(&self, mode: Option<&str>) -> Result<(), BenchError> {
-        let d = self.ns("dut");
-        let _ = sh(&["ip", "-n", &d, "link", "del", "br0"]);
-        let _ = sh(&["ip", "-n", &d, "route", "del", "10.96.0.0/12"]);
-        for i in ["d0", "d1"] {
-            sh(&["ip", "-n", &d, "addr", "flush", "dev", i])?;
-        }
-        self.sysctl(&d, "net.ipv4.ip_forward=0")?;
-        match mode {
-            Some("bridge") => {
-                sh(&["ip", "-n", &d, "link", "add", "br0", "type", "bridge"])?;
-                self.sysctl(&d, "net.ipv6.conf.br0.disable_ipv6=1")?;
-                for i in ["d0", "d1"] {
-                    sh(&["ip", "-n", &d, "link", "set", i, "master", "br0"])?;
-                }
-                sh(&["ip", "-n", &d, "link", "set", "br0", "up"])?;
+    /// Wait until `ifname` (a tap a guest creates) exists in `role`'s namespace, then
+    /// bring it up (the lab's namespaces give new interfaces no IPv6).
+    pub fn iface_up(&self, role: &str, ifname: &str) -> Result<(), BenchError> {
+        let ns = self.ns(role);
+        for _ in 0..100 {
+            let i = ifname.to_string();
+            let found = NetNs::existing(&ns)
+                .rtnl(move |h| async move { netlink::link_index(&h, &i).await })
+                .is_ok();
+            if found {
+                let i = ifname.to_string();
+                return NetNs::existing(&ns)
+                    .rtnl(move |h| async move { netlink::set_up(&h, &i).await })
+                    .map_err(|e| BenchError::Command(format!("{ns}/{ifname}: {e}")));
             }
-            Some(_) => {
-                sh(&["ip", "-n", &d, "addr", "add", "10.80.1.254/24", "dev", "d0"])?;
-                sh(&["ip", "-n", &d, "addr", "add", "10.80.2.254/24", "dev", "d1"])?;
-                // Many-flow sources (10.96.0.0/12) are reached back through d0, so
-                // reverse-path filtering passes them whatever its setting.
-                sh(&[
-                    "ip",
-                    "-n",
-                    &d,
-                    "route",
-                    "replace",
-                    "10.96.0.0/12",
-                    "dev",
-                    "d0",
-                ])?;
-                self.sysctl(&d, "net.ipv4.ip_forward=1")?;
-                to_sink_mac(&d, "10.80.2.99", "d1")?;
-            }
-            None => {}
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
-    }
-
-    /// The TCP ceiling's server end: 10.80.1.2/24 on d0, the generator's veth peer
-    /// (removed again by [`Topo::kernel`]).
-    pub fn endpoint_on_d0(&self) -> Result<(), BenchError> {
-        sh(&[
-            "ip",
-            "-n",
-            &self.ns("dut"),
-            "addr",
-            "add",
-            "10.80.1.2/24",
-            "dev",
-            "d0",
-        ])
-        .map(|_| ())
-    }
-
-    /// Host addresses for TCP: one L2 segment (`routed == false`) or two subnets routed
-    /// through the DUT's .254 addresses.
-    pub fn hosts(&self, routed: Option<bool>) -> Result<(), BenchError> {
-        let (g, s) = (self.ns("gen"), self.ns("sink"));
-        sh(&["ip", "-n", &g, "addr", "flush", "dev", "g0"])?;
-        sh(&["ip", "-n", &s, "addr", "flush", "dev", "s0"])?;
-        match routed {
-            None => {}
-            Some(false) => {
-                sh(&["ip", "-n", &g, "addr", "add", "10.80.1.1/24", "dev", "g0"])?;
-                sh(&["ip", "-n", &s, "addr", "add", "10.80.1.2/24", "dev", "s0"])?;
-            }
-            Some(true) => {
-                sh(&["ip", "-n", &g, "addr", "add", "10.80.1.1/24", "dev", "g0"])?;
-                sh(&["ip", "-n", &s, "addr", "add", "10.80.2.2/24", "dev", "s0"])?;
-                sh(&[
-                    "ip",
-                    "-n",
-                    &g,
-                    "route",
-                    "replace",
-                    "10.80.2.0/24",
-                    "via",
-                    "10.80.1.254",
-                ])?;
-                sh(&[
-                    "ip",
-                    "-n",
-                    &s,
-                    "route",
-                    "replace",
-                    "10.80.1.0/24",
-                    "via",
-                    "10.80.2.254",
-                ])?;
-            }
-        }
-        Ok(())
+        Err(BenchError::Dut(format!(
+            "tap {ifname} did not appear in {ns}"
+        )))
     }
 
     /// Pin every process of `role`'s namespace (a UML kernel and its helpers) to `cpu`.
     pub fn pin_all(&self, role: &str, cpu: u32) {
-        if let Ok(out) = sh(&["ip", "netns", "pids", &self.ns(role)]) {
-            for pid in out.split_whitespace() {
-                let _ = sh(&["taskset", "-a", "-p", "-c", &cpu.to_string(), pid]);
-            }
+        let path = std::path::Path::new(netlink::NETNS_DIR).join(self.ns(role));
+        for pid in crate::lab::teardown::pids_in_netns(&path) {
+            let _ = sh(&[
+                "taskset",
+                "-a",
+                "-p",
+                "-c",
+                &cpu.to_string(),
+                &pid.to_string(),
+            ]);
         }
     }
 }
 
 impl Drop for Topo {
     fn drop(&mut self) {
-        for r in ["gen", "dut", "sink"] {
-            let ns = self.ns(r);
-            delete_ns(&ns);
-            registry().namespaces.remove(&ns);
-        }
+        drop(self.lab.borrow_mut().take());
         let _ = std::fs::remove_dir_all(&self.dir);
         registry().dirs.remove(&self.dir);
         // A guest that needed SIGKILL (it did not stop within 3 s) left its own.

@@ -205,7 +205,7 @@ pub fn start(
             if let Some(r) = &r {
                 args.extend(["-b", r]);
             }
-            topo.command("gen", &args)
+            topo.command("gen", &args)?
         }
         Generator::Vecbox => {
             let exe = exe.display().to_string();
@@ -231,7 +231,7 @@ pub fn start(
                     "--flows",
                     &flows,
                 ],
-            )
+            )?
         }
     };
     cmd.stdout(Stdio::null()).stderr(Stdio::null());

@@ -38,7 +38,8 @@ Scenarios (names are globbable, e.g. 'vecbox/router/*/64/*', '*/tcp/*'):
       TRANSPORT the egress port: raw, tap, hybrid, gre, l2tpv3-ip, l2tpv3-udp, bess
                 (the ingress port is raw on the generator's veth)
       SIZE      64, 512, 1500 (full-MTU frame), imix (7:4:1 of 64/594/1518)
-      off1/off0 offloads on (veth TSO/GRO) or off (ethtool -K ... off)
+      off1/off0 veth offloads at the kernel's defaults or all off (TSO, GSO, GRO,
+                tx and rx checksumming)
       fFLOWS    concurrent flows (distinct source addresses and ports; 1 when absent)
   vecbox/tcp/1s|4s/off1|off0   iperf3, 1 or 4 streams, xconnect over raw ports
   ceiling/SIZE/offN[/fFLOWS]   the generator straight into a sink over one veth
@@ -87,9 +88,15 @@ gen`); both send many flows as per-packet counters on the source address and por
 faster. --ndr searches the no-drop rate of 64-byte scenarios (binary search,
 rate-limited vecbox generator, loss <= 0.1 %).
 
-Tools: linux.uml and busybox (UML baselines), iperf3 (TCP), ethtool (offloads off),
-trafgen (with --generator trafgen). A row whose tool is missing is skipped with the
+Tools: linux.uml and busybox (UML baselines), iperf3 (TCP), trafgen (with
+--generator trafgen). A row whose tool is missing is skipped with the
 reason, the rest runs, and the exit status is 1.
+
+Each row runs on a lab (lab `vbbPID`: namespaces vbbPID.gen, .dut, .sink) that
+the lab layer builds and removes with its journal; a bench killed outright is
+cleaned up by `vecbox down --lab vbbPID`. --topology SCENARIO writes that lab as a
+topology file (stdout, or -o FILE; --lab NAME names it) to bring up by hand with
+`vecbox up`, impair with `vecbox impair` and capture with `vecbox capture`.
 
 The machine must be otherwise idle for figures worth quoting: 2 cores are fully
 used (generator and DUT).
@@ -100,7 +107,8 @@ Examples:
   sudo vecbox bench --transports gre,l2tpv3-udp --sizes 64 --no-tcp
   sudo vecbox bench --functions router,firewall --transports raw --sizes 64 --no-tcp
   sudo vecbox bench --functions router --ndr --sizes 64 --no-tcp
-  sudo vecbox bench --report                        # full run, regenerates docs";
+  sudo vecbox bench --report                        # full run, regenerates docs
+  vecbox bench --topology kernel/forward/64/off1 -o fwd.yaml   # then: vecbox up fwd.yaml";
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -173,6 +181,57 @@ pub struct BenchArgs {
     /// List the selected scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Write scenario SCENARIO (a name from --list, e.g. kernel/forward/64/off1) as a
+    /// topology file and exit without running anything: the lab the row runs on
+    /// (namespaces gen, dut, sink, their veths, the kernel bridge or forwarding,
+    /// addresses, routes, neighbour entries, offload switches), for `vecbox up`,
+    /// `vecbox impair` and `vecbox capture`.
+    #[arg(long, value_name = "SCENARIO")]
+    topology: Option<String>,
+    /// With --topology: write the file to FILE instead of stdout.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        requires = "topology"
+    )]
+    output: Option<PathBuf>,
+    /// With --topology: the lab's name (namespaces NAME.gen, NAME.dut, NAME.sink).
+    #[arg(long, value_name = "NAME", default_value = "bench")]
+    lab: String,
+}
+
+/// `--topology`: the lab of scenario `name` (searched in the whole product of the
+/// selected axes) as a topology file.
+fn write_topology(a: &BenchArgs, opts: &Options, name: &str) -> Result<(), BenchError> {
+    let mut sel = opts.selection.clone();
+    sel.full = true;
+    sel.patterns.clear();
+    let all = sel.with_baselines();
+    let Some(s) = all.iter().find(|s| s.name() == name) else {
+        return Err(BenchError::Usage(format!(
+            "--topology {name:?}: no such scenario; `vecbox bench --list --full` names them (e.g. kernel/bridge/64/off1)"
+        )));
+    };
+    if !crate::lab::plan::valid_name(&a.lab, 30) {
+        return Err(BenchError::Usage(format!(
+            "--lab {:?}: a lab name is 1 to 30 characters of a-z A-Z 0-9 _ -, starting with a letter",
+            a.lab
+        )));
+    }
+    let text = crate::bench::lab::yaml(
+        &a.lab,
+        &crate::bench::lab::fabric(s),
+        &crate::bench::lab::about(s, &a.lab),
+    );
+    match &a.output {
+        Some(f) => std::fs::write(f, text)
+            .map_err(|e| BenchError::Command(format!("writing {}: {e}", f.display()))),
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 fn options(a: &BenchArgs) -> Result<Options, BenchError> {
@@ -285,6 +344,10 @@ pub fn run(a: &BenchArgs) -> i32 {
 /// Run the bench; the rows that produced no result.
 fn run_inner(a: &BenchArgs) -> Result<Vec<String>, BenchError> {
     let opts = options(a)?;
+    if let Some(name) = &a.topology {
+        write_topology(a, &opts, name)?;
+        return Ok(Vec::new());
+    }
     if a.list {
         for s in opts.selection.with_baselines() {
             println!("{}", s.name());

@@ -20,6 +20,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::Guest;
+use crate::impair::counters::{Hist, LATE_BOUNDS_NS};
 use crate::impair::{Change, Direction, Dropped, Params, Stage};
 use crate::transport::Port;
 use crate::transport::port::impair::now_ns;
@@ -156,7 +157,7 @@ pub(super) fn stage_counters(st: &Stage) -> String {
         .collect();
     let (q, qb) = st.queue_depth();
     format!(
-        "  frames in {} out {} delayed {}; dropped {}; duplicated {} corrupted {} reordered {}; queue {q} frames {qb} bytes; in flight {}\n",
+        "  frames in {} out {} delayed {}; dropped {}; duplicated {} corrupted {} reordered {}; queue {q} frames {qb} bytes; in flight {}; late p50 {} p99 {}\n",
         c.frames_in,
         c.frames_out,
         c.delayed,
@@ -164,8 +165,23 @@ pub(super) fn stage_counters(st: &Stage) -> String {
         c.duplicated,
         c.corrupted,
         c.reordered,
-        st.in_flight()
+        st.in_flight(),
+        late_bound(&c.late, 0.5),
+        late_bound(&c.late, 0.99),
     )
+}
+
+/// `≤ 20 µs`: the bucket of the lateness histogram holding quantile `q`.
+fn late_bound(h: &Hist<12>, q: f64) -> String {
+    match h.quantile_bound(&LATE_BOUNDS_NS, q) {
+        None => "-".into(),
+        Some(u64::MAX) => format!(
+            "> {} ms",
+            LATE_BOUNDS_NS[LATE_BOUNDS_NS.len() - 1] / 1_000_000
+        ),
+        Some(b) if b >= 1_000_000 => format!("≤ {} ms", b / 1_000_000),
+        Some(b) => format!("≤ {} µs", b / 1_000),
+    }
 }
 
 /// One impairment direction of a port in the exit report.

@@ -102,6 +102,24 @@ impl<const N: usize> Hist<N> {
         self.sum = self.sum.saturating_add(v.saturating_mul(n));
         self.count += n;
     }
+
+    /// Upper bound (ns) of the bucket holding quantile `q` (0–1) of what was recorded
+    /// against `bounds`: `None` before anything was recorded, `Some(u64::MAX)` in the
+    /// unbounded last bucket.
+    pub fn quantile_bound(&self, bounds: &[u64], q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = ((self.count as f64 * q).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b;
+            if seen >= rank {
+                return Some(bounds.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
+    }
 }
 
 /// Counters of one direction.

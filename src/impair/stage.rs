@@ -74,6 +74,8 @@ struct Unit {
 #[derive(Debug)]
 pub struct Stage {
     params: Params,
+    /// `params.is_default()`, kept (asked for every frame).
+    plain: bool,
     streams: Streams,
     jitter: Jitter,
     loss: LossState,
@@ -108,6 +110,7 @@ impl Stage {
         let seed = params.seed.unwrap_or_else(system_seed);
         let mut s = Stage {
             params,
+            plain: params.is_default(),
             streams: Streams::new(seed),
             jitter: Jitter::new(params.distribution, params.correlation.fraction()),
             loss: LossState::new(params.loss),
@@ -142,6 +145,7 @@ impl Stage {
     pub fn apply(&mut self, change: &Change, now: u64) -> Result<(), ImpairError> {
         let new = self.params.apply(change)?;
         let old = std::mem::replace(&mut self.params, new);
+        self.plain = new.is_default();
         self.store.reserve(memory_for(&new));
         if change.seed.is_some() {
             self.streams = Streams::new(new.seed.unwrap_or_else(system_seed));
@@ -186,7 +190,7 @@ impl Stage {
     /// `true` when the settings impair nothing and no frame waits: frames may go
     /// straight on without entering the stage.
     pub fn is_idle(&self) -> bool {
-        self.params.is_default() && self.store.is_empty()
+        self.plain && self.store.is_empty()
     }
 
     /// Free the frame memory of an idle stage.

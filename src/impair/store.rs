@@ -1,5 +1,12 @@
 //! Where frames wait: their bytes in one byte ring, their descriptions in arrival
-//! order, and a min-heap of departure times over them.
+//! order, and the departure order over them.
+//!
+//! Departure order costs O(1) per frame in the usual case: a frame whose departure is
+//! no earlier than that of the last in-order frame (every frame of a direction without
+//! `reorder` and `reorder_on_jitter`, since frames do not overtake) is *in order* and
+//! leaves from the front of the arrival order; only the others (explicit reorders,
+//! jitter allowed to reorder) go into a min-heap. The next frame to leave is the
+//! earlier of the two fronts, ties by arrival, as one heap over all would give.
 //!
 //! The ring is allocated when the stage is configured, sized from the settings, and
 //! only grows (by doubling, copying what it holds) when traffic needs more; it never
@@ -41,6 +48,8 @@ pub struct Meta {
     pub reordered: bool,
     /// Already sent; its space is reclaimed when the frames before it are gone.
     pub done: bool,
+    /// Waits in the heap (departs out of arrival order) rather than in order.
+    pub heaped: bool,
     pub vnet: vnet::Repr,
 }
 
@@ -54,7 +63,14 @@ pub struct Store {
     metas: VecDeque<Meta>,
     /// Sequence number of `metas[0]`.
     front: u64,
+    /// Frames that depart out of arrival order: (departure, sequence number).
     heap: BinaryHeap<Reverse<(u64, u64)>>,
+    /// First sequence number that may be an in-order frame still waiting (frames before
+    /// it in order have left), and the departure of the last in-order frame added.
+    fifo: u64,
+    fifo_last: u64,
+    /// In-order frames waiting.
+    in_order: usize,
     /// Most bytes the ring may grow to.
     limit: usize,
 }
@@ -76,9 +92,18 @@ impl Store {
             tail: 0,
             metas: VecDeque::with_capacity(frames),
             front: 0,
-            heap: BinaryHeap::with_capacity(frames),
+            heap: BinaryHeap::new(),
+            fifo: 0,
+            fifo_last: 0,
+            in_order: 0,
             limit: limit.max(MIN_BYTES),
         }
+    }
+
+    /// Physical offset of logical position `pos` (the capacity is a power of two).
+    #[inline]
+    fn offset(&self, pos: u64) -> usize {
+        (pos & (self.bytes.len() as u64 - 1)) as usize
     }
 
     /// Ring capacity in bytes.
@@ -93,12 +118,12 @@ impl Store {
 
     /// Frames not yet sent.
     pub fn waiting(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + self.in_order
     }
 
     /// `true` when no frame waits.
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.waiting() == 0
     }
 
     /// Grow the ring to at least `bytes` (used when settings need more).
@@ -117,6 +142,7 @@ impl Store {
 
     fn grow(&mut self, cap: usize) {
         let cap = cap.max(self.bytes.len() * 2);
+        debug_assert!(cap.is_power_of_two());
         let mut new = vec![0u8; cap];
         let old = self.bytes.len() as u64;
         for m in self.metas.iter().filter(|m| !m.done) {
@@ -137,7 +163,7 @@ impl Store {
                 self.tail = self.tail.div_ceil(cap) * cap;
                 self.head = self.tail;
             }
-            let off = self.tail % cap;
+            let off = self.offset(self.tail) as u64;
             let pos = if off + len as u64 > cap {
                 self.tail + (cap - off)
             } else {
@@ -160,7 +186,7 @@ impl Store {
         let Some(pos) = self.place(len) else {
             return false;
         };
-        let at = (pos % self.bytes.len() as u64) as usize;
+        let at = self.offset(pos);
         write(&mut self.bytes[at..at + len]);
         self.commit(meta, pos, len);
         true
@@ -172,31 +198,78 @@ impl Store {
         meta.done = false;
         self.tail = pos + len as u64;
         let seq = self.front + self.metas.len() as u64;
-        self.heap.push(Reverse((meta.deliver, seq)));
+        if self.in_order == 0 || meta.deliver >= self.fifo_last {
+            if self.in_order == 0 {
+                self.fifo = seq;
+            }
+            meta.heaped = false;
+            self.fifo_last = meta.deliver;
+            self.in_order += 1;
+        } else {
+            meta.heaped = true;
+            self.heap.push(Reverse((meta.deliver, seq)));
+        }
         self.metas.push_back(meta);
+    }
+
+    /// The in-order frame that leaves next: (departure, sequence number).
+    fn fifo_front(&self) -> Option<(u64, u64)> {
+        (self.in_order > 0).then(|| (self.meta(self.fifo).deliver, self.fifo))
+    }
+
+    /// Move the in-order cursor to the next waiting in-order frame.
+    fn settle(&mut self) {
+        if self.in_order == 0 {
+            return;
+        }
+        while self
+            .metas
+            .get((self.fifo - self.front) as usize)
+            .is_some_and(|m| m.heaped || m.done)
+        {
+            self.fifo += 1;
+        }
+    }
+
+    /// The next frame to leave: (departure, sequence number).
+    fn next(&self) -> Option<(u64, u64)> {
+        let h = self.heap.peek().map(|Reverse(x)| *x);
+        match (self.fifo_front(), h) {
+            (Some(f), Some(h)) => Some(f.min(h)),
+            (f, h) => f.or(h),
+        }
     }
 
     /// Departure time of the next frame to leave.
     pub fn next_deliver(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((t, _))| *t)
+        self.next().map(|(t, _)| t)
     }
 
     /// The next frame to leave if it is due at `now`: its sequence number.
     pub fn pop_due(&mut self, now: u64) -> Option<u64> {
-        match self.heap.peek() {
-            Some(Reverse((t, seq))) if *t <= now => {
-                let seq = *seq;
-                self.heap.pop();
-                Some(seq)
-            }
-            _ => None,
+        let (t, seq) = self.next()?;
+        if t > now {
+            return None;
         }
+        if self.meta(seq).heaped {
+            self.heap.pop();
+        } else {
+            self.in_order -= 1;
+            self.fifo = seq + 1;
+            self.settle();
+        }
+        Some(seq)
     }
 
-    /// Put a popped frame back (it could not be sent now).
+    /// Put the frame just popped back (it could not be sent now).
     pub fn unpop(&mut self, seq: u64) {
-        let t = self.meta(seq).deliver;
-        self.heap.push(Reverse((t, seq)));
+        let m = *self.meta(seq);
+        if m.heaped {
+            self.heap.push(Reverse((m.deliver, seq)));
+        } else {
+            self.in_order += 1;
+            self.fifo = seq;
+        }
     }
 
     /// Description of frame `seq`.
@@ -207,7 +280,7 @@ impl Store {
     /// The bytes of frame `seq`.
     pub fn bytes(&self, seq: u64) -> &[u8] {
         let m = self.meta(seq);
-        let at = (m.pos % self.bytes.len() as u64) as usize;
+        let at = self.offset(m.pos);
         &self.bytes[at..at + m.len as usize]
     }
 
@@ -236,7 +309,7 @@ impl Store {
     /// The bytes of frame `seq`, writable.
     pub fn bytes_mut(&mut self, seq: u64) -> &mut [u8] {
         let m = *self.meta(seq);
-        let at = (m.pos % self.bytes.len() as u64) as usize;
+        let at = self.offset(m.pos);
         &mut self.bytes[at..at + m.len as usize]
     }
 
@@ -246,9 +319,8 @@ impl Store {
         let Some(pos) = self.place(len) else {
             return false;
         };
-        let cap = self.bytes.len() as u64;
-        let from = (self.meta(src).pos % cap) as usize;
-        let to = (pos % cap) as usize;
+        let from = self.offset(self.meta(src).pos);
+        let to = self.offset(pos);
         self.bytes.copy_within(from..from + len, to);
         self.commit(meta, pos, len);
         true
@@ -264,14 +336,26 @@ impl Store {
     pub fn reindex(&mut self) {
         let mut v = std::mem::take(&mut self.heap).into_vec();
         v.clear();
-        let front = self.front;
-        v.extend(
-            self.metas
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| !m.done)
-                .map(|(i, m)| Reverse((m.deliver, front + i as u64))),
-        );
+        self.in_order = 0;
+        self.fifo = self.front;
+        self.fifo_last = 0;
+        for (i, m) in self.metas.iter_mut().enumerate() {
+            if m.done {
+                continue;
+            }
+            let seq = self.front + i as u64;
+            if self.in_order == 0 || m.deliver >= self.fifo_last {
+                if self.in_order == 0 {
+                    self.fifo = seq;
+                }
+                m.heaped = false;
+                self.fifo_last = m.deliver;
+                self.in_order += 1;
+            } else {
+                m.heaped = true;
+                v.push(Reverse((m.deliver, seq)));
+            }
+        }
         self.heap = BinaryHeap::from(v);
     }
 }

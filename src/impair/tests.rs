@@ -12,6 +12,7 @@ use crate::wire::vnet;
 mod gso;
 mod params;
 mod sched;
+mod store;
 
 const MS: u64 = 1_000_000;
 const US: u64 = 1_000;

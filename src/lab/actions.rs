@@ -94,6 +94,8 @@ pub enum Step {
     Stop { node: String },
     /// The supervisor takes the node's definition (ports, restart policy) for restarts.
     Define { node: String },
+    /// Make a host's bridges, offload switches and neighbour entries.
+    HostNet { node: String },
     /// Run a host's `exec` commands.
     Exec { node: String },
     /// A link's impairment changed: goes through the same path as `vecbox impair`
@@ -137,6 +139,7 @@ impl Step {
             Step::Ready { nodes } => format!("wait until {} ready", nodes.join(", ")),
             Step::Stop { node } => format!("stop {node}"),
             Step::Define { node } => format!("supervisor takes the new definition of {node}"),
+            Step::HostNet { node } => format!("bridges, offloads and neighbours of {node}"),
             Step::Exec { node } => format!("run the commands of {node}"),
             Step::Impair { link } => format!("impairment of {link}"),
         }

@@ -167,6 +167,11 @@ fn node_fate(old: &super::objects::NodeObj, new: &PNode) -> NodeFate {
                     "exec changes (commands run once, when the node is made)".into(),
                 );
             }
+            if o.net != new.net {
+                return NodeFate::Replace(
+                    "bridges, neighbours or offloads change (made with the node)".into(),
+                );
+            }
             for (k, v) in &new.sysctls {
                 if !o.sysctls.contains(&(k.clone(), v.clone())) {
                     e.sysctls.push((k.clone(), v.clone()));

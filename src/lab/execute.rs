@@ -437,6 +437,10 @@ impl Run<'_> {
                 )
                 .map(drop)
             }
+            Step::HostNet { node } => {
+                let def = self.def(node)?.clone();
+                super::hostnet::make(&lab, &def)
+            }
             Step::Exec { node } => {
                 let def = self.def(node)?.clone();
                 for cmd in &def.exec {

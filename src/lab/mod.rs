@@ -18,6 +18,7 @@ pub mod diff;
 pub mod execute;
 pub mod graph;
 pub mod guestctl;
+pub mod hostnet;
 pub mod hosts;
 pub mod impair;
 pub mod journal;

@@ -327,6 +327,13 @@ fn live_reread(o: &Observed, entries: &[Entry]) -> Vec<Drift> {
             }
         }
     }
+    for n in rec.nodes.values() {
+        for (br, _) in &n.node.net.bridges {
+            want.entry(n.node.netns.as_str())
+                .or_default()
+                .push((format!("bridge {}/{br}", n.node.name), br.clone()));
+        }
+    }
     for (id, u) in &rec.underlays {
         for s in 0..2 {
             if let Some(n) = rec.nodes.get(&u.nodes[s]) {

@@ -82,6 +82,9 @@ pub struct PNode {
     pub sysctls: Vec<(String, String)>,
     /// host: commands run after bring-up.
     pub exec: Vec<String>,
+    /// host: bridges, neighbour entries and offload switches.
+    #[serde(default, skip_serializing_if = "super::hostnet::HostNet::is_empty")]
+    pub net: super::hostnet::HostNet,
     pub restart: Restart,
     /// guests: `key=value` options for the function.
     pub options: Vec<(String, String)>,

@@ -78,7 +78,7 @@ pub fn stop_supervisor(lab: &str, limit: Duration) -> bool {
 }
 
 /// Processes whose network namespace is the one mounted at `ns_path`.
-fn pids_in_netns(ns_path: &Path) -> Vec<i32> {
+pub fn pids_in_netns(ns_path: &Path) -> Vec<i32> {
     let Ok(meta) = std::fs::metadata(ns_path) else {
         return Vec::new();
     };

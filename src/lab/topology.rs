@@ -206,6 +206,15 @@ pub struct Node {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, Scalar>")]
     pub sysctls: Ordered<Scalar>,
+    /// host: Linux bridges in the node's namespace, by name (at most 15 characters): the
+    /// node's interfaces that are its ports, e.g. `br0: [eth0, eth1]`.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub bridges: Ordered<Vec<String>>,
+    /// host: permanent neighbour (ARP/NDP) entries, `{address, mac, dev}`.
+    #[serde(default)]
+    #[schemars(with = "Vec<super::hostnet::Neighbour>")]
+    pub neighbours: Vec<Spanned<super::hostnet::Neighbour>>,
     /// host: shell commands run in the namespace once everything is up (each must exit 0).
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
@@ -279,6 +288,11 @@ pub struct Interface {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub mac: Option<Spanned<String>>,
+    /// host: offload switches, `tso`, `gso`, `gro`, `tx` and `rx` (checksumming), each
+    /// `true` or `false` (as `ethtool -K`); unnamed switches keep the kernel's default.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, bool>")]
+    pub offloads: Ordered<bool>,
 }
 
 /// A host route.

@@ -192,3 +192,55 @@ pub async fn dump_links(
     }
     Ok(out)
 }
+
+/// Create Linux bridge `name` (in the handle's namespace) with the ownership alias
+/// `alias`; one that already exists is kept.
+pub async fn add_bridge(
+    h: &rtnetlink::Handle,
+    name: &str,
+    alias: &str,
+) -> Result<(), NetlinkError> {
+    if link_index(h, name).await.is_err() {
+        h.link()
+            .add(rtnetlink::LinkBridge::new(name).build())
+            .execute()
+            .await
+            .map_err(rtnl_err("creating bridge", name))?;
+    }
+    set_alias(h, name, alias).await
+}
+
+/// A permanent neighbour entry: `ip` is at `mac` on `dev` (replacing any entry for `ip`).
+pub async fn add_neighbour(
+    h: &rtnetlink::Handle,
+    dev: &str,
+    ip: IpAddr,
+    mac: [u8; 6],
+) -> Result<(), NetlinkError> {
+    let idx = link_index(h, dev).await?;
+    h.neighbours()
+        .add(idx, ip)
+        .link_layer_address(&mac)
+        .replace()
+        .execute()
+        .await
+        .map_err(rtnl_err(
+            "adding the neighbour entry on",
+            format!("{dev} for {ip}"),
+        ))
+}
+
+/// The MAC address of `name`.
+pub async fn mac_of(h: &rtnetlink::Handle, name: &str) -> Result<[u8; 6], NetlinkError> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    if let Ok(Some(msg)) = links.try_next().await {
+        for a in &msg.attributes {
+            if let LinkAttribute::Address(m) = a
+                && let Ok(mac) = <[u8; 6]>::try_from(m.as_slice())
+            {
+                return Ok(mac);
+            }
+        }
+    }
+    Err(NetlinkError::NoLink(name.to_string()))
+}

@@ -20,8 +20,8 @@ mod edit;
 mod links;
 pub use edit::{Iface, del_address, del_route, is_errno, list_ifaces};
 pub use links::{
-    LinkCounters, add_route, add_veth_across, alias, dump_links, move_to, set_alias, set_mac,
-    set_master, set_mtu,
+    LinkCounters, add_bridge, add_neighbour, add_route, add_veth_across, alias, dump_links, mac_of,
+    move_to, set_alias, set_mac, set_master, set_mtu,
 };
 
 /// Where named network namespaces live (as iproute2).

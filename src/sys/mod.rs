@@ -11,6 +11,7 @@
 //! before a call, and every `unsafe` block carries a `// SAFETY:` comment.
 #![allow(unsafe_code)]
 
+pub mod ethtool;
 pub mod fdpass;
 pub mod mmsg;
 pub mod packet;

@@ -20,7 +20,7 @@ impl Stage {
         vnet: &vnet::Repr,
         may_reorder: bool,
     ) -> Option<Meta> {
-        let p = self.params;
+        let p = &self.params;
         let (mut start, mut end) = (now, now);
         if let Some(rate) = p.rate {
             let full = match p.queue {
@@ -34,6 +34,7 @@ impl Stage {
             }
             (start, end) = self.serialize(now, len, rate);
         }
+        let p = &self.params;
         let x = if p.jitter > 0 {
             self.jitter.next(&mut self.streams.jitter) as f32
         } else {
@@ -62,6 +63,7 @@ impl Stage {
             frames,
             reordered,
             done: false,
+            heaped: false,
             vnet: *vnet,
         })
     }
@@ -72,8 +74,14 @@ impl Stage {
         if reordered {
             return end;
         }
-        let d = p.delay as f64 + f64::from(x) * p.jitter as f64;
-        let mut deliver = end.saturating_add(d.max(0.0).round() as u64);
+        let d = if p.jitter == 0 {
+            p.delay
+        } else {
+            (p.delay as f64 + f64::from(x) * p.jitter as f64)
+                .max(0.0)
+                .round() as u64
+        };
+        let mut deliver = end.saturating_add(d);
         if !p.reorder_on_jitter {
             deliver = deliver.max(self.last_deliver);
         }
@@ -112,6 +120,12 @@ impl Stage {
     /// Move the queue cursor past frames whose serialization has ended by `now`.
     pub(super) fn advance(&mut self, now: u64) {
         let seqs = self.store.seqs();
+        if self.queued == 0 {
+            // Nothing waits for `rate` (always so without one): every frame held has
+            // been serialized.
+            self.cursor = seqs.end;
+            return;
+        }
         self.cursor = self.cursor.max(seqs.start);
         while self.cursor < seqs.end {
             let m = self.store.meta(self.cursor);

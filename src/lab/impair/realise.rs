@@ -217,6 +217,7 @@ fn insert(p: &mut Plan, li: usize, gro: bool) -> usize {
         routes: Vec::new(),
         sysctls: Vec::new(),
         exec: Vec::new(),
+        net: Default::default(),
         restart: Restart::OnFailure,
         options: Vec::new(),
         cpu: None,

@@ -69,15 +69,15 @@ pub(super) fn start_new(b: &mut Builder) {
         .filter(|n| !b.want.nodes[*n].node.kind.is_process())
     {
         let node = b.want.nodes[n].node.clone();
-        let mut steps: Vec<Step> = node
-            .routes
-            .iter()
-            .map(|r| Step::Route {
-                node: n.clone(),
-                route: r.clone(),
-                add: true,
-            })
-            .collect();
+        let mut steps: Vec<Step> = Vec::new();
+        if !node.net.is_empty() {
+            steps.push(Step::HostNet { node: n.clone() });
+        }
+        steps.extend(node.routes.iter().map(|r| Step::Route {
+            node: n.clone(),
+            route: r.clone(),
+            add: true,
+        }));
         if !node.exec.is_empty() {
             steps.push(Step::Exec { node: n.clone() });
         }

@@ -83,6 +83,7 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
     alloc::assign(&mut p, prior);
     links::clashes(&mut d, topo, &p);
     links::finish_nodes(&mut d, topo, &mut p, links_ok);
+    super::hostnet::validate(&mut d, topo, &mut p);
     super::impair::realise::plan(&mut d, topo, &mut p);
     if d.is_empty() { Ok(p) } else { Err(d) }
 }
@@ -90,7 +91,7 @@ pub fn validate(topo: &Topology, file: &str, abs: &Path, prior: &Lock) -> Result
 /// Which keys each kind accepts (besides `kind` and `interfaces`).
 fn allowed(kind: NodeKind) -> &'static [&'static str] {
     match kind {
-        NodeKind::Host => &["routes", "sysctls", "exec"],
+        NodeKind::Host => &["routes", "sysctls", "exec", "bridges", "neighbours"],
         NodeKind::Xconnect | NodeKind::Bridge => {
             &["options", "cpu", "depth", "restart", "ready_timeout"]
         }
@@ -135,6 +136,8 @@ fn set_keys(n: &Node) -> Vec<&'static str> {
     add("routes", !n.routes.is_empty());
     add("sysctls", !n.sysctls.is_empty());
     add("exec", !n.exec.is_empty());
+    add("bridges", !n.bridges.is_empty());
+    add("neighbours", !n.neighbours.is_empty());
     add("options", !n.options.is_empty());
     add("config", n.config.is_some());
     add("rules", n.rules.is_some());
@@ -280,6 +283,7 @@ fn node(
         routes,
         sysctls,
         exec: n.exec.iter().map(|e| e.value.clone()).collect(),
+        net: Default::default(),
         restart,
         options,
         cpu: n.cpu.as_ref().map(|c| c.value),
