@@ -7,16 +7,21 @@
 //! 2. the same through a 10-link lab (host — 9 xconnect guests — host) without and
 //!    with every link captured (`vecbox capture LAB -w /dev/null`); target ≥ 85 %;
 //! 3. 1500-byte frames at 100 kpps through the guest for SOAK seconds, captured into a
-//!    file on tmpfs: copies dropped (target 0) against frames sent;
+//!    file on tmpfs: copies dropped (target 0) against frames sent, with the capture
+//!    process's CPU per frame written, the guest's CPU share and the CPU left idle;
 //! 4. time to the first packet: `tshark -i vecbox:LAB/x1:a -c 1` (extcap installed in a
 //!    temporary HOME) against `tshark -i eth0 -c 1` on a kernel interface of the same
 //!    lab, with pings every 10 ms; and the extcap alone (start to first frame in its
-//!    fifo). Target ≤ 250 ms.
+//!    fifo), and vecbox's share of the first split from tshark's by the extcap's
+//!    trace (`VECBOX_CAPTURE_TRACE`). Target ≤ 250 ms.
 //!
 //! Run as root on a quiet machine:
 //!
 //!   cargo bench --bench capture
-//!   VECBOX_BENCH_SECS=2 VECBOX_BENCH_REPS=3 VECBOX_CAPTURE_SOAK=10 cargo bench --bench capture
+//!   VECBOX_BENCH_SECS=2 VECBOX_BENCH_REPS=3 VECBOX_CAPTURE_SOAK=60 cargo bench --bench capture
+//!
+//! `VECBOX_CAPTURE_PARTS=soak,first` runs only those parts (rate, soak, links, first);
+//! `VECBOX_CAPTURE_BIN=PATH` runs another vecbox build (to alternate two builds).
 //!
 //! Results are printed and written to target/bench/capture.json.
 
@@ -28,7 +33,52 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const VECBOX: &str = env!("CARGO_BIN_EXE_vecbox");
+#[path = "capture/first_packet.rs"]
+mod first_packet;
+
+/// The vecbox under test: this build's, or `VECBOX_CAPTURE_BIN` (to compare two
+/// builds in alternating runs on the same machine).
+fn vecbox() -> String {
+    std::env::var("VECBOX_CAPTURE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vecbox").into())
+}
+
+/// `true` when part `name` is to run: all, or those `VECBOX_CAPTURE_PARTS` lists
+/// (comma-separated: rate, soak, links, first).
+fn part(name: &str) -> bool {
+    std::env::var("VECBOX_CAPTURE_PARTS").map_or(true, |p| p.split(',').any(|x| x.trim() == name))
+}
+
+/// User plus system CPU seconds of process `pid` so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) : utime is the 12th, stime the 13th.
+    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    ticks
+        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as f64
+}
+
+/// (idle, total) jiffies of all CPUs.
+fn cpu_idle() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (idle, v.iter().sum())
+}
 
 fn env_u64(k: &str, d: u64) -> u64 {
     std::env::var(k)
@@ -115,7 +165,7 @@ impl Line {
                 "netns",
                 "exec",
                 &self.ns("dut"),
-                VECBOX,
+                &vecbox(),
                 "guest",
                 "xconnect",
                 "cpu=1",
@@ -241,7 +291,7 @@ fn settle(ns: &str, dev: &str) {
 
 /// `vecbox capture ARGS`, waiting until it says what it captures.
 fn capture(args: &[&str]) -> Child {
-    let mut c = Command::new(VECBOX)
+    let mut c = Command::new(vecbox())
         .arg("capture")
         .args(args)
         .stdout(Stdio::null())
@@ -313,29 +363,223 @@ struct ChainLab {
 
 impl Drop for ChainLab {
     fn drop(&mut self) {
-        let _ = Command::new(VECBOX)
+        let _ = Command::new(vecbox())
             .args(["down", "--lab", &self.name])
             .output();
         let _ = std::fs::remove_file(&self.file);
     }
 }
 
-/// Time from starting `cmd` to its first line of output.
-fn first_line(mut cmd: Command) -> f64 {
-    let t0 = Instant::now();
-    let mut c = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+type Json = serde_json::Map<String, serde_json::Value>;
+
+/// Part 1: one guest, one capture.
+fn one_capture(line: &Line, reps: u64, secs: u64, json: &mut Json) {
+    let (gen_ns, sink_ns) = (line.ns("gen"), line.ns("sink"));
+    let dst = mac(&sink_ns, "s0");
+    let traffic = || trafgen(&gen_ns, "g0", &dst, 64, None, 0);
+    let (off, on) = with_and_without(
+        reps,
+        secs,
+        (&sink_ns, "s0"),
+        &traffic,
+        &["--guest", &line.umid, "vec0", "-w", "/dev/null"],
+    );
+    println!(
+        "1. one capture, 64 B: {off:.0} pps without, {on:.0} pps with: {:.1} % (target >= 90 %)",
+        100.0 * on / off
+    );
+    json.insert(
+        "one_capture".into(),
+        serde_json::json!({"pps_without": off, "pps_with": on, "ratio": on / off, "target": 0.9}),
+    );
+}
+
+/// Part 3, the soak: 100 kpps of 1500 B into a file on tmpfs, once the guest has forwarded
+/// what the last run left queued; with the CPU the capture process and the guest
+/// used and the CPU left idle.
+fn soak_into_file(line: &Line, soak: u64, json: &mut Json) {
+    let (gen_ns, sink_ns) = (line.ns("gen"), line.ns("sink"));
+    let dst = mac(&sink_ns, "s0");
+    settle(&sink_ns, "s0");
+    let file = format!("/dev/shm/vbc{}.pcapng", std::process::id());
+    let sent = 100_000 * soak;
+    let mut c = Command::new(vecbox())
+        .args(["capture", "--guest", &line.umid, "vec0", "-w", &file])
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = BufReader::new(c.stdout.take().unwrap());
-    let mut line = String::new();
-    let _ = out.read_line(&mut line);
-    let dt = t0.elapsed().as_secs_f64();
-    let _ = c.kill();
-    let _ = c.wait();
-    assert!(!line.is_empty(), "no packet");
-    dt
+    let mut err = BufReader::new(c.stderr.take().unwrap());
+    let mut l = String::new();
+    let _ = err.read_line(&mut l);
+    let guest_pid = line.guest.as_ref().map_or(0, |g| g.id());
+    let before = read_counter(&sink_ns, "s0");
+    let (w0, g0, idle0, t0) = (
+        cpu_secs(c.id()),
+        cpu_secs(guest_pid),
+        cpu_idle(),
+        Instant::now(),
+    );
+    let mut t = trafgen(&gen_ns, "g0", &dst, 1500, Some("100000pps"), sent);
+    let _ = t.wait();
+    std::thread::sleep(Duration::from_secs(1));
+    let (w1, g1, idle1, dt) = (
+        cpu_secs(c.id()),
+        cpu_secs(guest_pid),
+        cpu_idle(),
+        t0.elapsed(),
+    );
+    let delivered = read_counter(&sink_ns, "s0") - before;
+    stop(c);
+    let mut summary = String::new();
+    let _ = err.read_to_string(&mut summary);
+    let _ = std::fs::remove_file(&file);
+    let number_before = |what: &str| -> u64 {
+        summary
+            .split(what)
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    let (written, dropped) = (number_before(" frames written"), number_before(" dropped"));
+    let writer_us = (w1 - w0) * 1e6 / written.max(1) as f64;
+    let idle = 100.0 * (idle1.0 - idle0.0) as f64 / (idle1.1 - idle0.1).max(1) as f64;
+    let secs = dt.as_secs_f64();
+    println!(
+        "3. {soak} s of 1500 B at 100 kpps into a file: {sent} sent, {delivered} forwarded, {dropped} capture copies dropped (target 0): {}",
+        summary.trim()
+    );
+    println!(
+        "   capture process {:.1} % of a CPU, {writer_us:.2} us per frame written; guest {:.1} % of a CPU; CPUs idle {idle:.1} %",
+        100.0 * (w1 - w0) / secs,
+        100.0 * (g1 - g0) / secs
+    );
+    json.insert("soak".into(), serde_json::json!({"secs": soak, "sent": sent, "forwarded": delivered, "written": written, "dropped": dropped, "target": 0,
+        "writer_cpu_us_per_frame": writer_us, "writer_cpu_share": (w1 - w0) / secs, "guest_cpu_share": (g1 - g0) / secs, "idle_share": idle / 100.0}));
+}
+
+/// Part 2: ten links, all captured.
+fn ten_links(name: &str, reps: u64, secs: u64, json: &mut Json) {
+    let (gen_ns, sink_ns) = (format!("{name}.gen"), format!("{name}.sink"));
+    let dst = mac(&sink_ns, "eth0");
+    let traffic = || trafgen(&gen_ns, "eth0", &dst, 64, None, 0);
+    let (off, on) = with_and_without(
+        reps,
+        secs,
+        (&sink_ns, "eth0"),
+        &traffic,
+        &[name, "-w", "/dev/null"],
+    );
+    println!(
+        "2. 10 links all captured, 64 B: {off:.0} pps without, {on:.0} pps with: {:.1} % (target >= 85 %)",
+        100.0 * on / off
+    );
+    json.insert(
+        "ten_links".into(),
+        serde_json::json!({"pps_without": off, "pps_with": on, "ratio": on / off, "target": 0.85}),
+    );
+}
+
+/// Part 4: time to the first packet, through the extcap and on a kernel interface of the
+/// same lab in the same run; the extcap's trace splits the first into tshark's part
+/// and vecbox's.
+fn first_packet_part(name: &str, reps: u64, json: &mut Json) {
+    use first_packet::{first_line, median_split, split};
+    let gen_ns = format!("{name}.gen");
+    let home = std::env::temp_dir().join(format!("vbc{}-home", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    run(&[
+        "env",
+        &format!("HOME={}", home.display()),
+        &vecbox(),
+        "extcap",
+        "--install",
+    ]);
+    let mut ping = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &gen_ns,
+            "ping",
+            "-q",
+            "-i",
+            "0.01",
+            "10.81.0.2",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let iface = format!("vecbox:{name}/x1:a");
+    let trace = home.join("trace");
+    let (mut via_extcap, mut kernel, mut extcap_alone, mut splits) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // tshark's arguments after `-i IFACE`: the first ICMP frame's number, at once.
+    let first_icmp = [
+        "-f",
+        "icmp",
+        "-c",
+        "1",
+        "-l",
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ];
+    for _ in 0..reps.max(3) {
+        let _ = std::fs::remove_file(&trace);
+        let mut c = Command::new("tshark");
+        // tshark keeps each live capture in a temporary file: in HOME, removed with it.
+        c.env("HOME", &home)
+            .env("TMPDIR", &home)
+            .env("VECBOX_CAPTURE_TRACE", &trace)
+            .args(["-i", &iface])
+            .args(first_icmp);
+        let (dt, w0, w1) = first_line(c);
+        via_extcap.push(dt);
+        let text = std::fs::read_to_string(&trace).unwrap_or_default();
+        if let Some(s) = split(&text, w0, w1) {
+            splits.push(s);
+        }
+        let mut c = Command::new("ip");
+        c.env("TMPDIR", &home)
+            .args(["netns", "exec", &gen_ns, "tshark", "-i", "eth0"])
+            .args(first_icmp);
+        kernel.push(first_line(c).0);
+        extcap_alone.push(extcap_first_frame(&iface));
+    }
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let _ = std::fs::remove_dir_all(&home);
+    let (a, b, e) = (
+        median(via_extcap) * 1e3,
+        median(kernel) * 1e3,
+        median(extcap_alone) * 1e3,
+    );
+    println!(
+        "4. first packet: tshark -i vecbox:... {a:.0} ms; tshark -i eth0 (kernel interface) {b:.0} ms, so vecbox adds {:.0} ms; the extcap alone {e:.0} ms (target <= 250 ms)",
+        a - b
+    );
+    let mut j = serde_json::json!({"tshark_vecbox": a, "tshark_kernel_interface": b, "added_over_kernel_interface": a - b, "extcap_alone": e, "target": 250});
+    if splits.is_empty() {
+        println!("   (no extcap trace: the split is missing)");
+    } else {
+        let m = median_split(&splits);
+        println!(
+            "   split (medians of {} runs): vecbox {:.0} ms = extcap queries {:.0} + capture set-up {:.0} + first frame {:.0} (a ping every 10 ms); tshark {:.0} ms = start {:.0} + between calls {:.0} + fifo to print {:.0}",
+            splits.len(),
+            m.vecbox(),
+            m.queries,
+            m.capture_setup,
+            m.first_frame,
+            m.tshark(),
+            m.tshark_start,
+            m.tshark_between,
+            m.tshark_after
+        );
+        j["split_ms"] = serde_json::json!({"vecbox": m.vecbox(), "extcap_queries": m.queries, "capture_setup": m.capture_setup, "first_frame": m.first_frame,
+            "tshark": m.tshark(), "tshark_start": m.tshark_start, "tshark_between_calls": m.tshark_between, "tshark_fifo_to_print": m.tshark_after});
+    }
+    json.insert("first_packet_ms".into(), j);
 }
 
 /// Time from starting the extcap on `iface` to the first packet block in its fifo.
@@ -344,7 +588,7 @@ fn extcap_first_frame(iface: &str) -> f64 {
     let _ = std::fs::remove_file(&fifo);
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let t0 = Instant::now();
-    let c = Command::new(VECBOX)
+    let c = Command::new(vecbox())
         .args([
             "extcap",
             "--capture",
@@ -412,157 +656,37 @@ fn main() {
     let soak = env_u64("VECBOX_CAPTURE_SOAK", 60);
     let mut json = serde_json::Map::new();
 
-    // 1. One guest, one capture.
-    let mut line = Line::new();
-    line.start_guest();
-    let (gen_ns, sink_ns) = (line.ns("gen"), line.ns("sink"));
-    let dst = mac(&sink_ns, "s0");
-    let traffic = || trafgen(&gen_ns, "g0", &dst, 64, None, 0);
-    let (off, on) = with_and_without(
-        reps,
-        secs,
-        (&sink_ns, "s0"),
-        &traffic,
-        &["--guest", &line.umid, "vec0", "-w", "/dev/null"],
-    );
-    println!(
-        "1. one capture, 64 B: {off:.0} pps without, {on:.0} pps with: {:.1} % (target >= 90 %)",
-        100.0 * on / off
-    );
-    json.insert(
-        "one_capture".into(),
-        serde_json::json!({"pps_without": off, "pps_with": on, "ratio": on / off, "target": 0.9}),
-    );
-
-    // 3. Soak: 100 kpps of 1500 B into a file on tmpfs, once the guest has forwarded
-    // what the last run left queued.
-    settle(&sink_ns, "s0");
-    let file = format!("/dev/shm/vbc{}.pcapng", std::process::id());
-    let sent = 100_000 * soak;
-    let mut c = Command::new(VECBOX)
-        .args(["capture", "--guest", &line.umid, "vec0", "-w", &file])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(c.stderr.take().unwrap());
-    let mut l = String::new();
-    let _ = err.read_line(&mut l);
-    let before = read_counter(&sink_ns, "s0");
-    let mut t = trafgen(&gen_ns, "g0", &dst, 1500, Some("100000pps"), sent);
-    let _ = t.wait();
-    std::thread::sleep(Duration::from_secs(1));
-    let delivered = read_counter(&sink_ns, "s0") - before;
-    stop(c);
-    let mut summary = String::new();
-    let _ = err.read_to_string(&mut summary);
-    let _ = std::fs::remove_file(&file);
-    let dropped: u64 = summary
-        .split(" dropped")
-        .next()
-        .and_then(|s| s.rsplit(' ').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(u64::MAX);
-    println!(
-        "3. {soak} s of 1500 B at 100 kpps into a file: {sent} sent, {delivered} forwarded, {dropped} capture copies dropped (target 0): {}",
-        summary.trim()
-    );
-    json.insert("soak".into(), serde_json::json!({"secs": soak, "sent": sent, "forwarded": delivered, "dropped": dropped, "target": 0}));
-    drop(line);
-
-    // 2. Ten links, all captured.
-    let name = format!("vbc{}l", std::process::id());
-    let lab = ChainLab {
-        file: std::env::temp_dir().join(format!("{name}.yaml")),
-        name: name.clone(),
-    };
-    std::fs::write(&lab.file, chain_yaml(&name)).unwrap();
-    run(&[VECBOX, "up", lab.file.to_str().unwrap(), "--detach", "-q"]);
-    let (gen_ns, sink_ns) = (format!("{name}.gen"), format!("{name}.sink"));
-    let dst = mac(&sink_ns, "eth0");
-    let gen_dev = "eth0";
-    let traffic = || trafgen(&gen_ns, gen_dev, &dst, 64, None, 0);
-    let (off, on) = with_and_without(
-        reps,
-        secs,
-        (&sink_ns, "eth0"),
-        &traffic,
-        &[&name, "-w", "/dev/null"],
-    );
-    println!(
-        "2. 10 links all captured, 64 B: {off:.0} pps without, {on:.0} pps with: {:.1} % (target >= 85 %)",
-        100.0 * on / off
-    );
-    json.insert(
-        "ten_links".into(),
-        serde_json::json!({"pps_without": off, "pps_with": on, "ratio": on / off, "target": 0.85}),
-    );
-
-    // 4. Time to the first packet.
-    let home = std::env::temp_dir().join(format!("vbc{}-home", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
-    run(&[
-        "env",
-        &format!("HOME={}", home.display()),
-        VECBOX,
-        "extcap",
-        "--install",
-    ]);
-    let mut ping = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &gen_ns,
-            "ping",
-            "-q",
-            "-i",
-            "0.01",
-            "10.81.0.2",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let iface = format!("vecbox:{name}/x1:a");
-    let (mut via_extcap, mut kernel, mut extcap_alone) = (Vec::new(), Vec::new(), Vec::new());
-    // tshark's arguments after `-i IFACE`: the first ICMP frame's number, at once.
-    let first_icmp = [
-        "-f",
-        "icmp",
-        "-c",
-        "1",
-        "-l",
-        "-T",
-        "fields",
-        "-e",
-        "frame.number",
-    ];
-    for _ in 0..reps.max(3) {
-        let mut c = Command::new("tshark");
-        // tshark keeps each live capture in a temporary file: in HOME, removed with it.
-        c.env("HOME", &home)
-            .env("TMPDIR", &home)
-            .args(["-i", &iface])
-            .args(first_icmp);
-        via_extcap.push(first_line(c));
-        let mut c = Command::new("ip");
-        c.env("TMPDIR", &home)
-            .args(["netns", "exec", &gen_ns, "tshark", "-i", "eth0"])
-            .args(first_icmp);
-        kernel.push(first_line(c));
-        extcap_alone.push(extcap_first_frame(&iface));
+    if part("rate") || part("soak") {
+        let mut line = Line::new();
+        line.start_guest();
+        if part("rate") {
+            one_capture(&line, reps, secs, &mut json);
+        }
+        if part("soak") {
+            soak_into_file(&line, soak, &mut json);
+        }
     }
-    let _ = ping.kill();
-    let _ = ping.wait();
-    let _ = std::fs::remove_dir_all(&home);
-    let (a, b, e) = (
-        median(via_extcap) * 1e3,
-        median(kernel) * 1e3,
-        median(extcap_alone) * 1e3,
-    );
-    println!(
-        "4. first packet: tshark -i vecbox:... {a:.0} ms; tshark -i eth0 (kernel interface) {b:.0} ms; the extcap alone {e:.0} ms (target <= 250 ms)"
-    );
-    json.insert("first_packet_ms".into(), serde_json::json!({"tshark_vecbox": a, "tshark_kernel_interface": b, "extcap_alone": e, "target": 250}));
-    drop(lab);
+    if part("links") || part("first") {
+        let name = format!("vbc{}l", std::process::id());
+        let lab = ChainLab {
+            file: std::env::temp_dir().join(format!("{name}.yaml")),
+            name: name.clone(),
+        };
+        std::fs::write(&lab.file, chain_yaml(&name)).unwrap();
+        run(&[
+            &vecbox(),
+            "up",
+            lab.file.to_str().unwrap(),
+            "--detach",
+            "-q",
+        ]);
+        if part("links") {
+            ten_links(&name, reps, secs, &mut json);
+        }
+        if part("first") {
+            first_packet_part(&name, reps, &mut json);
+        }
+    }
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
     std::fs::create_dir_all(&dir).unwrap();

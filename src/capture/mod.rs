@@ -210,6 +210,34 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// The environment variable naming a file that capture milestones are appended to.
+pub const TRACE_ENV: &str = "VECBOX_CAPTURE_TRACE";
+
+/// Append `<unix ns> <pid> <event>` to the file `VECBOX_CAPTURE_TRACE` names, if any:
+/// where the time goes between `tshark -i vecbox:...` and its first packet (each
+/// extcap call, the capture's set-up, its first frame). Nothing happens without it.
+pub fn trace(event: &str) {
+    use std::io::Write;
+    static FILE: std::sync::OnceLock<Option<std::sync::Mutex<std::fs::File>>> =
+        std::sync::OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let path = std::env::var_os(TRACE_ENV)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()
+            .map(std::sync::Mutex::new)
+    });
+    if let Some(f) = file {
+        let line = format!("{} {} {event}\n", now_ns(), std::process::id());
+        let _ = f
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write_all(line.as_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

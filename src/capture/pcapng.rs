@@ -3,8 +3,10 @@
 //! enhanced packet blocks with direction, packet id and comment, and interface
 //! statistics blocks. Always little-endian; every block is padded to 32 bits.
 //!
-//! Nothing is buffered here beyond one block: wrap the output in a `BufWriter` and call
-//! [`Writer::flush`] after each batch so that a reader on a pipe sees frames promptly.
+//! Blocks are built in place in the writer's own buffer (no per-block allocation, a
+//! frame is copied once, straight from its source into the buffer), which goes out in
+//! one `write` when it passes [`FLUSH_BYTES`] or at [`Writer::flush`]: call that after
+//! each batch so that a reader on a pipe sees frames promptly. No `BufWriter` needed.
 
 use std::io::{self, Write};
 
@@ -97,10 +99,14 @@ pub struct Stats<'a> {
     pub comment: Option<&'a str>,
 }
 
+/// Buffered bytes that make the writer pass its buffer on without waiting for a flush.
+pub const FLUSH_BYTES: usize = 1 << 20;
+
 /// Writes one pcapng section to `out`.
 pub struct Writer<W: Write> {
     out: W,
-    block: Vec<u8>,
+    /// Whole blocks not yet written to `out`.
+    buf: Vec<u8>,
     interfaces: u32,
 }
 
@@ -108,18 +114,31 @@ fn pad4(n: usize) -> usize {
     (4 - n % 4) % 4
 }
 
-/// Builds one block in a reusable buffer.
+/// Builds one block at the end of the output buffer.
 struct Block<'b> {
     b: &'b mut Vec<u8>,
+    /// Where the block starts in `b`.
+    at: usize,
     options: bool,
 }
 
 impl<'b> Block<'b> {
     fn start(b: &'b mut Vec<u8>, kind: u32) -> Block<'b> {
-        b.clear();
+        let at = b.len();
         b.extend_from_slice(&kind.to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
-        Block { b, options: false }
+        Block {
+            b,
+            at,
+            options: false,
+        }
+    }
+
+    /// `n` bytes filled by `fill`, then padding to 32 bits.
+    fn filled_padded(&mut self, n: usize, fill: impl FnOnce(&mut [u8])) {
+        let from = self.b.len();
+        self.b.resize(from + n + pad4(n), 0);
+        fill(&mut self.b[from..from + n]);
     }
 
     fn u16(&mut self, v: u16) {
@@ -157,24 +176,23 @@ impl<'b> Block<'b> {
         self.option(code, &v);
     }
 
-    fn finish(self) -> &'b [u8] {
+    fn finish(self) {
         if self.options {
             self.b.extend_from_slice(&OPT_END.to_le_bytes());
             self.b.extend_from_slice(&0u16.to_le_bytes());
         }
-        let total = (self.b.len() + 4) as u32;
+        let total = (self.b.len() - self.at + 4) as u32;
         self.b.extend_from_slice(&total.to_le_bytes());
-        self.b[4..8].copy_from_slice(&total.to_le_bytes());
-        self.b
+        self.b[self.at + 4..self.at + 8].copy_from_slice(&total.to_le_bytes());
     }
 }
 
 impl<W: Write> Writer<W> {
     /// Start a section: the section header block, with an unknown section length so
     /// that the stream can be read while it is written.
-    pub fn new(mut out: W, section: &Section<'_>) -> io::Result<Writer<W>> {
-        let mut block = Vec::with_capacity(256);
-        let mut b = Block::start(&mut block, SHB);
+    pub fn new(out: W, section: &Section<'_>) -> io::Result<Writer<W>> {
+        let mut buf = Vec::with_capacity(FLUSH_BYTES + (64 << 10));
+        let mut b = Block::start(&mut buf, SHB);
         b.u32(BYTE_ORDER_MAGIC);
         b.u16(1);
         b.u16(0);
@@ -188,17 +206,17 @@ impl<W: Write> Writer<W> {
                 b.option(code, v.as_bytes());
             }
         }
-        out.write_all(b.finish())?;
+        b.finish();
         Ok(Writer {
             out,
-            block,
+            buf,
             interfaces: 0,
         })
     }
 
     /// Describe an Ethernet interface with nanosecond timestamps; returns its id.
     pub fn add_interface(&mut self, i: &Interface<'_>) -> io::Result<u32> {
-        let mut b = Block::start(&mut self.block, IDB);
+        let mut b = Block::start(&mut self.buf, IDB);
         b.u16(LINKTYPE_ETHERNET);
         b.u16(0);
         b.u32(i.snaplen);
@@ -214,7 +232,8 @@ impl<W: Write> Writer<W> {
             v.extend_from_slice(f.as_bytes());
             b.option(IF_FILTER, &v);
         }
-        self.out.write_all(b.finish())?;
+        b.finish();
+        self.spill()?;
         self.interfaces += 1;
         Ok(self.interfaces - 1)
     }
@@ -227,12 +246,24 @@ impl<W: Write> Writer<W> {
     /// One enhanced packet block.
     pub fn packet(&mut self, p: &Packet<'_>) -> io::Result<()> {
         let caplen = p.data.len().min(u32::MAX as usize - 64);
-        let mut b = Block::start(&mut self.block, EPB);
+        self.packet_with(p, caplen, |dst| dst.copy_from_slice(&p.data[..caplen]))
+    }
+
+    /// One enhanced packet block whose `caplen` frame bytes `fill` writes into the
+    /// buffer (`p.data` is not used): the frame is copied once, from where it lies.
+    pub fn packet_with(
+        &mut self,
+        p: &Packet<'_>,
+        caplen: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> io::Result<()> {
+        let caplen = caplen.min(u32::MAX as usize - 64);
+        let mut b = Block::start(&mut self.buf, EPB);
         b.u32(p.iface);
         b.ts(p.ts_ns);
         b.u32(caplen as u32);
         b.u32(p.orig_len.max(caplen as u32));
-        b.bytes_padded(&p.data[..caplen]);
+        b.filled_padded(caplen, fill);
         if let Some(c) = p.comment {
             b.option(OPT_COMMENT, c.as_bytes());
         }
@@ -246,12 +277,13 @@ impl<W: Write> Writer<W> {
         if let Some(id) = p.id {
             b.option(EPB_PACKETID, &id.to_le_bytes());
         }
-        self.out.write_all(b.finish())
+        b.finish();
+        self.spill()
     }
 
     /// One interface statistics block.
     pub fn stats(&mut self, s: &Stats<'_>) -> io::Result<()> {
-        let mut b = Block::start(&mut self.block, ISB);
+        let mut b = Block::start(&mut self.buf, ISB);
         b.u32(s.iface);
         b.ts(s.ts_ns);
         if let Some(c) = s.comment {
@@ -271,22 +303,49 @@ impl<W: Write> Writer<W> {
         if let Some(d) = s.delivered {
             b.option(ISB_USRDELIV, &d.to_le_bytes());
         }
-        self.out.write_all(b.finish())
+        b.finish();
+        self.spill()
     }
 
-    /// Push everything written so far to the reader.
+    /// Pass the buffer on once it holds [`FLUSH_BYTES`].
+    fn spill(&mut self) -> io::Result<()> {
+        if self.buf.len() >= FLUSH_BYTES {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn write_out(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            // On an error the buffer is dropped as well: a block must not be written
+            // twice, and the stream is over anyway.
+            let r = self.out.write_all(&self.buf);
+            self.buf.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Push everything written so far to the reader: one `write` for the whole buffer.
     pub fn flush(&mut self) -> io::Result<()> {
+        self.write_out()?;
         self.out.flush()
     }
 
-    /// The output.
+    /// Bytes waiting in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The output (without what is still buffered: [`Writer::flush`] first).
     pub fn get_ref(&self) -> &W {
         &self.out
     }
 
-    /// Give back the output.
-    pub fn into_inner(self) -> W {
-        self.out
+    /// Flush, then give back the output.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
     }
 }
 

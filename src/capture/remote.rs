@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::config::Config;
-use super::ring::{self, Consumer, Counters, Meta, RingError, State, counter_index};
+use super::ring::{self, Consumer, Counters, Meta, Record, RingError, State, counter_index};
 use crate::console::{Client, ClientError};
 
 /// Errors starting or running a guest capture.
@@ -92,6 +92,16 @@ impl GuestCapture {
     /// The next record the guest published; see [`Consumer::read`].
     pub fn read(&mut self) -> Result<Option<(Meta, &[u8])>, RingError> {
         self.consumer.read()
+    }
+
+    /// The next record's description; see [`Consumer::next_record`].
+    pub fn next_record(&mut self) -> Result<Option<Record>, RingError> {
+        self.consumer.next_record()
+    }
+
+    /// Copy a record's frame out; see [`Consumer::frame_into`].
+    pub fn frame_into(&self, r: &Record, dst: &mut [u8]) {
+        self.consumer.frame_into(r, dst);
     }
 
     /// Give the space of what was read back to the guest.

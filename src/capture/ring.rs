@@ -33,8 +33,12 @@ pub const CONFIG_OFF: usize = HEADER_BYTES;
 pub const CONFIG_BYTES: usize = 36 << 10;
 /// Where the ring starts.
 pub const DATA_OFF: usize = CONFIG_OFF + CONFIG_BYTES;
-/// Ring size of a capture unless asked otherwise.
+/// Smallest ring a guest gets unless asked otherwise.
 pub const DEFAULT_BYTES: usize = 8 << 20;
+/// Ring memory of one capture unless asked otherwise, shared out over its guests: a
+/// single guest gets 64 MiB, about 0.4 s of 1500-byte frames at 100 kpps, so that a
+/// writer the scheduler keeps off the CPU for a while loses no copies.
+pub const AUTO_TOTAL_BYTES: usize = 64 << 20;
 /// Smallest and largest ring sizes accepted.
 pub const MIN_BYTES: usize = 64 << 10;
 pub const MAX_BYTES: usize = 1 << 30;
@@ -153,6 +157,12 @@ pub enum RingError {
 
 fn align8(n: usize) -> usize {
     (n + 7) & !7
+}
+
+/// The ring of each guest of a capture of `guests` guests when none was asked for:
+/// [`AUTO_TOTAL_BYTES`] shared out, at least [`DEFAULT_BYTES`] each.
+pub fn auto_bytes(guests: usize) -> usize {
+    (AUTO_TOTAL_BYTES / guests.max(1)).clamp(DEFAULT_BYTES, AUTO_TOTAL_BYTES)
 }
 
 /// Check that `map` is a capture ring; its ring capacity.
@@ -340,6 +350,16 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(x)
 }
 
+/// A record found by [`Consumer::next_record`]: what it says and where its frame lies.
+#[derive(Clone, Copy, Debug)]
+pub struct Record {
+    pub meta: Meta,
+    /// Offset of the frame in the mapping.
+    at: usize,
+    /// Frame bytes in the record.
+    pub caplen: usize,
+}
+
 /// The reader's side.
 pub struct Consumer {
     map: SharedWords,
@@ -372,6 +392,20 @@ impl Consumer {
     /// The next record, if the guest has published one. The frame bytes are valid
     /// until the next call. Call [`Consumer::commit`] to give the space back.
     pub fn read(&mut self) -> Result<Option<(Meta, &[u8])>, RingError> {
+        let Some(r) = self.next_record()? else {
+            return Ok(None);
+        };
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(r.caplen, 0);
+        self.frame_into(&r, &mut buf);
+        self.buf = buf;
+        Ok(Some((r.meta, &self.buf)))
+    }
+
+    /// The next record's description, if the guest has published one; its frame is
+    /// copied out with [`Consumer::frame_into`] (straight into an output buffer),
+    /// before [`Consumer::commit`] gives the space back.
+    pub fn next_record(&mut self) -> Result<Option<Record>, RingError> {
         loop {
             if self.rpos == self.wpos {
                 self.wpos = self.map.words()[W_WRITE].load(Ordering::Acquire);
@@ -416,12 +450,20 @@ impl Consumer {
                 ts_ns: u64_at(&head, 24),
                 id: u64_at(&head, 32),
             };
-            self.buf.resize(caplen, 0);
-            self.map
-                .read_bytes(DATA_OFF + off + RECORD_HEADER, &mut self.buf);
             self.rpos += len;
-            return Ok(Some((meta, &self.buf)));
+            return Ok(Some(Record {
+                meta,
+                at: DATA_OFF + off + RECORD_HEADER,
+                caplen,
+            }));
         }
+    }
+
+    /// Copy the frame of `r` (the last record [`Consumer::next_record`] gave, not yet
+    /// committed) into `dst` (up to its length).
+    pub fn frame_into(&self, r: &Record, dst: &mut [u8]) {
+        let n = dst.len().min(r.caplen);
+        self.map.read_bytes(r.at, &mut dst[..n]);
     }
 
     /// Give the space of the records read so far back to the guest.

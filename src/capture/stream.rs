@@ -24,8 +24,9 @@ use super::ring::{RingError, State};
 use super::{Side, now_ns};
 use crate::filter::Program;
 
-/// Records taken from one source before the others get a turn.
-const BATCH: usize = 256;
+/// Records taken from one source before the others get a turn (a write of up to
+/// 1.5 MB at 1500-byte frames).
+const BATCH: usize = 1024;
 /// Idle wait between polls of the guest rings.
 const IDLE: Duration = Duration::from_millis(2);
 /// How often sources are checked for having ended.
@@ -91,8 +92,8 @@ pub struct Options {
     /// Stop after this many frames written.
     pub count: Option<u64>,
     pub duration: Option<Duration>,
-    /// Ring size per guest.
-    pub ring_bytes: usize,
+    /// Ring size per guest; `None`: [`super::ring::auto_bytes`].
+    pub ring_bytes: Option<usize>,
     /// Statistics block period.
     pub stats_every: Duration,
     /// Say on stderr which ends are captured, once every source has started.
@@ -208,6 +209,7 @@ pub fn run<W: Write>(
         .map_err(|e| StreamError::Signal(e.into()));
     let result = sigfd.and_then(|fd| {
         let mut r = Run::open(ends, opts, out)?;
+        super::trace("capture set up");
         if opts.announce {
             let mut seen = std::collections::BTreeSet::new();
             for e in ends.iter().filter(|e| seen.insert(&e.name)) {
@@ -240,9 +242,10 @@ impl<W: Write> Run<W> {
                     break;
                 }
                 let g = &mut self.guests[gi];
-                let Some((m, data)) = g.cap.read()? else {
+                let Some(rec) = g.cap.next_record()? else {
                     break;
                 };
+                let m = rec.meta;
                 let routes = g.slots.get(usize::from(m.slot)).map_or(&[][..], |r| r);
                 let comment = m.note.comment();
                 for r in routes.iter().filter(|r| r.points & m.point.bit() != 0) {
@@ -253,16 +256,18 @@ impl<W: Write> Run<W> {
                         (true, false) | (false, true) => Direction::Inbound,
                         _ => Direction::Outbound,
                     };
+                    let head = Packet {
+                        iface,
+                        ts_ns: m.ts_ns,
+                        data: &[],
+                        orig_len: m.orig_len,
+                        direction: Some(dir),
+                        id: Some(m.id),
+                        comment: comment.as_deref(),
+                    };
+                    // The frame goes from the ring straight into the output buffer.
                     self.out
-                        .packet(&Packet {
-                            iface,
-                            ts_ns: m.ts_ns,
-                            data,
-                            orig_len: m.orig_len,
-                            direction: Some(dir),
-                            id: Some(m.id),
-                            comment: comment.as_deref(),
-                        })
+                        .packet_with(&head, rec.caplen, |dst| g.cap.frame_into(&rec, dst))
                         .map_err(StreamError::Write)?;
                     self.written += 1;
                     self.ifaces[iface as usize].written += 1;
@@ -412,7 +417,9 @@ impl<W: Write> Run<W> {
                 Err(e) => return Err(e),
             };
             if n > 0 {
+                let first = self.written == n;
                 match self.out.flush() {
+                    Ok(()) if first => super::trace("first frame written"),
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                         break "the output was closed".to_string();

@@ -72,10 +72,11 @@ pub struct CaptureArgs {
     /// Before (pre) or after (post) the link's impairments, or both.
     #[arg(long, value_name = "pre|post|both", default_value = "post")]
     point: Side,
-    /// Ring per guest, in MiB (the guest drops copies when it is full).
-    #[arg(long, value_name = "MIB", default_value_t = 8,
+    /// Ring per guest, in MiB (the guest drops copies when it is full); default: 64 MiB
+    /// shared out over the captured guests, at least 8 each.
+    #[arg(long, value_name = "MIB",
           value_parser = clap::value_parser!(u64).range(1..=1024))]
-    ring_size: u64,
+    ring_size: Option<u64>,
     /// No messages on stderr besides errors.
     #[arg(short, long)]
     quiet: bool,
@@ -128,7 +129,7 @@ pub fn options(
     filter: Option<(String, crate::filter::Program)>,
     snaplen: u32,
     side: Side,
-    ring_mib: u64,
+    ring_mib: Option<u64>,
 ) -> Options {
     Options {
         filter,
@@ -136,7 +137,7 @@ pub fn options(
         side,
         count: None,
         duration: None,
-        ring_bytes: (ring_mib as usize) << 20,
+        ring_bytes: ring_mib.map(|m| (m as usize) << 20),
         stats_every: Duration::from_secs(1),
         announce: false,
     }
@@ -167,6 +168,15 @@ fn resolve(a: &CaptureArgs) -> Result<(Vec<End>, Option<String>), String> {
     Ok((ends, Some(lab.clone())))
 }
 
+/// Standard output as a plain file (a duplicate of fd 1): each batch the pcapng writer
+/// hands over goes out in one `write`, not cut at newlines as `Stdout` would.
+fn raw_stdout() -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsFd;
+    Ok(std::fs::File::from(
+        std::io::stdout().as_fd().try_clone_to_owned()?,
+    ))
+}
+
 pub fn run(a: &CaptureArgs) -> i32 {
     let fail = |code: i32, e: String| {
         eprintln!("vecbox: error: {e}");
@@ -188,8 +198,12 @@ pub fn run(a: &CaptureArgs) -> i32 {
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
     };
+    // No BufWriter: the pcapng writer buffers a batch itself and writes it in one go.
     let out: Box<dyn Write> = match a.write.as_deref() {
-        Some("-") => Box::new(std::io::stdout().lock()),
+        Some("-") => match raw_stdout() {
+            Ok(f) => Box::new(f),
+            Err(e) => return fail(1, format!("standard output: {e}")),
+        },
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Box::new(f),
             Err(e) => return fail(1, format!("creating {path}: {e}")),
@@ -200,14 +214,16 @@ pub fn run(a: &CaptureArgs) -> i32 {
                 "no output: give -w FILE, or -w - to stream pcapng into a pipe (| tshark -r -, | wireshark -k -i -)".into(),
             );
         }
-        None => Box::new(std::io::stdout().lock()),
+        None => match raw_stdout() {
+            Ok(f) => Box::new(f),
+            Err(e) => return fail(1, format!("standard output: {e}")),
+        },
     };
     let (ends, lab) = match resolve(a) {
         Ok(x) => x,
         Err(e) => return fail(1, e),
     };
     let mut watch = move || lab.as_deref().and_then(capture_ends::lab_gone);
-    let out = std::io::BufWriter::with_capacity(1 << 20, out);
     match stream::run(&ends, &opts, out, &mut watch) {
         Ok(s) => {
             if !a.quiet {

@@ -62,6 +62,25 @@ struct Req {
     snaplen: Option<String>,
 }
 
+impl Req {
+    /// What the call asks, for the trace.
+    fn kind(&self) -> &'static str {
+        if self.capture {
+            "capture"
+        } else if self.interfaces {
+            "interfaces"
+        } else if self.dlts {
+            "dlts"
+        } else if self.config {
+            "config"
+        } else if self.filter.is_some() {
+            "filter-check"
+        } else {
+            "other"
+        }
+    }
+}
+
 /// Options that take a value (`--opt VALUE` or `--opt=VALUE`).
 const WITH_VALUE: &[&str] = &[
     "--extcap-interface",
@@ -120,9 +139,18 @@ pub fn invoked_as_extcap(argv0: Option<&std::ffi::OsStr>) -> bool {
         .is_some_and(|n| n == LINK_NAME)
 }
 
-/// Run one extcap call; the process exit status.
+/// Run one extcap call; the process exit status. With `VECBOX_CAPTURE_TRACE` set, the
+/// call's start and end go to that file (see [`crate::capture::trace`]).
 pub fn run(args: &[String]) -> i32 {
     let r = parse(args);
+    let kind = r.kind();
+    crate::capture::trace(&format!("extcap {kind} start"));
+    let code = answer(&r);
+    crate::capture::trace(&format!("extcap {kind} end"));
+    code
+}
+
+fn answer(r: &Req) -> i32 {
     if r.help {
         println!("{HELP}");
         return 0;
@@ -143,7 +171,7 @@ pub fn run(args: &[String]) -> i32 {
         return 0;
     }
     if r.capture {
-        return capture_to_fifo(&r);
+        return capture_to_fifo(r);
     }
     if let Some(f) = &r.filter {
         // Filter check: nothing printed means valid.
@@ -235,10 +263,10 @@ fn capture_to_fifo(r: &Req) -> i32 {
         Err(e) => return fail(e),
     };
     let out = match std::fs::OpenOptions::new().write(true).open(fifo) {
-        Ok(f) => std::io::BufWriter::with_capacity(1 << 20, f),
+        Ok(f) => f,
         Err(e) => return fail(format!("opening the fifo {fifo}: {e}")),
     };
-    let opts = capture::options(filter, snaplen, side, 8);
+    let opts = capture::options(filter, snaplen, side, None);
     let lab = lab.to_string();
     let mut watch = move || capture_ends::lab_gone(&lab);
     match stream::run(&ends, &opts, out, &mut watch) {

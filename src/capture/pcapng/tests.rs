@@ -1,5 +1,11 @@
 use super::*;
 
+/// The output so far, buffered blocks included.
+fn flushed(w: &mut Writer<Vec<u8>>) -> &Vec<u8> {
+    w.flush().unwrap();
+    w.get_ref()
+}
+
 fn section(app: &str) -> Section<'_> {
     Section {
         application: Some(app),
@@ -9,7 +15,7 @@ fn section(app: &str) -> Section<'_> {
 
 #[test]
 fn section_header_bytes() {
-    let w = Writer::new(Vec::new(), &section("vb")).unwrap();
+    let mut w = Writer::new(Vec::new(), &section("vb")).unwrap();
     #[rustfmt::skip]
     let want: &[u8] = &[
         0x0a, 0x0d, 0x0d, 0x0a, 0x28, 0, 0, 0,        // SHB, 40 bytes
@@ -19,13 +25,13 @@ fn section_header_bytes() {
         0, 0, 0, 0,                                   // opt_endofopt
         0x28, 0, 0, 0,
     ];
-    assert_eq!(w.get_ref().as_slice(), want);
+    assert_eq!(flushed(&mut w).as_slice(), want);
 }
 
 #[test]
 fn interface_block_bytes() {
     let mut w = Writer::new(Vec::new(), &Section::default()).unwrap();
-    let start = w.get_ref().len();
+    let start = flushed(&mut w).len();
     let id = w
         .add_interface(&Interface {
             name: "a/b:c",
@@ -44,7 +50,7 @@ fn interface_block_bytes() {
         0, 0, 0, 0,
         0x2c, 0, 0, 0,
     ];
-    assert_eq!(&w.get_ref()[start..], want);
+    assert_eq!(&flushed(&mut w)[start..], want);
     let second = w
         .add_interface(&Interface {
             name: "x",
@@ -54,7 +60,7 @@ fn interface_block_bytes() {
         })
         .unwrap();
     assert_eq!((second, w.interfaces()), (1, 2));
-    let tail = &w.get_ref()[start + want.len()..];
+    let tail = &flushed(&mut w)[start + want.len()..];
     // if_filter: type byte 0 (libpcap string) then the expression.
     let f = [11u8, 0, 5, 0, 0, b'i', b'c', b'm', b'p', 0, 0, 0];
     assert!(tail.windows(f.len()).any(|x| x == f), "{tail:?}");
@@ -63,7 +69,7 @@ fn interface_block_bytes() {
 #[test]
 fn enhanced_packet_block_bytes() {
     let mut w = Writer::new(Vec::new(), &Section::default()).unwrap();
-    let start = w.get_ref().len();
+    let start = flushed(&mut w).len();
     w.packet(&Packet {
         iface: 0,
         ts_ns: 0x0000_0001_0000_0002,
@@ -87,10 +93,10 @@ fn enhanced_packet_block_bytes() {
         0, 0, 0, 0,
         0x44, 0, 0, 0,
     ];
-    assert_eq!(&w.get_ref()[start..], want);
+    assert_eq!(&flushed(&mut w)[start..], want);
 
     // Outbound, no options besides the flags; original length never below captured.
-    let start = w.get_ref().len();
+    let start = flushed(&mut w).len();
     w.packet(&Packet {
         iface: 1,
         ts_ns: 0,
@@ -101,7 +107,7 @@ fn enhanced_packet_block_bytes() {
         comment: None,
     })
     .unwrap();
-    let b = &w.get_ref()[start..];
+    let b = &flushed(&mut w)[start..];
     assert_eq!(&b[20..28], &[4, 0, 0, 0, 4, 0, 0, 0]);
     assert_eq!(&b[32..40], &[2, 0, 4, 0, 2, 0, 0, 0]);
 }
@@ -109,7 +115,7 @@ fn enhanced_packet_block_bytes() {
 #[test]
 fn statistics_block_bytes() {
     let mut w = Writer::new(Vec::new(), &Section::default()).unwrap();
-    let start = w.get_ref().len();
+    let start = flushed(&mut w).len();
     w.stats(&Stats {
         iface: 0,
         ts_ns: 5,
@@ -129,7 +135,7 @@ fn statistics_block_bytes() {
         0, 0, 0, 0,
         0x40, 0, 0, 0,
     ];
-    assert_eq!(&w.get_ref()[start..], want);
+    assert_eq!(&flushed(&mut w)[start..], want);
 }
 
 #[test]
@@ -162,11 +168,74 @@ fn the_stream_reads_back() {
         })
         .unwrap();
     }
-    let bytes = w.into_inner();
+    let bytes = w.into_inner().unwrap();
     assert_eq!(bytes.len() % 4, 0);
     let got = crate::filter::pcap::frames(&bytes).unwrap();
     assert_eq!(got.len(), 5);
     for (g, f) in got.iter().zip(&frames) {
         assert_eq!(g, &f.as_slice());
     }
+}
+
+/// Counts the `write` calls that reach it.
+#[derive(Default)]
+struct Calls {
+    writes: usize,
+    bytes: Vec<u8>,
+}
+
+impl Write for Calls {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.writes += 1;
+        self.bytes.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_batch_goes_out_in_one_write_and_filled_frames_match_copied_ones() {
+    let mut w = Writer::new(Calls::default(), &Section::default()).unwrap();
+    w.add_interface(&Interface {
+        name: "x",
+        description: "",
+        snaplen: 0,
+        filter: None,
+    })
+    .unwrap();
+    let frame = [7u8; 1499];
+    let p = Packet {
+        iface: 0,
+        ts_ns: 9,
+        data: &frame,
+        orig_len: 1500,
+        direction: Some(Direction::Inbound),
+        id: Some(3),
+        comment: None,
+    };
+    for _ in 0..100 {
+        w.packet(&p).unwrap();
+        w.packet_with(&Packet { data: &[], ..p }, frame.len(), |d| {
+            d.copy_from_slice(&frame)
+        })
+        .unwrap();
+    }
+    assert_eq!(w.get_ref().writes, 0, "nothing written before the flush");
+    w.flush().unwrap();
+    assert_eq!(w.get_ref().writes, 1, "a batch is one write");
+    assert_eq!(w.buffered(), 0);
+    let out = w.into_inner().unwrap();
+    let got = crate::filter::pcap::frames(&out.bytes).unwrap();
+    assert_eq!(got.len(), 200);
+    assert!(got.iter().all(|f| *f == frame.as_slice()));
+    // A buffer past FLUSH_BYTES goes out without waiting for the flush.
+    let mut w = Writer::new(Calls::default(), &Section::default()).unwrap();
+    for _ in 0..(FLUSH_BYTES / 1500 + 2) {
+        w.packet(&p).unwrap();
+    }
+    assert_eq!(w.get_ref().writes, 1);
+    assert!(w.buffered() < FLUSH_BYTES);
 }

@@ -107,6 +107,9 @@ impl<W: Write> Run<W> {
                 }
             }
         }
+        let ring_bytes = opts
+            .ring_bytes
+            .unwrap_or_else(|| crate::capture::ring::auto_bytes(plans.len()));
         for (socket, units, slots, first) in plans {
             let config = Config {
                 ports: units
@@ -120,7 +123,7 @@ impl<W: Write> Run<W> {
                 snaplen: opts.snaplen,
                 filter: opts.filter.as_ref().map(|(_, p)| p.clone()),
             };
-            let cap = GuestCapture::start(&socket, &config, opts.ring_bytes)
+            let cap = GuestCapture::start(&socket, &config, ring_bytes)
                 .map_err(|source| StreamError::Guest { end: first, source })?;
             run.guests.push(GuestSrc {
                 cap,
