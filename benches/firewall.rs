@@ -1,9 +1,11 @@
 //! Firewall classification and the whole per-packet path, on the rule sets `vecbox
-//! bench` uses (`vecbox::bench::rulesets::rule_file`, the one generator of them):
-//! `own-port`: every rule on the traffic's protocol and port, distinct source
-//! prefixes; `mixed`: a ClassBench-like access list from a fixed seed; `flow-only`: the
-//! traffic's rule alone (the base cost). In every set the rule that matches the
-//! traffic is the last one; `own-port` and `mixed` at 10, 100, 1000 and 10 000 rules.
+//! bench` uses (`vecbox::bench::rulesets`, the one generator of them): `own-port`:
+//! every rule on the traffic's protocol and port, distinct source prefixes; `mixed`: a
+//! ClassBench-like access list from a fixed seed; `ct-states` (`ct_state_file`): rules
+//! on the traffic's port that differ from it only in their `ct` states, or in source
+//! and states; `flow-only`: the traffic's rule alone (the base cost). In every set the
+//! rule that matches the traffic is the last one; all but `flow-only` at 10, 100, 1000
+//! and 10 000 rules.
 //!
 //! Groups:
 //! - `classify/SHAPE/RULES`: the classifier alone, cold (no verdict cache), one lookup
@@ -30,7 +32,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use vecbox::bench::rulesets::{flow_packet, rule_file};
+use vecbox::bench::rulesets::{ct_state_file, flow_packet, rule_file};
 use vecbox::bench::scenario::Rules;
 use vecbox::bench::traffic::{DPORT, DST_IP, flow_source};
 use vecbox::buf::{Frame, Pool};
@@ -43,24 +45,41 @@ use vecbox::wire::{checksum, vnet};
 
 const BATCH: usize = 32;
 
-/// A rule-set scenario: the generator's set and its name in benchmark ids.
+/// A rule-set scenario: one of `vecbox bench`'s sets, or the `ct`-state set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Shape(Rules);
+enum Shape {
+    Bench(Rules),
+    CtStates,
+}
 
 impl Shape {
-    const ALL: [Shape; 3] = [Shape(Rules::One), Shape(Rules::Port), Shape(Rules::Mixed)];
+    const ALL: [Shape; 4] = [
+        Shape::Bench(Rules::One),
+        Shape::Bench(Rules::Port),
+        Shape::Bench(Rules::Mixed),
+        Shape::CtStates,
+    ];
 
     fn name(self) -> &'static str {
-        match self.0 {
-            Rules::One => "flow-only",
-            Rules::Port => "own-port",
-            Rules::Mixed => "mixed",
+        match self {
+            Shape::Bench(Rules::One) => "flow-only",
+            Shape::Bench(Rules::Port) => "own-port",
+            Shape::Bench(Rules::Mixed) => "mixed",
+            Shape::CtStates => "ct-states",
+        }
+    }
+
+    /// The rule file with `n` rules.
+    fn text(self, n: usize) -> String {
+        match self {
+            Shape::Bench(r) => rule_file(r, n),
+            Shape::CtStates => ct_state_file(n),
         }
     }
 
     /// Rule counts to measure: the flow-only set has one rule whatever is asked.
     fn counts(self, sizes: &[usize]) -> Vec<usize> {
-        if self.0 == Rules::One {
+        if self == Shape::Bench(Rules::One) {
             vec![1]
         } else {
             sizes.to_vec()
@@ -74,7 +93,9 @@ impl std::str::FromStr for Shape {
         Shape::ALL
             .into_iter()
             .find(|x| x.name() == s)
-            .ok_or_else(|| format!("unknown rule set `{s}`; use own-port, mixed or flow-only"))
+            .ok_or_else(|| {
+                format!("unknown rule set `{s}`; use own-port, mixed, ct-states or flow-only")
+            })
     }
 }
 
@@ -109,7 +130,7 @@ fn names() -> Vec<String> {
 }
 
 fn rule_set(shape: Shape, n: usize) -> rules::RuleSet {
-    let text = rule_file(shape.0, n);
+    let text = shape.text(n);
     rules::parse("bench", &text, &names()).expect("generated rules parse")
 }
 
@@ -387,8 +408,7 @@ fn bench_packet(c: &mut Criterion, s: &Sizes) {
 /// COUNT FLOWS` or `--instructions new_flow SHAPE RULES COUNT`: run only that, for
 /// callgrind (see the top of the file).
 fn instructions(args: &[String]) {
-    let usage =
-        "--instructions classify|scan|packet|new_flow own-port|mixed|flow-only RULES COUNT [FLOWS]";
+    let usage = "--instructions classify|scan|packet|new_flow own-port|mixed|ct-states|flow-only RULES COUNT [FLOWS]";
     let what = args.first().map(String::as_str).expect(usage);
     let shape: Shape = args.get(1).expect(usage).parse().unwrap();
     let n: usize = args.get(2).and_then(|v| v.parse().ok()).expect(usage);

@@ -79,6 +79,40 @@ pub fn rule_file(rules: Rules, n: usize) -> String {
     s
 }
 
+/// `n` rules on the benchmark flows' protocol and port that differ from them in their
+/// `ct` states: every other one covers the flows in every field but the state, the
+/// rest have distinct source prefixes with states that include `new`. The last rule
+/// accepts the flows (`benches/firewall.rs` and the firewall's tests).
+pub fn ct_state_file(n: usize) -> String {
+    let mut s = String::from("policy drop\n");
+    let states = [
+        "established",
+        "related",
+        "invalid",
+        "established,related",
+        "related,invalid",
+    ];
+    let new = ["new", "new,established", "new,related", "new,invalid"];
+    for i in 0..n.saturating_sub(1) {
+        let action = ["accept", "drop", "reject"][i % 3];
+        if i % 2 == 0 {
+            // Matches the flows but for their state (`new`).
+            let src = if i % 4 == 0 { "" } else { " src 10.96.0.0/12" };
+            s += &format!(
+                "{action} in vec0 proto udp{src} dport 4001 ct {}\n",
+                states[i / 2 % states.len()]
+            );
+        } else {
+            let a = std::net::Ipv4Addr::from(0xb000_0000u32 + ((i as u32) << 8));
+            s += &format!(
+                "{action} in vec0 proto udp src {a}/24 dport 4001 ct {}\n",
+                new[i / 2 % new.len()]
+            );
+        }
+    }
+    s + &flow_rule() + "\n"
+}
+
 /// Source prefix of own-port rival `i`: a distinct /24 base above 176.0.0.0 for each
 /// rule, as /24, /32, /28 or /26.
 fn port_rival(i: usize) -> String {

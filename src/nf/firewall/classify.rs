@@ -8,11 +8,14 @@
 //! random rule sets and packets).
 //!
 //! Large rule sets are split into up to four groups by which of the source and
-//! destination address they leave wide open, one tree each (EffiCuts' separable trees):
-//! a tree that cuts addresses then never copies wildcard rules into all its children.
-//! The trees are searched in the order of their first rule, each only for rules before
-//! the best match so far. See docs/firewall.md for the choice, the memory it takes and
-//! its worst cases.
+//! destination address they leave wide open (EffiCuts' separable trees: a tree that
+//! cuts addresses then never copies wildcard rules into all its children). Every tree
+//! is searched when the match is late in the list, so the groups are then joined into
+//! as few trees as fit in [`MERGE`] times the separable trees' memory (one, else two
+//! by the openness of the destination or of the source, else the four). The trees are
+//! searched in the order of their first rule, each only for rules before the best
+//! match so far. See docs/firewall.md for the choice, the memory it takes and its
+//! worst cases.
 
 use super::cuts;
 use super::fields::{Axes, Coord, DST, Point, SRC, Space, top};
@@ -21,6 +24,8 @@ use super::tree::{Tree, TreeStats};
 
 /// Rule sets up to this size get one tree per family.
 const ONE_TREE: usize = 64;
+/// Joined trees may take this many times the memory of the separable ones.
+const MERGE: usize = 3;
 /// Smaller groups join the group of rules wide open in both addresses.
 const MIN_GROUP: usize = 32;
 /// An address condition is wide open when it spans 2^(bits - this) addresses or more
@@ -32,13 +37,53 @@ struct Family<V> {
     trees: Vec<(u32, Tree<V>)>,
 }
 
+/// Ways to join the separable groups (by which address they leave open: bit 0 source,
+/// bit 1 destination) into fewer trees, fewest first: all in one; by the destination's
+/// openness; by the source's.
+const JOINS: [&[&[usize]]; 3] = [&[&[0, 1, 2, 3]], &[&[0, 1], &[2, 3]], &[&[0, 2], &[1, 3]]];
+
 impl<V: Coord> Family<V> {
     fn new(space: &Space, axes: &Axes) -> Family<V> {
-        let mut trees: Vec<(u32, Tree<V>)> = partition(space, space.rules())
-            .into_iter()
-            .filter(|g| !g.is_empty())
-            .map(|g| (g[0], cuts::tree(space, axes, &g)))
-            .collect();
+        let groups = partition(space, space.rules());
+        let build = |sets: Vec<Vec<u32>>, mut limit: usize| -> Option<Vec<(u32, Tree<V>)>> {
+            let mut trees = Vec::new();
+            for g in sets.into_iter().filter(|g| !g.is_empty()) {
+                let t = cuts::tree(space, axes, &g, limit)?;
+                limit -= t.stats().bytes;
+                trees.push((g[0], t));
+            }
+            Some(trees)
+        };
+        let bytes = |t: &[(u32, Tree<V>)]| t.iter().map(|t| t.1.stats().bytes).sum::<usize>();
+        let nonempty = groups.iter().filter(|g| !g.is_empty()).count();
+        let mut best = build(groups.clone(), usize::MAX).unwrap_or_default();
+        if groups.len() < 4 {
+            return Family::sorted(best);
+        }
+        // Fewer trees, as long as they take at most MERGE times the separable trees'
+        // memory: every tree is searched, so each one saved is a walk saved.
+        let limit = MERGE.saturating_mul(bytes(&best));
+        for join in JOINS {
+            let sets: Vec<Vec<u32>> = join
+                .iter()
+                .map(|ix| {
+                    let mut g: Vec<u32> = ix.iter().flat_map(|&i| groups[i].clone()).collect();
+                    g.sort_unstable();
+                    g
+                })
+                .collect();
+            let count = sets.iter().filter(|g| !g.is_empty()).count();
+            if count >= best.len().min(nonempty) {
+                continue;
+            }
+            if let Some(t) = build(sets, limit) {
+                best = t;
+            }
+        }
+        Family::sorted(best)
+    }
+
+    fn sorted(mut trees: Vec<(u32, Tree<V>)>) -> Family<V> {
         trees.sort_by_key(|t| t.0);
         Family { trees }
     }

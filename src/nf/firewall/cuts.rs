@@ -92,6 +92,8 @@ struct Builder<'a, V> {
     axes: &'a Axes,
     t: Tree<V>,
     leaves: HashMap<LeafKey<V>, Node<V>>,
+    /// Bytes the tree may take; past them the build is abandoned.
+    limit: usize,
 }
 
 #[derive(Default)]
@@ -254,6 +256,10 @@ impl<V: Coord> Builder<'_, V> {
     }
 
     fn node(&mut self, rules: &[u32], bx: &Bx, depth: usize) -> Node<V> {
+        if self.t.bytes() > self.limit {
+            // Abandoned: unwind with empty leaves.
+            return self.leaf(&[], bx);
+        }
         // A rule that an earlier one matches wherever it does, inside this box, is
         // never the first match here: drop it (checked against the first
         // SUBSUME_WINDOW rules kept); nothing after a rule covering the box matters.
@@ -405,9 +411,11 @@ impl<V: Coord> Builder<'_, V> {
     }
 }
 
-/// Build the tree over `rules` (indices in file order) of `space`.
-pub fn tree<V: Coord>(space: &Space, axes: &Axes, rules: &[u32]) -> Tree<V> {
+/// Build the tree over `rules` (indices in file order) of `space`, or `None` if it
+/// would take more than `limit` bytes.
+pub fn tree<V: Coord>(space: &Space, axes: &Axes, rules: &[u32], limit: usize) -> Option<Tree<V>> {
     let mut b = Builder {
+        limit,
         space,
         axes,
         t: Tree {
@@ -438,8 +446,6 @@ pub fn tree<V: Coord>(space: &Space, axes: &Axes, rules: &[u32]) -> Tree<V> {
     let mut t = b.t;
     t.stats.nodes += t.stats.leaves;
     t.stats.entries = t.entries.len();
-    t.stats.bytes = t.nodes.len() * std::mem::size_of::<Node<V>>()
-        + t.entries.len() * std::mem::size_of::<Entry>()
-        + t.tests.len() * std::mem::size_of::<Test<V>>();
-    t
+    t.stats.bytes = t.bytes();
+    (t.stats.bytes <= limit).then_some(t)
 }

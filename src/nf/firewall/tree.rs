@@ -113,6 +113,13 @@ impl<V: Coord> Tree<V> {
         true
     }
 
+    /// Bytes of the nodes, leaf entries and tests so far.
+    pub(super) fn bytes(&self) -> usize {
+        self.nodes.len() * std::mem::size_of::<Node<V>>()
+            + self.entries.len() * std::mem::size_of::<Entry>()
+            + self.tests.len() * std::mem::size_of::<Test<V>>()
+    }
+
     /// The tree's shape.
     pub fn stats(&self) -> TreeStats {
         self.stats
