@@ -19,6 +19,10 @@
 //! the end, a failed assertion (a guard's drop) and SIGINT, SIGTERM or SIGHUP (a thread
 //! waits for them, stops the running `vecbox` command, runs `vecbox down` and exits 130).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{bench_mode, bench_reps, median};
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
@@ -130,23 +134,15 @@ fn down_on_signals(name: String, dir: PathBuf) {
     });
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
+    if !bench_mode("apply") {
         return;
     }
     assert!(
         nix::unistd::geteuid().is_root(),
         "run the benchmark as root"
     );
-    let reps: usize = std::env::var("VECBOX_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let reps = bench_reps(5);
     let name = format!("vbb{}a", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     down_on_signals(name.clone(), dir.clone());

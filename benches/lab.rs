@@ -19,6 +19,10 @@
 //! --all-targets` also builds and starts bench targets (without `--bench`): then it
 //! only prints how to run it, since it needs root and brings up 150 kernel objects.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{bench_mode, bench_reps, median};
+
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Instant;
@@ -107,24 +111,15 @@ fn mem(pid: i64) -> Mem {
     m
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("lab: a benchmark; run it with `cargo bench --bench lab` (as root)");
+    if !bench_mode("lab") {
         return;
     }
     assert!(
         nix::unistd::geteuid().is_root(),
         "run the benchmark as root"
     );
-    let reps: usize = std::env::var("VECBOX_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let reps = bench_reps(3);
     let name = format!("vbb{}", std::process::id());
     let dir = std::env::temp_dir().join(&name);
     std::fs::create_dir_all(&dir).unwrap();

@@ -23,6 +23,10 @@
 //! `cargo test --all-targets` starts bench targets without `--bench`: then it only
 //! prints how to run it.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{bench_mode, bench_reps, median};
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -102,24 +106,15 @@ fn topology(lab: &str, ssh_options: &str) -> String {
     s
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("multihost: a benchmark; run it with `cargo bench --bench multihost` (as root)");
+    if !bench_mode("multihost") {
         return;
     }
     assert!(
         nix::unistd::geteuid().is_root(),
         "run the benchmark as root"
     );
-    let reps: usize = std::env::var("VECBOX_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let reps = bench_reps(3);
     let lab = format!("vbb{}m", std::process::id());
     let sim = Sim(format!("vbb{}s", std::process::id()), lab.clone());
     let o = Command::new(script())

@@ -526,3 +526,27 @@ pub fn stop_group(child: &mut std::process::Child) {
         .status();
     let _ = child.wait();
 }
+
+/// Whether this benchmark binary was started by `cargo bench` (with `--bench`); under
+/// `cargo test` it says how to run it and does nothing else.
+pub fn bench_mode(name: &str) -> bool {
+    if std::env::args().any(|a| a == "--bench") {
+        return true;
+    }
+    println!("{name}: a benchmark; run it with `cargo bench --bench {name}` (as root)");
+    false
+}
+
+/// Median of benchmark samples (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Repetitions of a benchmark: `VECBOX_BENCH_REPS`, else `default`.
+pub fn bench_reps(default: usize) -> usize {
+    std::env::var("VECBOX_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
