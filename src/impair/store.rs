@@ -198,15 +198,14 @@ impl Store {
         meta.done = false;
         self.tail = pos + len as u64;
         let seq = self.front + self.metas.len() as u64;
-        if self.in_order == 0 || meta.deliver >= self.fifo_last {
-            if self.in_order == 0 {
-                self.fifo = seq;
-            }
-            meta.heaped = false;
-            self.fifo_last = meta.deliver;
-            self.in_order += 1;
-        } else {
-            meta.heaped = true;
+        meta.heaped = !in_order(
+            &mut self.fifo,
+            &mut self.fifo_last,
+            &mut self.in_order,
+            meta.deliver,
+            seq,
+        );
+        if meta.heaped {
             self.heap.push(Reverse((meta.deliver, seq)));
         }
         self.metas.push_back(meta);
@@ -344,18 +343,33 @@ impl Store {
                 continue;
             }
             let seq = self.front + i as u64;
-            if self.in_order == 0 || m.deliver >= self.fifo_last {
-                if self.in_order == 0 {
-                    self.fifo = seq;
-                }
-                m.heaped = false;
-                self.fifo_last = m.deliver;
-                self.in_order += 1;
-            } else {
-                m.heaped = true;
+            m.heaped = !in_order(
+                &mut self.fifo,
+                &mut self.fifo_last,
+                &mut self.in_order,
+                m.deliver,
+                seq,
+            );
+            if m.heaped {
                 v.push(Reverse((m.deliver, seq)));
             }
         }
         self.heap = BinaryHeap::from(v);
     }
+}
+
+/// Whether a frame due at `deliver` (sequence `seq`) joins the in-order run: it does
+/// when the run is empty or it leaves no earlier than the run's last frame; then the
+/// run (`first` sequence, `last` departure, `len` frames) is extended. Otherwise it
+/// overtakes and goes to the heap.
+fn in_order(first: &mut u64, last: &mut u64, len: &mut usize, deliver: u64, seq: u64) -> bool {
+    if *len != 0 && deliver < *last {
+        return false;
+    }
+    if *len == 0 {
+        *first = seq;
+    }
+    *last = deliver;
+    *len += 1;
+    true
 }
